@@ -1,0 +1,5 @@
+"""coupler: couple statushouders to Dutch municipalities."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

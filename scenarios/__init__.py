@@ -1,0 +1,1 @@
+"""Embedded reference scenarios shipped with coupler (see each folder's README.md)."""
