@@ -82,3 +82,73 @@ DISTANCE_REQUIRED: Final = ("from", "to", "km")
 
 TRUE_WORDS: Final = frozenset({"1", "true", "yes", "y", "ja", "j", "t"})
 FALSE_WORDS: Final = frozenset({"0", "false", "no", "n", "nee", "f"})
+
+# --- Added for coupler.io: the exact column order and dtype of every canonical frame. ---
+
+#: A municipality code as CBS writes it: 'GM' and four digits.
+MUNICIPALITY_CODE_PATTERN: Final = r"^GM\d{4}$"
+
+#: Scores name exactly one of these per row.
+SCORES_TARGETS: Final = ("municipality", "labour_market_region")
+
+#: File types :func:`coupler.io.read_table` understands (lower-case suffixes).
+TABLE_SUFFIXES: Final = (".csv", ".txt", ".xlsx", ".parquet")
+
+#: Column -> pandas dtype of each canonical frame, in column order.
+MUNICIPALITY_DTYPES: Final = (
+    ("code", "string"),
+    ("name", "string"),
+    ("province", "string"),
+    ("labour_market_region", "string"),
+    ("lat", "float64"),
+    ("lon", "float64"),
+    ("population", "int64"),
+    ("quota", "Int64"),
+    ("backlog", "Int64"),
+    ("cap_large", "Int64"),
+    ("cap_single", "Int64"),
+)
+HOUSEHOLD_DTYPES: Final = (
+    ("household_id", "string"),
+    ("size", "int64"),
+    ("adults", "Int64"),
+    ("children", "Int64"),
+    ("azc", "string"),
+    ("education", "string"),
+    ("sector", "string"),
+    ("preferred_municipality", "string"),
+    ("preferred_region", "string"),
+    ("network", "string"),
+    ("gender", "string"),
+    ("age_group", "string"),
+    ("household_type", "string"),
+)
+CRITERIA_DTYPES: Final = (
+    ("household_id", "string"),
+    ("kind", "string"),
+    ("municipality", "string"),
+    ("hours_per_week", "Float64"),
+    ("contract_signed", "boolean"),
+    ("payslip_seen", "boolean"),
+)
+SCORES_DTYPES: Final = (
+    ("household_id", "string"),
+    ("municipality", "string"),
+    ("labour_market_region", "string"),
+    ("score", "float64"),
+)
+LOCKS_DTYPES: Final = (
+    ("household_id", "string"),
+    ("municipality", "string"),
+    ("action", "string"),
+)
+DEMAND_DTYPES: Final = (
+    ("labour_market_region", "string"),
+    ("sector", "string"),
+    ("demand", "float64"),
+)
+DISTANCE_DTYPES: Final = (
+    ("from", "string"),
+    ("to", "string"),
+    ("km", "float64"),
+)

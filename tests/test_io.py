@@ -1,0 +1,363 @@
+"""Tests for :mod:`coupler.io`: reading files and validating them into canonical frames."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from coupler import schema
+from coupler.errors import InputError
+from coupler.io import (
+    load_criteria,
+    load_demand,
+    load_distances,
+    load_households,
+    load_locks,
+    load_municipalities,
+    load_scores,
+    read_table,
+    resolve_municipalities,
+)
+
+DATA = Path(__file__).parent / "data"
+VALID = DATA / "valid"
+MALFORMED = DATA / "malformed"
+SCENARIO = Path(__file__).parents[1] / "scenarios" / "nl-2024" / "municipalities.csv"
+
+
+@pytest.fixture(scope="session")
+def municipalities() -> pd.DataFrame:
+    """Six real municipalities (Eindhoven, Utrecht, Amsterdam, Almere, Maastricht,
+    Súdwest-Fryslân) with quotas; the reference frame of every other loader test."""
+    return load_municipalities(VALID / "municipalities.csv")
+
+
+@pytest.fixture(scope="session")
+def households(municipalities: pd.DataFrame) -> pd.DataFrame:
+    """Five households H001-H005 of sizes 1, 5, 2, 3 and 4."""
+    return load_households(VALID / "households.csv", municipalities)
+
+
+def _loader(kind: str, municipalities: pd.DataFrame, households: pd.DataFrame) -> Callable:
+    return {
+        "table": read_table,
+        "municipalities": load_municipalities,
+        "households": lambda p: load_households(p, municipalities),
+        "criteria": lambda p: load_criteria(p, households, municipalities),
+        "scores": lambda p: load_scores(p, households, municipalities),
+        "locks": lambda p: load_locks(p, households, municipalities),
+        "demand": lambda p: load_demand(p, municipalities),
+        "distances": lambda p: load_distances(p, municipalities),
+    }[kind]
+
+
+# file -> (loader, message substring, row, column, number of problems)
+# fmt: off
+MALFORMED_CASES: dict[str, tuple[str, str, int | None, str | None, int]] = {
+    "municipalities_missing_population.csv": (
+        "municipalities", "missing required column 'population'", None, "population", 1),
+    "municipalities_duplicate_code.csv": (
+        "municipalities", "duplicate code 'GM0772' (first on row 2)", 4, "code", 1),
+    "municipalities_bad_code.csv": (
+        "municipalities", "code must be 'GM' and four digits", 3, "code", 1),
+    "municipalities_outside_nl.csv": (
+        "municipalities", "(inside the Netherlands); got 48.8566", 2, "lat", 1),
+    "municipalities_negative_quota.csv": (
+        "municipalities", "quota must be a whole number >= 0; got -5", 3, "quota", 1),
+    "municipalities_population_text.csv": (
+        "municipalities", "'abc' is not a whole number", 2, "population", 1),
+    "municipalities_lon_inf.csv": (
+        "municipalities", "'inf' is not a finite number", 3, "lon", 1),
+    "municipalities_duplicate_name.csv": (
+        "municipalities", "duplicate name 'eindhoven' (first on row 2)", 3, "name", 1),
+    "municipalities_thousands.csv": (
+        "municipalities", "thousands separator", 2, "population", 1),
+    "households_unknown_azc.csv": (
+        "households", "unknown municipality 'Eindhovn'; did you mean 'Eindhoven'?", 3, "azc", 1),
+    "households_size_zero.csv": (
+        "households", "size must be a whole number >= 1", 2, "size", 1),
+    "households_fractional_size.csv": (
+        "households", "size must be a whole number >= 1", 3, "size", 1),
+    "households_size_nan.csv": (
+        "households", "not NaN or infinity", 2, "size", 1),
+    "households_duplicate_id.csv": (
+        "households", "duplicate household_id 'H002' (first on row 3)", 4, "household_id", 1),
+    "households_header_only.csv": ("households", "has no data rows", None, None, 1),
+    "households_adults_children.csv": (
+        "households", "adults + children must equal size", 2, "size", 1),
+    "households_unknown_education.csv": (
+        "households", "education must be ';'-separated values from", 2, "education", 1),
+    "households_unknown_region.csv": (
+        "households",
+        "unknown labour_market_region 'Zuidoost Brabant'; did you mean 'Zuidoost-Brabant'?",
+        2, "preferred_region", 1),
+    "households_ragged.csv": (
+        "households", "has 4 cells but the header has 3", 3, None, 1),
+    "households_latin1.csv": (
+        "households", "is not valid UTF-8: the first bad byte is on line 4", 4, None, 1),
+    "households_utf16.csv": ("households", "UTF-16", None, None, 1),
+    "empty.csv": ("households", "file is empty", None, None, 1),
+    "corrupt.xlsx": ("households", "cannot be read as an Excel workbook", None, None, 1),
+    "households_missing_size.csv": (
+        "households", "missing required column 'size' (found: 'household_id', 'azc')",
+        None, "size", 1),
+    "households_unknown_network.csv": (
+        "households", "unknown municipality 'Atlantis'", 2, "network", 1),
+    "households_duplicate_header.csv": (
+        "households", "column 'size' appears twice in the header", 1, "size", 1),
+    "households.json": ("table", "unknown file type '.json'", None, None, 1),
+    "households_three_errors.csv": (
+        "households", "unknown municipality 'Eindhovn'", 3, "azc", 3),
+    "criteria_unknown_household.csv": (
+        "criteria", "criterion points to unknown household 'H00123'", 3, "household_id", 1),
+    "criteria_unknown_kind.csv": (
+        "criteria", "kind must be one of: work, family, study, medical", 2, "kind", 1),
+    "criteria_bad_boolean.csv": (
+        "criteria", "contract_signed must be yes or no", 2, "contract_signed", 1),
+    "criteria_negative_hours.csv": (
+        "criteria", "hours_per_week must be a number >= 0", 2, "hours_per_week", 1),
+    "criteria_empty.csv": ("criteria", "file is empty (0 bytes)", None, None, 1),
+    "scores_out_of_range.csv": (
+        "scores", "score must be a number between 0 and 1", 3, "score", 1),
+    "scores_both_targets.csv": ("scores", "not both", 2, "municipality", 1),
+    "scores_duplicate.csv": (
+        "scores", "duplicate score for household 'H001' and 'GM0772' (first on row 2)",
+        3, "household_id", 1),
+    "locks_two_pins.csv": (
+        "locks", "household 'H001' is pinned twice (first pin on row 2)", 3, "action", 1),
+    "locks_pin_and_ban.csv": (
+        "locks", "household 'H001' is both pinned and banned at 'GM0772'", 3, "action", 1),
+    "locks_unknown_action.csv": ("locks", "action must be one of: pin, ban", 2, "action", 1),
+    "demand_unknown_sector.csv": ("demand", "unknown sector 'healthcare'", 2, "sector", 1),
+    "demand_duplicate.csv": (
+        "demand", "duplicate demand for 'Zuidoost-Brabant' and 'care' (first on row 2)",
+        3, "sector", 1),
+    "demand_out_of_range.csv": (
+        "demand", "demand must be a number between 0 and 1; got 2", 2, "demand", 1),
+    "distances_negative_km.csv": ("distances", "km must be a number >= 0; got -5", 2, "km", 1),
+    "distances_duplicate.csv": (
+        "distances", "duplicate distance from 'GM0772' to 'GM0344' (first on row 2)",
+        3, "to", 1),
+}
+# fmt: on
+
+
+def test_every_malformed_file_has_a_case() -> None:
+    """Each file in tests/data/malformed is covered by the parametrised test, and vice versa."""
+    assert sorted(p.name for p in MALFORMED.iterdir()) == sorted(MALFORMED_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_CASES))
+def test_malformed_file(name: str, municipalities: pd.DataFrame, households: pd.DataFrame) -> None:
+    """Each malformed file raises one InputError whose problems name the file as given and
+    include the expected message at the expected spreadsheet row and column."""
+    kind, needle, row, column, count = MALFORMED_CASES[name]
+    path = str(MALFORMED / name)
+    with pytest.raises(InputError) as caught:
+        _loader(kind, municipalities, households)(path)
+    problems = caught.value.problems
+    assert len(problems) == count, caught.value.render()
+    assert all(p.file == path for p in problems)
+    matching = [p for p in problems if needle in p.message]
+    assert matching, caught.value.render()
+    assert (matching[0].row, matching[0].column) == (row, column)
+
+
+def test_three_errors_reported_together(municipalities: pd.DataFrame) -> None:
+    """A file with a bad size, a duplicate id and an unknown azc reports all three at once,
+    sorted by row."""
+    with pytest.raises(InputError) as caught:
+        load_households(MALFORMED / "households_three_errors.csv", municipalities)
+    problems = caught.value.problems
+    assert [(p.row, p.column) for p in problems] == [(2, "size"), (3, "household_id"), (3, "azc")]
+    assert "size must be a whole number >= 1" in problems[0].message
+    assert "duplicate household_id 'H001'" in problems[1].message
+    assert "did you mean 'Eindhoven'?" in problems[2].message
+
+
+@pytest.mark.parametrize("value", ["Fatima", "Fatima El Amrani", "1985-03-02"])
+def test_household_messages_hide_personal_values(
+    tmp_path: Path, municipalities: pd.DataFrame, value: str
+) -> None:
+    """A personal-looking value planted in numeric, vocabulary and boolean cells of household
+    and criteria files never appears in any error message."""
+    households_file = tmp_path / "households.csv"
+    households_file.write_text(
+        "household_id,size,adults,children,education,sector\n"
+        f"H001,{value},{value},{value},{value},{value}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError) as caught:
+        load_households(households_file, municipalities)
+    assert len(caught.value.problems) == 5
+    assert value not in caught.value.render()
+
+    known = pd.DataFrame({"household_id": ["H001"]})
+    criteria_file = tmp_path / "criteria.csv"
+    criteria_file.write_text(
+        "household_id,kind,municipality,hours_per_week,contract_signed,payslip_seen\n"
+        f"H001,{value},Eindhoven,{value},{value},{value}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError) as caught:
+        load_criteria(criteria_file, known, municipalities)
+    assert len(caught.value.problems) == 4
+    assert value not in caught.value.render()
+
+
+def _write_xlsx(source: Path, target: Path) -> None:
+    """Copy a CSV into a workbook the way a user types it: numbers as numbers."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    with source.open(encoding="utf-8", newline="") as handle:
+        for cells in csv.reader(handle):
+            typed: list[object] = []
+            for cell in cells:
+                try:
+                    typed.append(float(cell) if "." in cell else int(cell))
+                except ValueError:
+                    typed.append(cell or None)
+            sheet.append(typed)
+    workbook.save(target)
+
+
+@pytest.mark.parametrize("stem", ["households", "criteria"])
+def test_csv_xlsx_parquet_give_identical_frames(
+    tmp_path: Path, stem: str, municipalities: pd.DataFrame, households: pd.DataFrame
+) -> None:
+    """The same valid table as CSV, .xlsx and .parquet loads into identical canonical frames."""
+    source = VALID / f"{stem}.csv"
+    xlsx, parquet = tmp_path / f"{stem}.xlsx", tmp_path / f"{stem}.parquet"
+    _write_xlsx(source, xlsx)
+    pd.read_csv(source).to_parquet(parquet)
+
+    def load(path: Path) -> pd.DataFrame:
+        if stem == "households":
+            return load_households(path, municipalities)
+        return load_criteria(path, households, municipalities)
+
+    expected = load(source)
+    pd.testing.assert_frame_equal(load(xlsx), expected)
+    pd.testing.assert_frame_equal(load(parquet), expected)
+
+
+def test_semicolon_bom_file_equals_comma_file(municipalities: pd.DataFrame) -> None:
+    """A Dutch-Excel CSV (BOM, ';', CRLF, padded cells, mixed-case header) loads like the
+    plain comma-separated one."""
+    pd.testing.assert_frame_equal(
+        load_households(VALID / "households_semicolon.csv", municipalities),
+        load_households(VALID / "households.csv", municipalities),
+    )
+
+
+def test_households_canonical_values(households: pd.DataFrame) -> None:
+    """Households have every canonical column in order with the schema dtypes, resolved codes,
+    lower-case vocabularies, canonical regions, and no extra columns."""
+    assert list(households.columns) == [c for c, _ in schema.HOUSEHOLD_DTYPES]
+    assert {c: str(t) for c, t in households.dtypes.items()} == dict(schema.HOUSEHOLD_DTYPES)
+    assert isinstance(households.index, pd.RangeIndex)
+    row = households.set_index("household_id").loc["H002"]
+    assert row["azc"] == "GM0344"
+    assert row["education"] == "higher;primary"
+    assert row["sector"] == "care;other"
+    assert row["preferred_municipality"] == "GM0344"
+    assert row["preferred_region"] == "Midden-Utrecht"
+    assert row["network"] == "GM0363;GM0034"
+    h3 = households.set_index("household_id").loc["H003"]
+    assert h3["azc"] == "GM1900"
+    assert pd.isna(h3["adults"]) and pd.isna(h3["education"])
+    assert households["size"].tolist() == [1, 5, 2, 3, 4]
+
+
+def test_criteria_canonical_values(households: pd.DataFrame, municipalities: pd.DataFrame) -> None:
+    """Criteria resolve municipality names, lower-case kinds and parse Dutch/English booleans;
+    empty booleans and hours stay missing."""
+    criteria = load_criteria(VALID / "criteria.csv", households, municipalities)
+    assert {c: str(t) for c, t in criteria.dtypes.items()} == dict(schema.CRITERIA_DTYPES)
+    assert criteria["kind"].tolist() == ["work", "family", "medical", "study"]
+    assert criteria["municipality"].tolist() == ["GM0772", "GM0363", "GM0935", "GM0772"]
+    assert criteria["contract_signed"].tolist() == [True, pd.NA, pd.NA, False]
+    assert criteria["payslip_seen"].tolist() == [True, pd.NA, pd.NA, False]
+    assert criteria["hours_per_week"].tolist() == [24.0, pd.NA, pd.NA, 12.5]
+
+
+def test_header_only_criteria_is_an_empty_set(
+    households: pd.DataFrame, municipalities: pd.DataFrame
+) -> None:
+    """A criteria file with only a header is a valid, empty criteria frame with all columns."""
+    criteria = load_criteria(VALID / "criteria_header_only.csv", households, municipalities)
+    assert len(criteria) == 0
+    assert {c: str(t) for c, t in criteria.dtypes.items()} == dict(schema.CRITERIA_DTYPES)
+
+
+def test_other_valid_tables(households: pd.DataFrame, municipalities: pd.DataFrame) -> None:
+    """Scores, locks, demand (';' and decimal commas) and distances load with schema dtypes."""
+    scores = load_scores(VALID / "scores.csv", households, municipalities)
+    assert scores["municipality"].tolist() == ["GM0772", pd.NA, "GM0344"]
+    assert scores["labour_market_region"].tolist() == [pd.NA, "Groot Amsterdam", pd.NA]
+    locks = load_locks(VALID / "locks.csv", households, municipalities)
+    assert locks["municipality"].tolist() == ["GM0772", "GM0363", "GM0034"]
+    demand = load_demand(VALID / "demand.csv", municipalities)
+    assert demand["labour_market_region"].tolist() == ["Zuidoost-Brabant"] * 2 + ["Groot Amsterdam"]
+    assert demand["sector"].tolist() == ["care", "technology", "care"]
+    assert demand["demand"].tolist() == [0.9, 0.75, 0.5]
+    distances = load_distances(VALID / "distances.csv", municipalities)
+    assert distances["to"].tolist() == ["GM0344", "GM0772", "GM0935"]
+    for frame, dtypes in [
+        (scores, schema.SCORES_DTYPES),
+        (locks, schema.LOCKS_DTYPES),
+        (demand, schema.DEMAND_DTYPES),
+        (distances, schema.DISTANCE_DTYPES),
+    ]:
+        assert {c: str(t) for c, t in frame.dtypes.items()} == dict(dtypes)
+
+
+def test_scenario_municipalities_load() -> None:
+    """The national reference scenario has 342 municipalities, 35 regions and 12 provinces,
+    with the canonical dtypes."""
+    frame = load_municipalities(SCENARIO)
+    assert len(frame) == 342
+    assert frame["labour_market_region"].nunique() == 35
+    assert frame["province"].nunique() == 12
+    assert {c: str(t) for c, t in frame.dtypes.items()} == dict(schema.MUNICIPALITY_DTYPES)
+    assert frame["quota"].isna().all()
+
+
+def test_resolve_municipalities(municipalities: pd.DataFrame) -> None:
+    """Codes and names resolve case-insensitively after trimming; empty values are missing
+    but not unknown; the index of the input is kept."""
+    values = pd.Series(["gm0772", "  EINDHOVEN ", "Eindhovn", "", None], index=list("abcde"))
+    codes, unknown = resolve_municipalities(values, municipalities)
+    assert codes.tolist() == ["GM0772", "GM0772", pd.NA, pd.NA, pd.NA]
+    assert unknown.tolist() == [False, False, True, False, False]
+    assert list(codes.index) == list("abcde")
+
+
+def test_read_table_rows_and_strings() -> None:
+    """read_table keeps every cell as a stripped string and indexes rows by spreadsheet row."""
+    table = read_table(VALID / "households_semicolon.csv")
+    assert list(table.index) == [2, 3, 4, 5, 6]
+    assert table.columns[0] == "household_id"
+    assert table.loc[5, "size"] == "3.0"
+    assert table.loc[6, "azc"] == ""
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda d: d / "absent.csv", "file not found"),
+        (lambda d: d, "is a directory"),
+    ],
+)
+def test_missing_file_and_directory(tmp_path: Path, make: Callable, needle: str) -> None:
+    """A missing path and a directory are reported as problems naming the path."""
+    path = make(tmp_path)
+    with pytest.raises(InputError) as caught:
+        read_table(path)
+    assert needle in caught.value.problems[0].message
+    assert caught.value.problems[0].file == str(path)
