@@ -361,3 +361,17 @@ def test_missing_file_and_directory(tmp_path: Path, make: Callable, needle: str)
         read_table(path)
     assert needle in caught.value.problems[0].message
     assert caught.value.problems[0].file == str(path)
+
+
+def test_excel_problems_use_sheet_rows(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+    """In a workbook, a blank row is skipped but problems still name the sheet's own row."""
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for cells in (["Household_ID", "Size"], ["H001", 2], [], ["H002", 0]):
+        sheet.append(cells)
+    path = tmp_path / "households.xlsx"
+    workbook.save(path)
+    with pytest.raises(InputError) as caught:
+        load_households(path, municipalities)
+    (problem,) = caught.value.problems
+    assert (problem.row, problem.column) == (4, "size")
