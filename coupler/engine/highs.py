@@ -1,0 +1,211 @@
+"""HiGHS backend: the whole model goes to highspy in one array call.
+
+The CSR arrays of :class:`~coupler.engine.base.MipProblem` are handed to ``Highs.passModel`` as
+they are (row-wise format), so building the model costs no Python work per variable.
+"""
+
+from __future__ import annotations
+
+import time
+
+import highspy
+import numpy as np
+
+from coupler.engine.base import MipProblem, MipSolution, Status
+
+__all__ = ["HighsBackend"]
+
+_MODEL_STATUS = highspy.HighsModelStatus
+# Statuses where HiGHS stopped at a limit: a plan, if any, is feasible but not proven optimal.
+# Looked up by name: not every highspy version has every member (kHighsInterrupt is new).
+_STOPPED = {
+    getattr(_MODEL_STATUS, name)
+    for name in (
+        "kTimeLimit",
+        "kIterationLimit",
+        "kSolutionLimit",
+        "kInterrupt",
+        "kHighsInterrupt",
+        "kObjectiveBound",
+        "kObjectiveTarget",
+        "kMemoryLimit",
+    )
+    if hasattr(_MODEL_STATUS, name)
+}
+_ERRORS = {
+    _MODEL_STATUS.kLoadError,
+    _MODEL_STATUS.kModelError,
+    _MODEL_STATUS.kPresolveError,
+    _MODEL_STATUS.kSolveError,
+    _MODEL_STATUS.kPostsolveError,
+}
+_ROWWISE = 2  # HiGHS MatrixFormat::kRowwise
+_MAXIMIZE = -1  # HiGHS ObjSense::kMaximize
+_SEED_MODULUS = 2_147_483_647  # random_seed must fit in a C int
+
+
+class HighsBackend:
+    """Solve a :class:`MipProblem` with HiGHS (branch and cut; simplex for pure LPs).
+
+    Options set: ``time_limit``, ``mip_rel_gap``, ``random_seed``, ``threads``, presolve on,
+    output off. ``problem.start`` is passed with ``setSolution`` as a warm start.
+    """
+
+    name = "highs"
+
+    @staticmethod
+    def available() -> bool:
+        """HiGHS ships inside the ``highspy`` wheel, so it is there when this module imports."""
+        return True
+
+    def solve(
+        self, problem: MipProblem, *, time_limit: float, gap: float, seed: int, threads: int = 1
+    ) -> MipSolution:
+        """Maximise ``problem``; never modifies it.
+
+        Parameters
+        ----------
+        problem
+            The MIP (or LP when no column is integer).
+        time_limit
+            Wall-clock seconds; ``inf`` for none.
+        gap
+            Relative gap at which HiGHS may stop and report optimal.
+        seed
+            Random seed (taken modulo ``2**31 - 1``).
+        threads
+            Threads HiGHS may use.
+
+        Returns
+        -------
+        MipSolution
+            ``objective`` is ``c @ x + offset`` recomputed from ``x``; ``bound`` is HiGHS's dual
+            bound plus the offset (upper bound, since we maximise), or ``inf`` when unknown.
+        """
+        started = time.perf_counter()
+        h = highspy.Highs()
+        for option, value in (
+            ("output_flag", False),
+            ("presolve", "on"),
+            ("time_limit", float(time_limit)),
+            ("mip_rel_gap", float(gap)),
+            ("random_seed", int(seed) % _SEED_MODULUS),
+            ("threads", int(threads)),
+        ):
+            h.setOptionValue(option, value)
+
+        A = problem.A.tocsr()
+        integer = np.asarray(problem.integer, dtype=bool)
+        is_mip = bool(integer.any())
+        status = h.passModel(
+            problem.n_cols,
+            problem.n_rows,
+            int(A.nnz),
+            _ROWWISE,
+            _MAXIMIZE,
+            0.0,  # the offset is added back below, the same way in every backend
+            np.asarray(problem.c, dtype=np.float64),
+            np.asarray(problem.col_lo, dtype=np.float64),
+            np.asarray(problem.col_hi, dtype=np.float64),
+            np.asarray(problem.row_lo, dtype=np.float64),
+            np.asarray(problem.row_hi, dtype=np.float64),
+            np.asarray(A.indptr[:-1], dtype=np.int32),
+            np.asarray(A.indices, dtype=np.int32),
+            np.asarray(A.data, dtype=np.float64),
+            integer.astype(np.int32),
+        )
+        if status == highspy.HighsStatus.kError:
+            return _no_plan(Status.ERROR, "passModel error", started)
+
+        if problem.start is not None:
+            start = np.asarray(problem.start, dtype=np.float64)
+            h.setSolution(problem.n_cols, np.arange(problem.n_cols, dtype=np.int32), start)
+
+        if problem.n_cols == 0:
+            return _no_columns(problem, started)
+
+        if h.run() == highspy.HighsStatus.kError and h.getModelStatus() == _MODEL_STATUS.kNotset:
+            # HiGHS keeps one process-wide thread pool sized by the first solve; a later solve
+            # asking for another thread count is refused until that pool is reset.
+            highspy.Highs.resetGlobalScheduler(True)
+            h.run()
+        model_status = h.getModelStatus()
+        native = h.modelStatusToString(model_status)
+        info = h.getInfo()
+        has_plan = info.primal_solution_status == 2  # kSolutionStatusFeasible
+
+        if model_status == _MODEL_STATUS.kOptimal and has_plan:
+            status_out = Status.OPTIMAL
+        elif model_status in _STOPPED:
+            status_out = Status.FEASIBLE if has_plan else Status.UNKNOWN
+        elif model_status == _MODEL_STATUS.kInfeasible:
+            return _no_plan(Status.INFEASIBLE, native, started)
+        elif model_status == _MODEL_STATUS.kUnboundedOrInfeasible and _all_bounded(problem):
+            # With every column bounded the problem cannot be unbounded.
+            return _no_plan(Status.INFEASIBLE, native, started)
+        elif model_status in _ERRORS:
+            return _no_plan(Status.ERROR, native, started)
+        else:
+            return _no_plan(Status.UNKNOWN, native, started)
+        if not has_plan:
+            return _no_plan(status_out, native, started)
+
+        x = _polish(np.array(h.getSolution().col_value, dtype=np.float64), problem)
+        objective = float(problem.c @ x + problem.offset)
+        if not is_mip:
+            bound = objective if status_out is Status.OPTIMAL else float("inf")
+        else:
+            bound = float(info.mip_dual_bound) + problem.offset
+            if np.isnan(bound):
+                bound = float("inf")
+        # Any valid upper bound is >= the value of a feasible plan; clamp tolerance noise.
+        bound = max(bound, objective)
+        return MipSolution(
+            status=status_out,
+            x=x,
+            objective=objective,
+            bound=bound,
+            seconds=time.perf_counter() - started,
+            backend=HighsBackend.name,
+            native_status=native,
+            info={"nodes": float(info.mip_node_count), "native_gap": float(info.mip_gap)},
+        )
+
+
+def _polish(x: np.ndarray, problem: MipProblem) -> np.ndarray:
+    """Round integer columns (HiGHS returns e.g. 0.9999999) and clip to the column bounds."""
+    integer = np.asarray(problem.integer, dtype=bool)
+    x[integer] = np.round(x[integer])
+    return np.clip(x, problem.col_lo, problem.col_hi)
+
+
+def _no_columns(problem: MipProblem, started: float) -> MipSolution:
+    """HiGHS calls a model without columns "Empty"; it is feasible iff every row admits 0."""
+    if np.any(problem.row_lo > 0) or np.any(problem.row_hi < 0):
+        return _no_plan(Status.INFEASIBLE, "no columns", started)
+    return MipSolution(
+        status=Status.OPTIMAL,
+        x=np.zeros(0),
+        objective=float(problem.offset),
+        bound=float(problem.offset),
+        seconds=time.perf_counter() - started,
+        backend=HighsBackend.name,
+        native_status="no columns",
+    )
+
+
+def _all_bounded(problem: MipProblem) -> bool:
+    return bool(np.isfinite(problem.col_lo).all() and np.isfinite(problem.col_hi).all())
+
+
+def _no_plan(status: Status, native: str, started: float) -> MipSolution:
+    bound = float("nan") if status is Status.INFEASIBLE else float("inf")
+    return MipSolution(
+        status=status,
+        x=None,
+        objective=float("nan"),
+        bound=bound,
+        seconds=time.perf_counter() - started,
+        backend=HighsBackend.name,
+        native_status=native,
+    )
