@@ -1,0 +1,253 @@
+"""Criteria: hard criteria -> allowed pairs; soft criteria -> score parts.
+
+Everything here is vectorised over (household, municipality): a Python loop runs at most over
+criteria *kinds* or conflicting households, never over pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from coupler.instance import Instance
+from coupler.policy import Policy
+from coupler.schema import CRITERION_KINDS, SECTORS
+
+#: Names of the soft parts, in the order reported everywhere.
+SOFT_PARTS: tuple[str, ...] = ("labour", "network", "ambition", "azc", "participation", "work_soft")
+
+
+@dataclass(frozen=True, eq=False)
+class HardCriteria:
+    """The hard criteria as the model sees them.
+
+    Attributes
+    ----------
+    table
+        One row per criterion: household (index), municipality (index), kind, ``hard`` (counts as a
+        hard criterion under the policy), ``yielded`` (dropped because of a conflict).
+    allowed
+        Bool matrix households x municipalities: the pair meets every hard criterion that was not
+        yielded. Rows of households without hard criteria are all True.
+    has_hard
+        Households with at least one hard criterion.
+    conflicts
+        Households whose hard criteria have no municipality in common, with the kinds that yielded.
+    """
+
+    table: pd.DataFrame
+    allowed: np.ndarray
+    has_hard: np.ndarray
+    conflicts: pd.DataFrame
+
+
+def qualifies_as_hard(criteria: pd.DataFrame, policy: Policy) -> np.ndarray:
+    """Which criteria rows count as hard: all family/study/medical, and work only when it qualifies."""
+    kind = criteria["kind"].astype(str).to_numpy()
+    hours = pd.to_numeric(criteria.get("hours_per_week"), errors="coerce")
+    hours = np.zeros(len(criteria)) if hours is None else hours.to_numpy(dtype=float, na_value=np.nan)
+    ok = ~np.isnan(hours) & (hours >= policy.hard.work_min_hours)
+    for col, required in (
+        ("contract_signed", policy.hard.work_requires_contract),
+        ("payslip_seen", policy.hard.work_requires_payslip),
+    ):
+        if required:
+            flag = criteria[col] if col in criteria else pd.Series(pd.NA, index=criteria.index)
+            ok &= flag.fillna(False).to_numpy(dtype=bool)
+    return np.where(kind == "work", ok, True)
+
+
+def hard_criteria(instance: Instance, policy: Policy) -> HardCriteria:
+    """Allowed municipalities per household under the policy's radius, with conflicts resolved."""
+    n_h, n_m = instance.n_households, instance.n_municipalities
+    c = instance.criteria
+    h_idx = c["household_id"].map(instance.household_index).to_numpy(dtype=np.int64)
+    m_idx = c["municipality"].map(instance.code_index).to_numpy(dtype=np.int64)
+    kind = c["kind"].astype(str).to_numpy()
+    hard = qualifies_as_hard(c, policy) if len(c) else np.zeros(0, dtype=bool)
+    rank = {k: i for i, k in enumerate(policy.hard.priority)}
+    prio = np.array([rank[k] for k in kind], dtype=np.int64)  # 0 = most important
+    within = instance.distance_km <= policy.hard.radius_km + 1e-9  # municipality x municipality
+
+    active = hard.copy()
+    yielded = np.zeros(len(c), dtype=bool)
+    conflict_rows: list[tuple[int, str]] = []
+
+    def intersect(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(allowed matrix, number of active hard criteria per household)."""
+        rows = np.flatnonzero(mask)
+        count = np.bincount(h_idx[rows], minlength=n_h)
+        inc = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.int32), (h_idx[rows], np.arange(len(rows)))),
+            shape=(n_h, len(rows)),
+        )
+        hits = inc @ within[m_idx[rows]].astype(np.int32)  # households x municipalities
+        return np.asarray(hits) == count[:, None], count
+
+    allowed, count = intersect(active)
+    empty = np.flatnonzero((count > 0) & ~allowed.any(axis=1))
+    # Conflicts: drop the least important active criterion kind until the intersection is non-empty.
+    for h in empty:
+        rows = np.flatnonzero((h_idx == h) & active)
+        dropped: list[str] = []
+        for level in sorted(set(prio[rows]), reverse=True):
+            drop = rows[prio[rows] == level]
+            keep = np.setdiff1d(rows, np.flatnonzero(yielded))
+            keep = np.setdiff1d(keep, drop)
+            yielded[drop] = True
+            dropped.append(policy.hard.priority[level])
+            ok = np.ones(n_m, dtype=bool)
+            for r in keep:
+                ok &= within[m_idx[r]]
+            if ok.any() or len(keep) == 0:
+                allowed[h] = ok
+                break
+        conflict_rows.append((int(h), ";".join(dropped)))
+    active &= ~yielded
+    has_hard = np.bincount(h_idx[active], minlength=n_h) > 0 if len(c) else np.zeros(n_h, dtype=bool)
+    allowed[~has_hard] = True
+    table = pd.DataFrame(
+        {"household": h_idx, "municipality": m_idx, "kind": kind, "hard": hard, "yielded": yielded}
+    )
+    conflicts = pd.DataFrame(conflict_rows, columns=["household", "yielded_kinds"])
+    allowed.flags.writeable = False
+    return HardCriteria(table=table, allowed=allowed, has_hard=has_hard, conflicts=conflicts)
+
+
+# --------------------------------------------------------------------------------------------
+# Soft criteria
+# --------------------------------------------------------------------------------------------
+def _decay(d: np.ndarray, km: float) -> np.ndarray:
+    return np.clip(1.0 - d / km, 0.0, 1.0)
+
+
+def _split_long(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """';'-joined values -> (row index, value) long arrays, skipping missing."""
+    s = series.dropna().astype(str)
+    if s.empty:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+    parts = s.str.split(";").explode().str.strip()
+    parts = parts[parts != ""]
+    return parts.index.to_numpy(dtype=np.int64), parts.to_numpy(dtype=object)
+
+
+def soft_parts(
+    instance: Instance, policy: Policy, hard: HardCriteria | None = None, rows: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Each soft part as a matrix (households x municipalities) of scores in [0, 1].
+
+    ``rows`` limits the computation to some households (explanations); the matrices then have
+    ``len(rows)`` rows in that order. The labour part aggregates members' sectors by
+    ``policy.soft.aggregation`` (sum, mean, or any = the best member) and may exceed 1 under sum.
+    """
+    hh = instance.households if rows is None else instance.households.iloc[rows].reset_index(drop=True)
+    sel = np.arange(instance.n_households) if rows is None else np.asarray(rows, dtype=np.int64)
+    n, n_m = len(hh), instance.n_municipalities
+    D = instance.distance_km
+    m = instance.municipalities
+    regions = m["labour_market_region"].astype(str).to_numpy()
+    region_names, region_of = np.unique(regions, return_inverse=True)
+    out: dict[str, np.ndarray] = {}
+
+    # labour: demand for each member's sector in the municipality's labour-market region
+    labour = np.zeros((n, n_m))
+    if instance.demand is not None and len(instance.demand) and "sector" in hh:
+        table = np.zeros((len(region_names), len(SECTORS)))
+        dem = instance.demand
+        r = pd.Index(region_names).get_indexer(dem["labour_market_region"].astype(str))
+        s = pd.Index(SECTORS).get_indexer(dem["sector"].astype(str))
+        keep = (r >= 0) & (s >= 0)
+        table[r[keep], s[keep]] = dem["demand"].to_numpy(dtype=float)[keep]
+        by_muni = table[region_of]  # municipalities x sectors
+        hi, sector = _split_long(hh["sector"])
+        if len(hi):
+            sidx = pd.Index(SECTORS).get_indexer(sector)
+            member = by_muni[:, np.where(sidx >= 0, sidx, 0)].T * (sidx >= 0)[:, None]
+            agg = policy.soft.aggregation
+            if agg == "any":
+                np.maximum.at(labour, hi, member)
+            else:
+                np.add.at(labour, hi, member)
+                if agg == "mean":
+                    labour /= np.maximum(np.bincount(hi, minlength=n), 1)[:, None]
+    out["labour"] = labour
+
+    # network: near any municipality where the household has a network
+    network = np.zeros((n, n_m))
+    if "network" in hh:
+        hi, codes = _split_long(hh["network"])
+        if len(hi):
+            mi = pd.Series(codes).map(instance.code_index).to_numpy()
+            ok = ~pd.isna(mi)
+            np.maximum.at(network, hi[ok], _decay(D[mi[ok].astype(np.int64)], policy.soft.network_km))
+    out["network"] = network
+
+    # ambition: near the preferred municipality, or inside the preferred region
+    ambition = np.zeros((n, n_m))
+    pm = instance.municipality_codes("preferred_municipality")[sel]
+    has = pm >= 0
+    ambition[has] = _decay(D[pm[has]], policy.soft.ambition_km)
+    if "preferred_region" in hh:
+        pr = pd.Index(region_names).get_indexer(hh["preferred_region"].astype("string").fillna(""))
+        has = pr >= 0
+        ambition[has] = np.maximum(ambition[has], (region_of[None, :] == pr[has, None]).astype(float))
+    out["ambition"] = ambition
+
+    # azc: staying near the current azc
+    azc = np.zeros((n, n_m))
+    a = instance.municipality_codes("azc")[sel]
+    has = a >= 0
+    azc[has] = _decay(D[a[has]], policy.soft.azc_km)
+    out["azc"] = azc
+
+    # participation: supplied per (household, municipality) or (household, region)
+    part = np.zeros((n, n_m))
+    if instance.scores is not None and len(instance.scores):
+        sc = instance.scores
+        pos = pd.Series(np.arange(n), index=instance.household_ids[sel])
+        hrow = sc["household_id"].map(pos)
+        score = sc["score"].to_numpy(dtype=float)
+        reg = sc["labour_market_region"] if "labour_market_region" in sc else pd.Series(pd.NA, index=sc.index)
+        by_region = reg.notna().to_numpy() & hrow.notna().to_numpy()
+        if by_region.any():
+            ri = pd.Index(region_names).get_indexer(reg[by_region].astype(str))
+            hr = hrow[by_region].to_numpy(dtype=np.int64)
+            # region rows first; municipality rows below override them
+            part[hr] = np.where(region_of[None, :] == ri[:, None], score[by_region][:, None], part[hr])
+        by_muni = ~reg.notna().to_numpy() & hrow.notna().to_numpy()
+        if by_muni.any():
+            mi = sc["municipality"][by_muni].map(instance.code_index).to_numpy(dtype=np.int64)
+            part[hrow[by_muni].to_numpy(dtype=np.int64), mi] = score[by_muni]
+    out["participation"] = part
+
+    # work_soft: near a job that does not count as a hard criterion
+    work_soft = np.zeros((n, n_m))
+    c = instance.criteria
+    if len(c):
+        soft_job = (c["kind"].astype(str).to_numpy() == "work") & ~qualifies_as_hard(c, policy)
+        if soft_job.any():
+            pos = pd.Series(np.arange(n), index=instance.household_ids[sel])
+            hr = c["household_id"][soft_job].map(pos)
+            ok = hr.notna().to_numpy()
+            mi = c["municipality"][soft_job].map(instance.code_index).to_numpy(dtype=np.int64)[ok]
+            np.maximum.at(work_soft, hr[ok].to_numpy(dtype=np.int64), _decay(D[mi], policy.hard.radius_km))
+    out["work_soft"] = work_soft
+    return out
+
+
+def soft_score(instance: Instance, policy: Policy, rows: np.ndarray | None = None) -> np.ndarray:
+    """The weighted soft score per (household, municipality): sum of weight x part."""
+    parts = soft_parts(instance, policy, rows=rows)
+    w = policy.weights
+    total = np.zeros_like(parts["labour"])
+    for name in SOFT_PARTS:
+        weight = getattr(w, name)
+        if weight:
+            total += weight * parts[name]
+    return total
+
+
+__all__ = ["CRITERION_KINDS", "SOFT_PARTS", "HardCriteria", "hard_criteria", "soft_parts", "soft_score"]

@@ -1,0 +1,239 @@
+"""The transportation relaxation, solved as a min-cost flow with column generation.
+
+Without side constraints the LP relaxation of the coupling model is a transportation problem:
+persons flow from households to municipalities at value ``value / size`` per person, into a sink
+through fill-balance tiers (the first ``floor(target)`` persons earn the fill weight each).
+Broken hard criteria and uncoupled persons carry per-person penalties that dominate the soft
+objective. OR-tools' min-cost flow solves it exactly on integer costs.
+
+Only a few candidate arcs per household are built (its best municipalities); node potentials of the
+optimal flow, found by Bellman-Ford on the small municipality graph the residual network contracts
+to, price every other pair, and violating arcs are added until none is left. The final flow is
+optimal for the full pair set, and its value (corrected for cost rounding) is a proven upper bound.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.graph.python import min_cost_flow
+
+from coupler.errors import CouplerError
+from coupler.model import CouplingModel
+
+#: Cost scale: per-person values are rounded to 1 / SCALE.
+SCALE = 1_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class FlowRelaxation:
+    """An optimal flow of the relaxation, over the candidate pairs it needed.
+
+    ``flow[k]`` persons of household ``arc_h[k]`` go to ``arc_m[k]``; ``uncoupled[h]`` persons of
+    household h stay uncoupled. ``bound`` is a proven upper bound on the penalised objective
+    ``soft - fill * shortfall - broken_penalty * broken - uncoupled_penalty * uncoupled`` of every
+    plan (integral or not).
+    """
+
+    arc_h: np.ndarray
+    arc_m: np.ndarray
+    flow: np.ndarray
+    uncoupled: np.ndarray
+    bound: float
+    broken_penalty: float
+    uncoupled_penalty: float
+    lp_broken: float
+    lp_uncoupled: float
+    reduced_cost: np.ndarray  # per candidate arc, scaled units (>= 0 at optimality)
+    potential_m: np.ndarray  # municipality potentials (scaled units)
+    rounds: int
+    seconds: float
+
+    def split_households(self) -> np.ndarray:
+        """Households whose persons are spread over more than one place."""
+        n_h = len(self.uncoupled)
+        places = np.bincount(self.arc_h[self.flow > 0], minlength=n_h) + (self.uncoupled > 0)
+        return np.flatnonzero(places > 1)
+
+    def rounded_assignment(self) -> np.ndarray:
+        """Municipality per household where the flow is integral; -2 for split households."""
+        n_h = len(self.uncoupled)
+        out = np.full(n_h, -1, dtype=np.int64)
+        pos = self.flow > 0
+        out[self.arc_h[pos]] = self.arc_m[pos]
+        out[self.split_households()] = -2
+        return out
+
+
+def flow_penalties(model: CouplingModel) -> tuple[float, float]:
+    """Per-person penalties (broken, uncoupled) in objective units for the relaxation."""
+    from coupler.engine.mip import penalties
+
+    broken, _ = penalties(model)
+    return broken, 4.0 * broken
+
+
+def solve_relaxation(
+    model: CouplingModel,
+    *,
+    arcs_per_household: int = 10,
+    add_per_round: int = 6,
+    max_rounds: int = 50,
+) -> FlowRelaxation:
+    """Solve the transportation relaxation of ``model`` exactly (see the module docstring)."""
+    t0 = time.perf_counter()
+    n_h, n_m = model.n_households, model.n_municipalities
+    size = model.size.astype(np.int64)
+    P = int(size.sum())
+    pen_b, pen_u = flow_penalties(model)
+    # Per-person cost matrix in scaled integer units (minimisation); forbidden pairs excluded.
+    per_person = model.value / size[:, None] - pen_b * model.breaks
+    cost = -np.rint(per_person * SCALE)
+    cost[model.forbidden] = np.inf
+    cost_u = int(round(pen_u * SCALE))
+
+    # Fill tiers per municipality: (capacity, cost).
+    t = np.minimum(model.target, model.cap)
+    t_floor = np.floor(t + 1e-9).astype(np.int64)
+    frac = t - t_floor
+    has_frac = (frac > 1e-9) & (t_floor < model.cap)
+    lam = model.fill_weight
+    tier_m = np.concatenate([np.arange(n_m), np.arange(n_m), np.arange(n_m)])
+    tier_cap = np.concatenate([t_floor, has_frac.astype(np.int64), model.cap - t_floor - has_frac])
+    tier_cost = np.concatenate(
+        [np.full(n_m, -round(lam * SCALE)), -np.rint(lam * frac * SCALE).astype(np.int64), np.zeros(n_m, np.int64)]
+    ).astype(np.int64)
+    keep = tier_cap > 0
+    tier_m, tier_cap, tier_cost = tier_m[keep], tier_cap[keep], tier_cost[keep]
+
+    # Initial candidates: each household's best arcs.
+    k0 = min(arcs_per_household, n_m)
+    best = np.argpartition(cost, k0 - 1, axis=1)[:, :k0] if k0 < n_m else np.tile(np.arange(n_m), (n_h, 1))
+    cand = np.zeros((n_h, n_m), dtype=bool)
+    cand[np.arange(n_h)[:, None], best] = True
+    cand &= np.isfinite(cost)
+
+    UNC, T = n_h + n_m, n_h + n_m + 1
+    rounds = 0
+    while True:
+        rounds += 1
+        arc_h, arc_m = np.nonzero(cand)
+        arc_cost = cost[arc_h, arc_m].astype(np.int64)
+        n_a = len(arc_h)
+        smcf = min_cost_flow.SimpleMinCostFlow()
+        starts = np.concatenate([arc_h, np.arange(n_h), n_h + tier_m, [UNC]])
+        ends = np.concatenate([n_h + arc_m, np.full(n_h, UNC), np.full(len(tier_m), T), [T]])
+        caps = np.concatenate([size[arc_h], size, tier_cap, [P]])
+        costs = np.concatenate([arc_cost, np.full(n_h, cost_u), tier_cost, [0]])
+        smcf.add_arcs_with_capacity_and_unit_cost(
+            starts.astype(np.int32), ends.astype(np.int32), caps.astype(np.int64), costs.astype(np.int64)
+        )
+        supplies = np.zeros(n_h + n_m + 2, dtype=np.int64)
+        supplies[:n_h] = size
+        supplies[T] = -P
+        smcf.set_nodes_supplies(np.arange(len(supplies), dtype=np.int32), supplies)
+        status = smcf.solve()
+        if status != smcf.OPTIMAL:
+            raise CouplerError(f"min-cost flow failed with status {status}")
+        flows = smcf.flows(np.arange(len(starts), dtype=np.int32))
+        f_arc = flows[:n_a]
+        f_unc = flows[n_a : n_a + n_h]
+        f_tier = flows[n_a + n_h : n_a + n_h + len(tier_m)]
+        f_uncT = flows[-1]
+
+        d_m, d_unc = _potentials(
+            n_h, n_m, arc_h, arc_m, arc_cost, f_arc, size, f_unc, cost_u, tier_m, tier_cap, tier_cost, f_tier, f_uncT, P
+        )
+        # Household potential: through any arc that carries its flow.
+        d_h = np.full(n_h, np.inf)
+        carry = f_arc > 0
+        np.minimum.at(d_h, arc_h[carry], d_m[arc_m[carry]] - arc_cost[carry])
+        has_u = f_unc > 0
+        d_h[has_u] = np.minimum(d_h[has_u], d_unc - cost_u)
+        # Price every pair not yet a candidate.
+        rc = cost + d_h[:, None] - d_m[None, :]
+        rc[cand | ~np.isfinite(cost)] = 0.0
+        viol = rc < -0.5
+        if not viol.any() or rounds >= max_rounds:
+            break
+        rows = np.flatnonzero(viol.any(axis=1))
+        sub = rc[rows]
+        k = min(add_per_round, n_m)
+        pick = np.argpartition(sub, k - 1, axis=1)[:, :k] if k < n_m else np.tile(np.arange(n_m), (len(rows), 1))
+        ok = sub[np.arange(len(rows))[:, None], pick] < -0.5
+        cand[np.repeat(rows, k)[ok.ravel()], pick.ravel()[ok.ravel()]] = True
+
+    if rounds >= max_rounds and viol.any():
+        raise CouplerError("column generation did not converge; please report this instance")
+
+    # Value of this flow in true (unrounded) units, then the rounding allowance.
+    f = f_arc.astype(np.float64)
+    soft = float((model.value[arc_h, arc_m] / size[arc_h] * f).sum())
+    broken = float((model.breaks[arc_h, arc_m] * f).sum())
+    unc = float(f_unc.sum())
+    assigned = np.bincount(arc_m, weights=f, minlength=n_m)
+    shortfall = float(np.maximum(model.target - assigned, 0.0).sum())
+    value = soft - lam * shortfall - pen_b * broken - pen_u * unc
+    # Each person crosses one household arc and one tier arc, each rounded by at most 1/2 unit.
+    bound = value + (P + 1) / SCALE
+    rc_arc = arc_cost + d_h[arc_h] - d_m[arc_m]
+    return FlowRelaxation(
+        arc_h=arc_h, arc_m=arc_m, flow=f_arc.astype(np.int64), uncoupled=f_unc.astype(np.int64),
+        bound=bound, broken_penalty=pen_b, uncoupled_penalty=pen_u, lp_broken=broken, lp_uncoupled=unc,
+        reduced_cost=rc_arc, potential_m=d_m, rounds=rounds, seconds=time.perf_counter() - t0,
+    )
+
+
+def _potentials(
+    n_h: int, n_m: int, arc_h: np.ndarray, arc_m: np.ndarray, arc_cost: np.ndarray, f_arc: np.ndarray,
+    size: np.ndarray, f_unc: np.ndarray, cost_u: int, tier_m: np.ndarray, tier_cap: np.ndarray,
+    tier_cost: np.ndarray, f_tier: np.ndarray, f_uncT: int, P: int,
+) -> tuple[np.ndarray, float]:
+    """Shortest-path distances from the sink in the residual network, contracted to places.
+
+    Places are the municipalities, the uncoupled node and the sink. A household h carrying flow at
+    place a links a to every place b it still has residual capacity to, at cost c(h,b) - c(h,a).
+    """
+    UNC, T = n_m, n_m + 1
+    n = n_m + 2
+    W = np.full((n, n), np.inf)
+    # Arcs of households, with the uncoupled option as place UNC.
+    hh = np.concatenate([arc_h, np.arange(n_h)])
+    pl = np.concatenate([arc_m, np.full(n_h, UNC)])
+    cc = np.concatenate([arc_cost, np.full(n_h, cost_u)]).astype(np.float64)
+    ff = np.concatenate([f_arc, f_unc])
+    carry = ff > 0
+    resid = ff < size[hh]
+    # Pair every residual arc of a household with every carrying arc of the same household.
+    order = np.argsort(hh[carry], kind="stable")
+    c_h, c_pl, c_cc = hh[carry][order], pl[carry][order], cc[carry][order]
+    starts = np.searchsorted(c_h, np.arange(n_h))
+    counts = np.bincount(c_h, minlength=n_h)
+    r_h, r_pl, r_cc = hh[resid], pl[resid], cc[resid]
+    for j in range(int(counts.max()) if len(counts) else 0):
+        has = counts[r_h] > j
+        src = starts[r_h[has]] + j
+        a, b = c_pl[src], r_pl[has]
+        w = r_cc[has] - c_cc[src]
+        ok = a != b
+        np.minimum.at(W, (a[ok], b[ok]), w[ok])
+    # Tier arcs place -> sink, and back where they carry flow.
+    fwd = f_tier < tier_cap
+    np.minimum.at(W, (tier_m[fwd], np.full(int(fwd.sum()), T)), tier_cost[fwd].astype(float))
+    back = f_tier > 0
+    np.minimum.at(W, (np.full(int(back.sum()), T), tier_m[back]), -tier_cost[back].astype(float))
+    if f_uncT < P:
+        W[UNC, T] = min(W[UNC, T], 0.0)
+    if f_uncT > 0:
+        W[T, UNC] = min(W[T, UNC], 0.0)
+    # Bellman-Ford from the sink (no negative cycles at optimality).
+    d = np.full(n, np.inf)
+    d[T] = 0.0
+    for _ in range(n):
+        nd = np.minimum(d, (d[:, None] + W).min(axis=0))
+        if np.array_equal(nd, d):
+            break
+        d = nd
+    return d[:n_m], float(d[UNC])

@@ -1,0 +1,205 @@
+"""The engine: flow relaxation, stage 1, repair, and the MIP for side constraints.
+
+``method="auto"`` without side constraints:
+
+1. solve the transportation relaxation exactly (:mod:`coupler.engine.flow`): a proven bound;
+2. when it breaks hard criteria or leaves persons uncoupled, find the true integer minimum of
+   both with the aggregated stage-1 MIP (:mod:`coupler.engine.stage1`);
+3. round: households the flow keeps whole stay; the few split households are re-placed by a small
+   MIP in which neighbouring households may move too, under the stage-1 budgets;
+4. the gap is measured against the relaxation's bound.
+
+With side constraints (dwelling types, bands) or ``method="mip"`` the stage-2 MIP is solved by the
+chosen backend over the relaxation's candidate pairs, warm-started from the rounded flow plan; the
+flow bound stays a valid bound because side constraints only remove plans.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from coupler.engine.backends import get_backend
+from coupler.engine.base import MipBackend, Status
+from coupler.engine.flow import FlowRelaxation, solve_relaxation
+from coupler.engine.mip import all_pairs, build_mip
+from coupler.engine.stage1 import Stage1, solve_stage1
+from coupler.errors import CouplerError
+from coupler.model import CouplingModel
+from coupler.result import Result, make_result
+
+Progress = Callable[[str], None]
+_LAST_REPAIR: list[str] = []
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def solve(
+    model: CouplingModel,
+    *,
+    backend: str | None = None,
+    method: str | None = None,
+    time_limit: float | None = None,
+    gap: float | None = None,
+    seed: int | None = None,
+    progress: Progress | None = None,
+) -> Result:
+    """Couple every household of ``model``; see the module docstring for the method.
+
+    Options left ``None`` come from ``model.policy.solver``.
+    """
+    settings = model.policy.solver
+    backend_name = backend or settings.backend
+    method = method or settings.method
+    time_limit = settings.time_limit if time_limit is None else time_limit
+    gap = settings.gap if gap is None else gap
+    seed = settings.seed if seed is None else seed
+    say = progress or _quiet
+    mip: MipBackend = get_backend(backend_name)
+    deadline = time.perf_counter() + time_limit
+    seconds: dict[str, float] = {}
+
+    t = time.perf_counter()
+    say("solving the transportation relaxation (min-cost flow)")
+    flow = solve_relaxation(model)
+    seconds["relaxation"] = time.perf_counter() - t
+
+    stage1 = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
+    if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5:
+        t = time.perf_counter()
+        say("shortage: minimising broken hard criteria exactly (stage 1)")
+        stage1 = solve_stage1(model, mip, time_limit=max(1.0, deadline - time.perf_counter()), seed=seed)
+        seconds["stage1"] = time.perf_counter() - t
+        if stage1.broken < 0:
+            raise CouplerError(f"stage 1 found no plan ({stage1.status}); the instance may be over-constrained")
+
+    t = time.perf_counter()
+    plain_mip = method == "mip"
+    if model.has_side_constraints or plain_mip:
+        say(f"solving the MIP with side constraints ({backend_name})")
+        assignment, status, mip_bound = _side_mip(model, flow, stage1, mip, deadline, gap, seed, full=plain_mip)
+        used_method = "mip" if plain_mip else "flow+mip"
+    else:
+        say("repairing the split households (small MIP)")
+        assignment, status = _repair(model, flow, stage1, mip, deadline, gap, seed)
+        mip_bound = np.inf
+        used_method = "flow+repair"
+    seconds["rounding" if used_method == "flow+repair" else "mip"] = time.perf_counter() - t
+
+    bound = flow.bound + flow.broken_penalty * stage1.broken + flow.uncoupled_penalty * stage1.uncoupled
+    bound = min(bound, mip_bound)
+    value = model.evaluate(assignment)
+    result_status = status
+    if value.broken_persons > stage1.broken or value.uncoupled_persons > stage1.uncoupled:
+        result_status = Status.FEASIBLE
+    elif status is not Status.ERROR:
+        g = max(0.0, bound - value.objective) / max(1.0, abs(value.objective))
+        result_status = Status.OPTIMAL if g <= gap + 1e-12 and stage1.proven else Status.FEASIBLE
+    return make_result(
+        model,
+        assignment,
+        status=result_status,
+        bound=bound,
+        broken_lower_bound=stage1.broken if stage1.proven else int(np.ceil(flow.lp_broken - 1e-9)),
+        uncoupled_lower_bound=stage1.uncoupled if stage1.proven else int(np.ceil(flow.lp_uncoupled - 1e-9)),
+        backend=backend_name,
+        method=used_method,
+        seconds=seconds,
+        info={
+            "flow_rounds": flow.rounds,
+            "flow_arcs": int(len(flow.arc_h)),
+            "split_households": int(len(flow.split_households())),
+            "lp_broken_persons": flow.lp_broken,
+        },
+    )
+
+
+def _neighbourhood(model: CouplingModel, flow: FlowRelaxation, rounded: np.ndarray, per_place: int) -> np.ndarray:
+    """Split households plus, at every place they touch, the households cheapest to move."""
+    split = flow.split_households()
+    touched = np.unique(flow.arc_m[np.isin(flow.arc_h, split) & (flow.flow > 0)])
+    # Regret of a whole household: its cheapest alternative arc (reduced cost).
+    alt = flow.flow == 0
+    regret = np.full(model.n_households, np.inf)
+    np.minimum.at(regret, flow.arc_h[alt], flow.reduced_cost[alt])
+    cand = np.flatnonzero((rounded >= 0) & np.isin(rounded, touched))
+    order = np.lexsort((cand, regret[cand], rounded[cand]))
+    cand = cand[order]
+    place = rounded[cand]
+    first = np.searchsorted(place, place, side="left")
+    rank = np.arange(len(cand)) - first
+    chosen = cand[rank < per_place]
+    # Households the flow leaves (partly) uncoupled or broken may also move.
+    return np.union1d(split, chosen)
+
+
+def _repair(
+    model: CouplingModel, flow: FlowRelaxation, stage1: Stage1, mip: MipBackend, deadline: float,
+    gap: float, seed: int,
+) -> tuple[np.ndarray, Status]:
+    rounded = flow.rounded_assignment()
+    per_place = 4
+    for _ in range(6):
+        free = _neighbourhood(model, flow, rounded, per_place)
+        fixed = rounded.copy()
+        fixed[free] = -1
+        in_free = np.isin(flow.arc_h, free)
+        ph, pm = flow.arc_h[in_free], flow.arc_m[in_free]
+        fixed_val = model.evaluate(np.where(fixed >= 0, fixed, -1))
+        # Fixed households count in full; free households have no municipality in `fixed`.
+        fixed_unc = int(model.size[np.setdiff1d(np.flatnonzero(rounded == -1), free)].sum())
+        unc_budget = stage1.uncoupled - fixed_unc
+        problem, layout = build_mip(
+            model, ph, pm, fixed=fixed, objective="soft",
+            max_broken=stage1.broken - fixed_val.broken_persons,
+            allow_uncoupled=unc_budget > 0, max_uncoupled=unc_budget,
+        )
+        remaining = max(1.0, deadline - time.perf_counter())
+        # Spend at most half of the overall gap target on this sub-problem, in absolute terms.
+        sub_value = float(model.value[free].max(axis=1).sum()) + 1.0
+        sub_gap = min(0.5, 0.5 * gap * max(1.0, abs(flow.bound)) / sub_value)
+        sol = mip.solve(problem, time_limit=remaining, gap=sub_gap, seed=seed)
+        if sol.x is not None:
+            plan = layout.assignment(sol.x, model.n_households)
+            out = rounded.copy()
+            out[free] = plan[free]
+            say_size = f"{len(free)} households, {problem.n_cols} columns, {sol.seconds:.2f}s, gap {sub_gap:.4f}"
+            _LAST_REPAIR.append(say_size)
+            return out, Status.OPTIMAL if sol.status is Status.OPTIMAL else Status.FEASIBLE
+        per_place *= 4
+    # Last resort: the full stage-2 MIP over every candidate pair.
+    assignment, status, _ = _side_mip(model, flow, stage1, mip, deadline, 1e-4, seed, full=False)
+    return assignment, status
+
+
+def _side_mip(
+    model: CouplingModel, flow: FlowRelaxation, stage1: Stage1, mip: MipBackend,
+    deadline: float, gap: float, seed: int, *, full: bool,
+) -> tuple[np.ndarray, Status, float]:
+    if full:
+        ph, pm = all_pairs(model)
+    else:
+        # Candidate pairs of the relaxation, plus every hard-feasible pair of households with a
+        # hard criterion (side constraints may push them to places the flow never priced).
+        hh = np.flatnonzero(model.has_hard)
+        sub_h, sub_m = np.nonzero(model.allowed[hh] & ~model.forbidden[hh])
+        pairs = np.unique(
+            np.concatenate([flow.arc_h * model.n_municipalities + flow.arc_m,
+                            hh[sub_h] * model.n_municipalities + sub_m])
+        )
+        ph, pm = pairs // model.n_municipalities, pairs % model.n_municipalities
+    start = flow.rounded_assignment()
+    start[start == -2] = -1
+    problem, layout = build_mip(
+        model, ph, pm, objective="soft", max_broken=stage1.broken, max_uncoupled=stage1.uncoupled, start=None
+    )
+    sol = mip.solve(problem, time_limit=max(1.0, deadline - time.perf_counter()), gap=gap, seed=seed)
+    if sol.x is None:
+        raise CouplerError(f"the MIP found no plan within the limits ({sol.status}); try a longer --time-limit")
+    status = Status.OPTIMAL if sol.status is Status.OPTIMAL else Status.FEASIBLE
+    bound = sol.bound if full else np.inf
+    return layout.assignment(sol.x, model.n_households), status, bound

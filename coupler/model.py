@@ -1,0 +1,191 @@
+"""The coupling model: arrays that every engine reads.
+
+:func:`build_model` turns an :class:`~coupler.instance.Instance` and a
+:class:`~coupler.policy.Policy` into a :class:`CouplingModel` in one vectorised pass:
+
+* ``value[h, m]``   soft score of coupling household h to municipality m (the objective);
+* ``allowed[h, m]`` the pair meets every hard criterion (after conflicts were resolved);
+* ``forbidden[h, m]`` the pair may never be used (a ban, or any municipality but a pin);
+* ``cap[m]``        persons that may still be coupled: floor(remaining x (1 + tolerance));
+* ``target[m]``     fill-balance target: the national fill ratio x remaining quota.
+
+The objective of a plan, in priority order (lexicographic):
+
+1. fewest uncoupled persons (only when no feasible place remains);
+2. fewest persons whose hard criterion is broken;
+3. most ``sum(value) - fill_balance * sum(max(0, target - assigned))``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from coupler.criteria import HardCriteria, hard_criteria, soft_score
+from coupler.instance import Instance
+from coupler.policy import Policy
+
+
+@dataclass(frozen=True)
+class BandRows:
+    """A hard band: persons assigned to ``members`` must lie in [lo, hi]."""
+
+    label: str
+    members: np.ndarray  # bool over municipalities
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True, eq=False)
+class CouplingModel:
+    """Read-only arrays of one coupling problem (see the module docstring)."""
+
+    instance: Instance
+    policy: Policy
+    hard: HardCriteria
+    size: np.ndarray
+    cap: np.ndarray
+    value: np.ndarray
+    forbidden: np.ndarray
+    pinned: np.ndarray  # municipality index per household, -1 if none
+    target: np.ndarray
+    fill_weight: float
+    is_large: np.ndarray
+    cap_large: np.ndarray | None
+    cap_single: np.ndarray | None
+    bands: tuple[BandRows, ...]
+
+    @property
+    def n_households(self) -> int:
+        return int(self.size.shape[0])
+
+    @property
+    def n_municipalities(self) -> int:
+        return int(self.cap.shape[0])
+
+    @property
+    def allowed(self) -> np.ndarray:
+        return self.hard.allowed
+
+    @property
+    def has_hard(self) -> np.ndarray:
+        return self.hard.has_hard
+
+    @cached_property
+    def breaks(self) -> np.ndarray:
+        """bool[h, m]: coupling h to m breaks one of h's hard criteria."""
+        return self.has_hard[:, None] & ~self.allowed
+
+    @property
+    def has_side_constraints(self) -> bool:
+        return self.cap_large is not None or self.cap_single is not None or bool(self.bands)
+
+    @property
+    def persons(self) -> int:
+        return int(self.size.sum())
+
+    def evaluate(self, assignment: np.ndarray) -> PlanValue:
+        """Objective parts of a plan given as municipality index per household (-1 = uncoupled)."""
+        a = np.asarray(assignment, dtype=np.int64)
+        coupled = a >= 0
+        h = np.flatnonzero(coupled)
+        assigned = np.bincount(a[coupled], weights=self.size[coupled], minlength=self.n_municipalities)
+        soft = float(self.value[h, a[h]].sum())
+        shortfall = float(np.maximum(self.target - assigned, 0.0).sum())
+        broken = int(self.size[h][self.breaks[h, a[h]]].sum())
+        return PlanValue(
+            soft=soft,
+            shortfall=shortfall,
+            objective=soft - self.fill_weight * shortfall,
+            broken_persons=broken,
+            uncoupled_persons=int(self.size[~coupled].sum()),
+            assigned=assigned.astype(np.int64),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PlanValue:
+    """The objective of one plan, part by part."""
+
+    soft: float
+    shortfall: float
+    objective: float
+    broken_persons: int
+    uncoupled_persons: int
+    assigned: np.ndarray
+
+
+def build_model(instance: Instance, policy: Policy) -> CouplingModel:
+    """Build the model arrays for ``instance`` under ``policy`` (no Python loop per pair)."""
+    n_h, n_m = instance.n_households, instance.n_municipalities
+    hard = hard_criteria(instance, policy)
+    value = soft_score(instance, policy)
+    size = instance.sizes
+    remaining = instance.remaining
+    cap = np.floor(remaining * (1.0 + policy.quota.tolerance) + 1e-9).astype(np.int64)
+
+    forbidden = np.zeros((n_h, n_m), dtype=bool)
+    pinned = np.full(n_h, -1, dtype=np.int64)
+    if instance.locks is not None and len(instance.locks):
+        lk = instance.locks
+        hi = lk["household_id"].map(instance.household_index).to_numpy(dtype=np.int64)
+        mi = lk["municipality"].map(instance.code_index).to_numpy(dtype=np.int64)
+        act = lk["action"].astype(str).to_numpy()
+        ban = act == "ban"
+        forbidden[hi[ban], mi[ban]] = True
+        pin = act == "pin"
+        pinned[hi[pin]] = mi[pin]
+        forbidden[hi[pin]] = True
+        forbidden[hi[pin], mi[pin]] = False
+
+    total_remaining = float(remaining.sum())
+    ratio = min(1.0, float(size.sum()) / total_remaining) if total_remaining > 0 else 0.0
+    target = np.minimum(ratio * remaining, cap).astype(np.float64)
+
+    large_size = policy.quota.large_household_size
+    m = instance.municipalities
+    cap_large = _optional_caps(m, "cap_large")
+    cap_single = _optional_caps(m, "cap_single")
+
+    bands = []
+    for band in policy.quota.bands:
+        col = "province" if band.level == "province" else "labour_market_region"
+        members = (m[col].astype(str).str.casefold() == band.name.casefold()).to_numpy()
+        if not members.any():
+            from coupler.errors import PolicyError, Problem
+
+            raise PolicyError(Problem("<policy>", f"policy [quota] band {band.level} '{band.name}' matches no municipality"))
+        share = ratio * float(remaining[members].sum())
+        lo = math.ceil(band.min_fill * share - 1e-9)
+        hi = int(cap[members].sum()) if math.isinf(band.max_fill) else math.floor(band.max_fill * share + 1e-9)
+        bands.append(BandRows(f"{band.level}:{band.name}", members, lo, hi))
+
+    for a in (size, cap, value, forbidden, pinned, target):
+        a.flags.writeable = False
+    return CouplingModel(
+        instance=instance,
+        policy=policy,
+        hard=hard,
+        size=size,
+        cap=cap,
+        value=value,
+        forbidden=forbidden,
+        pinned=pinned,
+        target=target,
+        fill_weight=float(policy.quota.fill_balance),
+        is_large=size >= large_size,
+        cap_large=cap_large,
+        cap_single=cap_single,
+        bands=tuple(bands),
+    )
+
+
+def _optional_caps(m: pd.DataFrame, column: str) -> np.ndarray | None:
+    if column not in m or m[column].isna().all():
+        return None
+    # A municipality without a figure has no limit of that kind.
+    return m[column].astype("Float64").fillna(np.inf).to_numpy(dtype=np.float64)

@@ -1,0 +1,255 @@
+"""The answer of a solve: the plan, its quality and how it was found.
+
+A :class:`Result` holds plain tables (pandas) and numbers, so it pickles and round-trips through
+its output files. :func:`make_result` derives every table from the model and an assignment;
+nothing in it trusts the solver beyond the assignment itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from coupler.criteria import SOFT_PARTS, soft_parts
+from coupler.engine.base import Status
+from coupler.model import CouplingModel
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """A coupling plan with status, objective, proven bound and gap.
+
+    Attributes
+    ----------
+    plan
+        One row per household (see :func:`plan_table`).
+    criteria
+        One row per criterion: distance to the chosen municipality and whether it is met.
+    municipalities
+        Quota, assigned persons and fill per municipality.
+    objective, bound, gap
+        Soft objective (soft score minus the fill-balance penalty), a proven upper bound on it for
+        plans with as few broken and uncoupled persons, and ``(bound - objective) / max(1, |objective|)``.
+    broken_persons, broken_lower_bound
+        Persons whose hard criterion is broken in the plan, and the proven minimum.
+    """
+
+    status: Status
+    plan: pd.DataFrame
+    criteria: pd.DataFrame
+    municipalities: pd.DataFrame
+    conflicts: pd.DataFrame
+    objective: float
+    bound: float
+    soft: float
+    shortfall: float
+    broken_persons: int
+    broken_lower_bound: int
+    uncoupled_persons: int
+    uncoupled_lower_bound: int
+    backend: str
+    method: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        if not (math.isfinite(self.bound) and math.isfinite(self.objective)):
+            return math.inf
+        return max(0.0, self.bound - self.objective) / max(1.0, abs(self.objective))
+
+    @property
+    def assignment(self) -> pd.Series:
+        """Municipality code per household id (NA where uncoupled)."""
+        return self.plan.set_index("household_id")["municipality"]
+
+    def summary(self) -> str:
+        """A fixed-format text summary."""
+        p = self.plan
+        lines = [
+            f"status            {self.status}",
+            f"households        {len(p):,} ({int(p['persons'].sum()):,} persons)",
+            f"objective         {self.objective:,.4f}",
+            f"bound             {self.bound:,.4f}",
+            f"gap               {self.gap:.4%}",
+            f"broken persons    {self.broken_persons:,} (proven minimum {self.broken_lower_bound:,})",
+            f"uncoupled persons {self.uncoupled_persons:,}",
+            f"conflicts         {len(self.conflicts):,}",
+            f"method            {self.method} ({self.backend})",
+            "time              " + ", ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items()),
+        ]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": str(self.status),
+            "objective": self.objective,
+            "bound": self.bound if math.isfinite(self.bound) else None,
+            "gap": self.gap if math.isfinite(self.gap) else None,
+            "soft_score": self.soft,
+            "fill_shortfall_persons": self.shortfall,
+            "households": len(self.plan),
+            "persons": int(self.plan["persons"].sum()),
+            "broken_persons": self.broken_persons,
+            "broken_lower_bound": self.broken_lower_bound,
+            "uncoupled_persons": self.uncoupled_persons,
+            "uncoupled_lower_bound": self.uncoupled_lower_bound,
+            "conflicts": len(self.conflicts),
+            "backend": self.backend,
+            "method": self.method,
+            "seconds": self.seconds,
+            **self.info,
+        }
+
+
+def make_result(
+    model: CouplingModel,
+    assignment: np.ndarray,
+    *,
+    status: Status,
+    bound: float,
+    broken_lower_bound: int,
+    uncoupled_lower_bound: int,
+    backend: str,
+    method: str,
+    seconds: dict[str, float],
+    info: dict[str, Any] | None = None,
+) -> Result:
+    """Build a :class:`Result` from a model and a municipality index per household (-1 = none)."""
+    a = np.asarray(assignment, dtype=np.int64)
+    val = model.evaluate(a)
+    return Result(
+        status=status,
+        plan=plan_table(model, a),
+        criteria=criteria_table(model, a),
+        municipalities=municipality_table(model, val.assigned, a),
+        conflicts=conflict_table(model),
+        objective=val.objective,
+        bound=bound,
+        soft=val.soft,
+        shortfall=val.shortfall,
+        broken_persons=val.broken_persons,
+        broken_lower_bound=broken_lower_bound,
+        uncoupled_persons=val.uncoupled_persons,
+        uncoupled_lower_bound=uncoupled_lower_bound,
+        backend=backend,
+        method=method,
+        seconds=dict(seconds),
+        info=dict(info or {}),
+    )
+
+
+def criteria_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
+    """One row per criterion: kind, its municipality, distance to the chosen one, met or not."""
+    inst = model.instance
+    t = model.hard.table
+    h, m = t["household"].to_numpy(), t["municipality"].to_numpy()
+    chosen = a[h]
+    km = np.where(chosen >= 0, inst.distance_km[m, np.maximum(chosen, 0)], np.nan)
+    radius = model.policy.hard.radius_km
+    met = (chosen >= 0) & (km <= radius + 1e-9)
+    return pd.DataFrame(
+        {
+            "household_id": inst.household_ids[h],
+            "kind": t["kind"].to_numpy(),
+            "criterion_municipality": inst.codes[m],
+            "hard": t["hard"].to_numpy(),
+            "yielded": t["yielded"].to_numpy(),
+            "municipality": np.where(chosen >= 0, inst.codes[np.maximum(chosen, 0)], None),
+            "distance_km": np.round(km, 1),
+            "met": met,
+        }
+    )
+
+
+def plan_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
+    """One row per household: where, how many persons, each hard criterion, score parts and the
+    best alternative."""
+    inst = model.instance
+    n_h = model.n_households
+    rows = np.arange(n_h)
+    coupled = a >= 0
+    am = np.maximum(a, 0)
+    mun = inst.municipalities
+    ct = criteria_table(model, a)
+    ct["text"] = (
+        ct["kind"] + ":" + ct["criterion_municipality"] + ":" + ct["distance_km"].astype(str) + "km:"
+        + np.where(ct["met"], "met", np.where(ct["hard"], "BROKEN", "soft"))
+    )
+    crit_text = ct.groupby("household_id", sort=False)["text"].agg("; ".join)
+    broken_kinds = ct[ct["hard"] & ~ct["met"]].groupby("household_id", sort=False)["kind"].agg(";".join)
+    parts = soft_parts(inst, model.policy)
+    out = pd.DataFrame(
+        {
+            "household_id": inst.household_ids,
+            "municipality": pd.array(np.where(coupled, inst.codes[am], None), dtype="string"),
+            "municipality_name": pd.array(np.where(coupled, mun["name"].to_numpy()[am], None), dtype="string"),
+            "province": pd.array(np.where(coupled, mun["province"].to_numpy()[am], None), dtype="string"),
+            "labour_market_region": pd.array(
+                np.where(coupled, mun["labour_market_region"].to_numpy()[am], None), dtype="string"
+            ),
+            "persons": model.size,
+            "coupled": coupled,
+        }
+    )
+    ids = out["household_id"]
+    out["hard_criteria"] = ids.map(crit_text).fillna("")
+    out["hard_met"] = ~ids.isin(broken_kinds.index) & coupled
+    out["broken"] = ids.map(broken_kinds).fillna("")
+    for name in SOFT_PARTS:
+        out[f"score_{name}"] = np.where(coupled, parts[name][rows, am], 0.0).round(4)
+    score = np.where(coupled, model.value[rows, am], 0.0)
+    out["score"] = score.round(6)
+    # Best alternative: the best other usable municipality that keeps every hard criterion met.
+    usable = ~model.forbidden & (model.allowed | ~model.has_hard[:, None])
+    alt_val = np.where(usable, model.value, -np.inf)
+    alt_val[rows[coupled], am[coupled]] = -np.inf
+    best = alt_val.argmax(axis=1)
+    has_alt = np.isfinite(alt_val[rows, best])
+    out["best_alternative"] = pd.array(np.where(has_alt, inst.codes[best], None), dtype="string")
+    out["alternative_score_diff"] = np.where(has_alt, alt_val[rows, best] - score, np.nan).round(6)
+    return out
+
+
+def municipality_table(model: CouplingModel, assigned: np.ndarray, a: np.ndarray) -> pd.DataFrame:
+    """Quota, remaining, assigned persons and households, and fill per municipality."""
+    mun = model.instance.municipalities
+    households = np.bincount(a[a >= 0], minlength=model.n_municipalities)
+    rem = model.instance.remaining
+    return pd.DataFrame(
+        {
+            "code": mun["code"],
+            "name": mun["name"],
+            "province": mun["province"],
+            "labour_market_region": mun["labour_market_region"],
+            "quota": mun["quota"].to_numpy(),
+            "remaining": rem,
+            "capacity": model.cap,
+            "assigned_persons": assigned.astype(np.int64),
+            "assigned_households": households,
+            "fill": np.where(rem > 0, assigned / np.maximum(rem, 1), np.nan).round(4),
+            "fill_target_persons": model.target.round(2),
+            "shortfall_persons": np.maximum(model.target - assigned, 0).round(2),
+        }
+    )
+
+
+def group_table(municipalities: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Quota and fill aggregated per province or labour-market region."""
+    g = municipalities.groupby(by, sort=True)[["quota", "remaining", "capacity", "assigned_persons", "assigned_households"]].sum()
+    g["fill"] = (g["assigned_persons"] / g["remaining"].where(g["remaining"] > 0)).round(4)
+    return g.reset_index()
+
+
+def conflict_table(model: CouplingModel) -> pd.DataFrame:
+    c = model.hard.conflicts
+    return pd.DataFrame(
+        {
+            "household_id": model.instance.household_ids[c["household"].to_numpy(dtype=np.int64)],
+            "yielded_kinds": c["yielded_kinds"].to_numpy(),
+        }
+    )

@@ -1,0 +1,101 @@
+"""Scenarios: a folder of reference tables plus this period's cases -> an :class:`Instance`.
+
+A scenario folder holds ``municipalities.csv`` (required; see :mod:`coupler.schema`) and
+optionally ``demand.csv`` (labour demand, region x sector). ``nl-2024`` ships with coupler.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from coupler import io
+from coupler.errors import InputError, Problem
+from coupler.instance import Instance, embedded_scenario, fill_quotas
+
+PathLike = str | os.PathLike[str]
+
+
+def load_scenario(scenario: PathLike | None = None, total: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(municipalities with quota and remaining filled, demand table or None) of a scenario folder."""
+    folder = embedded_scenario() if scenario is None else Path(scenario)
+    if not folder.is_dir():
+        raise InputError(Problem(str(scenario), "scenario folder not found"))
+    mfile = _find(folder, "municipalities")
+    if mfile is None:
+        raise InputError(Problem(str(folder), "has no municipalities.csv (or .xlsx / .parquet)"))
+    if total is not None and total < 0:
+        raise InputError(Problem("--total", f"must be >= 0; got {total}"))
+    municipalities = fill_quotas(io.load_municipalities(mfile), total, mfile.name)
+    dfile = _find(folder, "demand")
+    demand = io.load_demand(dfile, municipalities) if dfile is not None else None
+    return municipalities, demand
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for suffix in (".csv", ".xlsx", ".parquet"):
+        p = folder / f"{stem}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def load_instance(
+    households: PathLike | pd.DataFrame,
+    criteria: PathLike | pd.DataFrame | None = None,
+    *,
+    scenario: PathLike | None = None,
+    total: int | None = None,
+    scores: PathLike | None = None,
+    locks: PathLike | None = None,
+    demand: PathLike | None = None,
+    distances: PathLike | None = None,
+) -> Instance:
+    """Read and validate every input into one immutable :class:`Instance`.
+
+    ``households`` / ``criteria`` may be files or frames already in canonical form (e.g. from
+    :func:`coupler.generate.generate_cases`). Every file's problems are reported together.
+    """
+    municipalities, scenario_demand = load_scenario(scenario, total)
+    problems: list[Problem] = []
+    sources: dict[str, str] = {}
+
+    def attempt(fn, *args):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args)
+        except InputError as exc:
+            problems.extend(exc.problems)
+            return None
+
+    if isinstance(households, pd.DataFrame):
+        hh = households
+    else:
+        hh = attempt(io.load_households, households, municipalities)
+        sources["households"] = str(households)
+    if hh is None:
+        raise InputError(problems)
+    if criteria is None:
+        cr = pd.DataFrame({c: pd.Series(dtype="string") for c in ("household_id", "kind", "municipality")})
+        cr["hours_per_week"] = pd.Series(dtype="Float64")
+        cr["contract_signed"] = pd.Series(dtype="boolean")
+        cr["payslip_seen"] = pd.Series(dtype="boolean")
+    elif isinstance(criteria, pd.DataFrame):
+        cr = criteria
+    else:
+        cr = attempt(io.load_criteria, criteria, hh, municipalities)
+        sources["criteria"] = str(criteria)
+    sc = attempt(io.load_scores, scores, hh, municipalities) if scores is not None else None
+    lk = attempt(io.load_locks, locks, hh, municipalities) if locks is not None else None
+    dm = attempt(io.load_demand, demand, municipalities) if demand is not None else scenario_demand
+    ds = attempt(io.load_distances, distances, municipalities) if distances is not None else None
+    if problems:
+        raise InputError(problems)
+    for name, p in (("scores", scores), ("locks", locks), ("demand", demand), ("distances", distances)):
+        if p is not None:
+            sources[name] = str(p)
+    return Instance(
+        municipalities=municipalities, households=hh, criteria=cr, scores=sc, locks=lk,
+        demand=dm, distances=ds, sources=sources,
+    )
