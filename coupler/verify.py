@@ -85,11 +85,14 @@ class Report:
             f"persons coupled    {int(self.persons_per_municipality.sum()):,}",
             f"uncoupled persons  {self.uncoupled_persons:,}",
             f"broken persons     {self.broken_persons:,} "
-            f"({int(self.broken['avoidable'].sum()) if len(self.broken) else 0} avoidable criteria)",
+            f"({int(self.broken['avoidable'].sum())} avoidable criteria)",
             f"yielded criteria   {len(self.yielded):,}",
         ]
-        return "\n".join(lines + [f"  - {v}" for v in self.violations]
-                         + [f"  warning: {w}" for w in self.warnings])
+        return "\n".join(
+            lines
+            + [f"  - {v}" for v in self.violations]
+            + [f"  warning: {w}" for w in self.warnings]
+        )
 
 
 def great_circle_km(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -100,14 +103,21 @@ def great_circle_km(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return 2.0 * _EARTH_KM * np.arcsin(np.clip(chord / 2.0, 0.0, 1.0))
 
 
-def _distances(municipalities: pd.DataFrame, distances: pd.DataFrame | None,
-               index: dict[str, int]) -> np.ndarray:
-    d = great_circle_km(municipalities["lat"].to_numpy(float), municipalities["lon"].to_numpy(float))
+def _distances(
+    municipalities: pd.DataFrame, distances: pd.DataFrame | None, index: dict[str, int]
+) -> np.ndarray:
+    d = great_circle_km(
+        municipalities["lat"].to_numpy(float), municipalities["lon"].to_numpy(float)
+    )
     if distances is None or not len(distances):
         return d
     given: dict[tuple[int, int], float] = {}
-    for a, b, km in zip(distances["from"].astype(str), distances["to"].astype(str),
-                        distances["km"].astype(float), strict=True):
+    for a, b, km in zip(
+        distances["from"].astype(str),
+        distances["to"].astype(str),
+        distances["km"].astype(float),
+        strict=True,
+    ):
         given[(index[a], index[b])] = km
     for (i, j), km in given.items():
         d[i, j] = km
@@ -122,8 +132,10 @@ def _is_hard(row: pd.Series, policy: Policy) -> bool:
     hours = row.get("hours_per_week")
     if hours is None or pd.isna(hours) or float(hours) < policy.hard.work_min_hours:
         return False
-    for col, needed in (("contract_signed", policy.hard.work_requires_contract),
-                        ("payslip_seen", policy.hard.work_requires_payslip)):
+    for col, needed in (
+        ("contract_signed", policy.hard.work_requires_contract),
+        ("payslip_seen", policy.hard.work_requires_payslip),
+    ):
         flag = row.get(col)
         if needed and (flag is None or pd.isna(flag) or not bool(flag)):
             return False
@@ -132,8 +144,10 @@ def _is_hard(row: pd.Series, policy: Policy) -> bool:
 
 def _plan_series(plan: PlanLike) -> pd.Series:
     if isinstance(plan, pd.DataFrame):
-        return pd.Series(plan["municipality"].to_numpy(dtype=object),
-                         index=plan["household_id"].astype(str).to_numpy())
+        return pd.Series(
+            plan["municipality"].to_numpy(dtype=object),
+            index=plan["household_id"].astype(str).to_numpy(),
+        )
     if isinstance(plan, pd.Series):
         return pd.Series(plan.to_numpy(dtype=object), index=plan.index.astype(str))
     return pd.Series(list(plan.values()), index=[str(k) for k in plan], dtype=object)
@@ -190,7 +204,9 @@ def verify_plan(
     series = _plan_series(plan)
     dup = series.index[series.index.duplicated()].unique()
     if len(dup):
-        violations.append(f"{len(dup)} household(s) appear more than once in the plan, e.g. {dup[0]}")
+        violations.append(
+            f"{len(dup)} household(s) appear more than once in the plan, e.g. {dup[0]}"
+        )
     series = series[~series.index.duplicated()]
     extra = sorted(set(series.index) - set(ids))
     if extra:
@@ -211,28 +227,39 @@ def verify_plan(
 
     # -- quotas and dwelling capacities ------------------------------------------------------
     remaining = _remaining(municipalities)
-    cap = np.array([math.floor(r * (1.0 + policy.quota.tolerance) + 1e-9) for r in remaining],
-                   dtype=np.int64)
+    cap = np.array(
+        [math.floor(r * (1.0 + policy.quota.tolerance) + 1e-9) for r in remaining], dtype=np.int64
+    )
     persons = np.bincount(where[coupled], weights=size[coupled], minlength=n_m).astype(np.int64)
     for j in np.flatnonzero(persons > cap):
-        violations.append(f"{codes[j]}: {persons[j]} persons exceed the capacity {cap[j]} "
-                          f"(remaining {remaining[j]}, tolerance {policy.quota.tolerance:g})")
+        violations.append(
+            f"{codes[j]}: {persons[j]} persons exceed the capacity {cap[j]} "
+            f"(remaining {remaining[j]}, tolerance {policy.quota.tolerance:g})"
+        )
     dwelling: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for col, needs in (("cap_large", size >= policy.quota.large_household_size),
-                       ("cap_single", size == 1)):
+    for col, needs in (
+        ("cap_large", size >= policy.quota.large_household_size),
+        ("cap_single", size == 1),
+    ):
         if col in municipalities and municipalities[col].notna().any():
             limit = municipalities[col].astype("Float64").fillna(np.inf).to_numpy(dtype=float)
             used = np.bincount(where[coupled & needs], minlength=n_m)
             for j in np.flatnonzero(used > limit):
-                violations.append(f"{codes[j]}: {used[j]} households need a {col[4:]} dwelling; "
-                                  f"{col} is {int(limit[j])}")
+                violations.append(
+                    f"{codes[j]}: {used[j]} households need a {col[4:]} dwelling; "
+                    f"{col} is {int(limit[j])}"
+                )
             dwelling.append((col, needs, limit - used))
 
     # -- locks ---------------------------------------------------------------------------------
     banned = np.zeros((len(ids), n_m), dtype=bool)
     if locks is not None and len(locks):
-        for h, code, action in zip(locks["household_id"].astype(str), locks["municipality"].astype(str),
-                                   locks["action"].astype(str), strict=True):
+        for h, code, action in zip(
+            locks["household_id"].astype(str),
+            locks["municipality"].astype(str),
+            locks["action"].astype(str),
+            strict=True,
+        ):
             i, j = hpos[h], index[code]
             if action == "ban":
                 banned[i, j] = True
@@ -245,13 +272,18 @@ def verify_plan(
                     violations.append(f"household {h}: pinned to {code} but coupled to {got}")
 
     # -- hard criteria: which count, conflicts, which are broken ------------------------------
-    crit = criteria if criteria is not None else pd.DataFrame(columns=["household_id", "kind", "municipality"])
+    crit = (
+        criteria
+        if criteria is not None
+        else pd.DataFrame(columns=["household_id", "kind", "municipality"])
+    )
     rank = {k: r for r, k in enumerate(policy.hard.priority)}
     by_household: dict[int, list[tuple[str, int]]] = {}
     for _, row in crit.iterrows():
         if _is_hard(row, policy):
             by_household.setdefault(hpos[str(row["household_id"])], []).append(
-                (str(row["kind"]), index[str(row["municipality"])]))
+                (str(row["kind"]), index[str(row["municipality"])])
+            )
     yielded_rows: list[tuple[str, str, str]] = []
     active: dict[int, list[tuple[str, int]]] = {}
     within_all: dict[int, np.ndarray] = {}
@@ -285,19 +317,39 @@ def verify_plan(
                 fits &= spare >= 1
         witness = codes[np.flatnonzero(fits)[0]] if fits.any() else pd.NA
         for k, j in bad:
-            broken_rows.append({
-                "household_id": ids[i], "persons": int(size[i]), "kind": k,
-                "criterion_municipality": codes[j], "municipality": codes[where[i]],
-                "km": round(float(D[j, where[i]]), 3), "avoidable": bool(fits.any()),
-                "witness": witness,
-            })
-    broken = pd.DataFrame(broken_rows, columns=["household_id", "persons", "kind", "criterion_municipality",
-                                                "municipality", "km", "avoidable", "witness"])
+            broken_rows.append(
+                {
+                    "household_id": ids[i],
+                    "persons": int(size[i]),
+                    "kind": k,
+                    "criterion_municipality": codes[j],
+                    "municipality": codes[where[i]],
+                    "km": round(float(D[j, where[i]]), 3),
+                    "avoidable": bool(fits.any()),
+                    "witness": witness,
+                }
+            )
+    broken = pd.DataFrame(
+        broken_rows,
+        columns=[
+            "household_id",
+            "persons",
+            "kind",
+            "criterion_municipality",
+            "municipality",
+            "km",
+            "avoidable",
+            "witness",
+        ],
+    )
     avoidable = broken[broken["avoidable"]].drop_duplicates("household_id")
     for _, r in avoidable.iterrows():
-        text = (f"household {r['household_id']}: {r['kind']} criterion at {r['criterion_municipality']} "
-                f"broken ({r['km']:.1f} km from {r['municipality']}) although {r['witness']} within "
-                f"the radius has room for {r['persons']} person(s)")
+        text = (
+            f"household {r['household_id']}: {r['kind']} criterion at "
+            f"{r['criterion_municipality']} "
+            f"broken ({r['km']:.1f} km from {r['municipality']}) although {r['witness']} within "
+            f"the radius has room for {r['persons']} person(s)"
+        )
         (warnings if policy.quota.bands else violations).append(text)
 
     # -- uncoupled households while a permitted place has room --------------------------------
@@ -309,7 +361,8 @@ def verify_plan(
             if needs[i]:
                 fits &= spare >= 1
         if fits.any():
-            text = f"household {ids[i]}: left uncoupled although {codes[np.flatnonzero(fits)[0]]} has room"
+            place = codes[np.flatnonzero(fits)[0]]
+            text = f"household {ids[i]}: left uncoupled although {place} has room"
             (warnings if policy.quota.bands else violations).append(text)
 
     return Report(
@@ -317,8 +370,12 @@ def verify_plan(
         violations=violations,
         warnings=warnings,
         broken=broken,
-        yielded=pd.DataFrame(yielded_rows, columns=["household_id", "kind", "criterion_municipality"]),
-        persons_per_municipality=pd.Series(persons, index=pd.Index(codes, name="code"), name="persons"),
+        yielded=pd.DataFrame(
+            yielded_rows, columns=["household_id", "kind", "criterion_municipality"]
+        ),
+        persons_per_municipality=pd.Series(
+            persons, index=pd.Index(codes, name="code"), name="persons"
+        ),
         capacity=pd.Series(cap, index=pd.Index(codes, name="code"), name="capacity"),
         broken_persons=int(size[sorted(broken_households)].sum()) if broken_households else 0,
         uncoupled_persons=int(size[~coupled & ~np.isin(ids, missing)].sum()),

@@ -54,26 +54,32 @@ def municipalities(
     """Canonical municipalities with ``quota`` and ``remaining`` filled (as load_scenario does)."""
     rows = []
     for i, (lat, lon) in enumerate(points):
-        rows.append({
-            "code": code(i),
-            "name": f"Place {i}",
-            "province": provinces[i] if provinces else "Testland",
-            "labour_market_region": regions[i] if regions else f"Region {i % 2}",
-            "lat": lat,
-            "lon": lon,
-            "population": 10_000 * (i + 1),
-            "quota": quota[i],
-            "backlog": backlog[i] if backlog else None,
-            "cap_large": cap_large[i] if cap_large else None,
-            "cap_single": cap_single[i] if cap_single else None,
-        })
+        rows.append(
+            {
+                "code": code(i),
+                "name": f"Place {i}",
+                "province": provinces[i] if provinces else "Testland",
+                "labour_market_region": regions[i] if regions else f"Region {i % 2}",
+                "lat": lat,
+                "lon": lon,
+                "population": 10_000 * (i + 1),
+                "quota": quota[i],
+                "backlog": backlog[i] if backlog else None,
+                "cap_large": cap_large[i] if cap_large else None,
+                "cap_single": cap_single[i] if cap_single else None,
+            }
+        )
     return fill_quotas(frame(rows, schema.MUNICIPALITY_DTYPES), None, "municipalities")
 
 
 def households(sizes: Sequence[int], *, azc: Sequence[int | None] | None = None) -> pd.DataFrame:
     """Canonical households H001, H002, ... with the given sizes (and optional azc place index)."""
     rows = [
-        {"household_id": hid(i), "size": s, "azc": code(azc[i]) if azc and azc[i] is not None else None}
+        {
+            "household_id": hid(i),
+            "size": s,
+            "azc": code(azc[i]) if azc and azc[i] is not None else None,
+        }
         for i, s in enumerate(sizes)
     ]
     return frame(rows, schema.HOUSEHOLD_DTYPES)
@@ -81,7 +87,7 @@ def households(sizes: Sequence[int], *, azc: Sequence[int | None] | None = None)
 
 @dataclass(frozen=True)
 class Crit:
-    """A criterion of household ``h`` pointing at place ``m``; work needs hours/evidence to be hard."""
+    """Criterion of household ``h`` at place ``m``; work is hard only with hours and evidence."""
 
     h: int
     kind: str
@@ -98,8 +104,14 @@ class Crit:
 
 def criteria(items: Sequence[Crit]) -> pd.DataFrame:
     rows = [
-        {"household_id": hid(c.h), "kind": c.kind, "municipality": code(c.m), "hours_per_week": c.hours,
-         "contract_signed": c.contract, "payslip_seen": c.payslip}
+        {
+            "household_id": hid(c.h),
+            "kind": c.kind,
+            "municipality": code(c.m),
+            "hours_per_week": c.hours,
+            "contract_signed": c.contract,
+            "payslip_seen": c.payslip,
+        }
         for c in items
     ]
     return frame(rows, schema.CRITERIA_DTYPES)
@@ -109,16 +121,20 @@ def locks(items: Sequence[tuple[int, int, str]]) -> pd.DataFrame | None:
     """(household, place, 'pin' | 'ban') triples as a canonical locks frame (None when empty)."""
     if not items:
         return None
-    return frame([{"household_id": hid(h), "municipality": code(m), "action": a} for h, m, a in items],
-                 schema.LOCKS_DTYPES)
+    return frame(
+        [{"household_id": hid(h), "municipality": code(m), "action": a} for h, m, a in items],
+        schema.LOCKS_DTYPES,
+    )
 
 
 def scores(items: Sequence[tuple[int, int, float]]) -> pd.DataFrame | None:
     """(household, place, score) triples as a canonical participation-score frame."""
     if not items:
         return None
-    return frame([{"household_id": hid(h), "municipality": code(m), "score": s} for h, m, s in items],
-                 schema.SCORES_DTYPES)
+    return frame(
+        [{"household_id": hid(h), "municipality": code(m), "score": s} for h, m, s in items],
+        schema.SCORES_DTYPES,
+    )
 
 
 def instance(
@@ -165,7 +181,9 @@ def brute_force(model: CouplingModel) -> Optimum:
         raise ValueError("brute force is for at most 7 households x 4 municipalities")
     if model.bands:
         raise ValueError("brute force does not model quota bands")
-    plans = np.array(list(itertools.product(range(-1, n_m), repeat=n_h)), dtype=np.int64).reshape(-1, n_h)
+    plans = np.array(list(itertools.product(range(-1, n_m), repeat=n_h)), dtype=np.int64).reshape(
+        -1, n_h
+    )
     size = model.size.astype(np.int64)
     on = plans >= 0
     pm = np.maximum(plans, 0)
@@ -175,7 +193,9 @@ def brute_force(model: CouplingModel) -> Optimum:
     ok &= ~(on & model.forbidden[rows, pm]).any(axis=1)
     for caps, needs in ((model.cap_large, model.is_large), (model.cap_single, model.size == 1)):
         if caps is not None:
-            count = np.stack([((plans == m) & needs[None, :]).sum(axis=1) for m in range(n_m)], axis=1)
+            count = np.stack(
+                [((plans == m) & needs[None, :]).sum(axis=1) for m in range(n_m)], axis=1
+            )
             ok &= (count <= caps[None, :]).all(axis=1)
     uncoupled = ((~on) * size).sum(axis=1)
     broken = ((on & model.breaks[rows, pm]) * size).sum(axis=1)

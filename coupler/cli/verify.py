@@ -31,10 +31,13 @@ def _municipalities(path: Path, total: int | None) -> pd.DataFrame:
     """Municipalities with quota filled from ``total`` by population when the file has none."""
     m = io.load_municipalities(path)
     if m["quota"].isna().all():
-        m["quota"] = proportional_quotas(m["population"].to_numpy(),
-                                         DEFAULT_NATIONAL_TOTAL if total is None else total)
+        m["quota"] = proportional_quotas(
+            m["population"].to_numpy(), DEFAULT_NATIONAL_TOTAL if total is None else total
+        )
     elif m["quota"].isna().any():
-        raise InputError(Problem(str(path), "quota is missing for some municipalities", column="quota"))
+        raise InputError(
+            Problem(str(path), "quota is missing for some municipalities", column="quota")
+        )
     return m
 
 
@@ -55,28 +58,66 @@ def _opt(path: Path | None, inputs: Path | None, stem: str) -> Path | None:
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Output folder of `coupler solve`: plan.csv, and the inputs under inputs/.")
-@click.option("--plan", type=click.Path(dir_okay=False, path_type=Path),
-              help="Plan table (household_id, municipality; empty = uncoupled) [default: OUT/plan.csv].")
-@click.option("--households", type=click.Path(dir_okay=False, path_type=Path),
-              help="Households table [default: OUT/inputs/households.*].")
-@click.option("--criteria", type=click.Path(dir_okay=False, path_type=Path),
-              help="Hard criteria table [default: OUT/inputs/criteria.*, else none].")
-@click.option("--scenario", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Scenario folder with municipalities.csv [default: OUT/inputs/municipalities.*, "
-                   "else the embedded nl-2024].")
-@click.option("--total", type=int, default=None,
-              help="National total when the municipalities have no quota column [default: 28,000].")
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Policy TOML [default: OUT/inputs/policy.toml, else the defaults].")
-@click.option("--locks", type=click.Path(dir_okay=False, path_type=Path),
-              help="Pins and bans [default: OUT/inputs/locks.*].")
-@click.option("--distances", type=click.Path(dir_okay=False, path_type=Path),
-              help="Distance matrix (from, to, km) [default: OUT/inputs/distances.*].")
-def verify(out_dir: Path | None, plan: Path | None, households: Path | None, criteria: Path | None,
-           scenario: Path | None, total: int | None, policy_file: Path | None, locks: Path | None,
-           distances: Path | None) -> None:
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Output folder of `coupler solve`: plan.csv, and the inputs under inputs/.",
+)
+@click.option(
+    "--plan",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Plan table (household_id, municipality; empty = uncoupled) [default: OUT/plan.csv].",
+)
+@click.option(
+    "--households",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Households table [default: OUT/inputs/households.*].",
+)
+@click.option(
+    "--criteria",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Hard criteria table [default: OUT/inputs/criteria.*, else none].",
+)
+@click.option(
+    "--scenario",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Scenario folder with municipalities.csv [default: OUT/inputs/municipalities.*, "
+    "else the embedded nl-2024].",
+)
+@click.option(
+    "--total",
+    type=int,
+    default=None,
+    help="National total when the municipalities have no quota column [default: 28,000].",
+)
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Policy TOML [default: OUT/inputs/policy.toml, else the defaults].",
+)
+@click.option(
+    "--locks",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pins and bans [default: OUT/inputs/locks.*].",
+)
+@click.option(
+    "--distances",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Distance matrix (from, to, km) [default: OUT/inputs/distances.*].",
+)
+def verify(
+    out_dir: Path | None,
+    plan: Path | None,
+    households: Path | None,
+    criteria: Path | None,
+    scenario: Path | None,
+    total: int | None,
+    policy_file: Path | None,
+    locks: Path | None,
+    distances: Path | None,
+) -> None:
     """Check a coupling plan independently of the solver.
 
     Recomputes distances, which criteria are hard, conflicts and quota capacities from the inputs
@@ -100,8 +141,10 @@ def verify(out_dir: Path | None, plan: Path | None, households: Path | None, cri
         raise click.UsageError("give --out DIR (a solve output folder) or --plan FILE")
     households = _opt(households, inputs, "households")
     if households is None:
-        raise click.UsageError("no households table: give --households FILE "
-                               "(or an --out folder with inputs/households.csv)")
+        raise click.UsageError(
+            "no households table: give --households FILE "
+            "(or an --out folder with inputs/households.csv)"
+        )
     criteria = _opt(criteria, inputs, "criteria")
     locks = _opt(locks, inputs, "locks")
     distances = _opt(distances, inputs, "distances")

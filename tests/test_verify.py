@@ -1,0 +1,220 @@
+"""The independent plan checker (coupler.verify) and `coupler verify`."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from factories import LINE, Crit, code, frame, hid, instance
+from geopy.distance import great_circle
+
+import coupler.verify
+from coupler import Policy, build_model, generate_cases, load_instance, load_scenario, solve
+from coupler.cli import main
+from coupler.verify import great_circle_km, verify_plan
+
+SOLVE = {"time_limit": 30.0, "progress": None}
+
+
+def check(inst, plan, policy=None):
+    return verify_plan(
+        inst.municipalities,
+        inst.households,
+        inst.criteria,
+        plan,
+        policy or Policy(),
+        locks=inst.locks,
+        distances=inst.distances,
+    )
+
+
+def plan_of(*places: int | None) -> dict[str, str | None]:
+    return {hid(i): (None if m is None else code(m)) for i, m in enumerate(places)}
+
+
+def test_verify_imports_nothing_of_the_solver():
+    """The checker is independent: it imports no model, criteria, engine, geo or instance."""
+    tree = ast.parse(Path(coupler.verify.__file__).read_text(encoding="utf-8"))
+    imported = {
+        n.module if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in (n.names if isinstance(n, ast.Import) else [n])
+    }
+    forbidden = {"coupler.model", "coupler.criteria", "coupler.geo", "coupler.instance"}
+    assert not imported & forbidden
+    assert not any(str(m).startswith("coupler.engine") for m in imported)
+
+
+def test_great_circle_matches_geopy():
+    """The checker's own great-circle formula agrees with geopy's great_circle to 1e-6 km."""
+    pts = [(50.8, 3.4), (53.5, 7.2), (52.0, 4.5), (51.44, 5.48), (52.37, 4.9)]
+    d = great_circle_km(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
+    for (i, a), (j, b) in itertools.product(enumerate(pts), repeat=2):
+        assert d[i, j] == pytest.approx(great_circle(a, b, radius=6371.0088).km, abs=1e-6)
+
+
+def test_accepts_the_hand_checked_plan():
+    """A plan that fills within capacity and meets every criterion passes, with correct counts."""
+    inst = instance(LINE[:3], [3, 3, 3], [2, 1, 3], [Crit.job(0, 0), Crit(2, "family", 2)])
+    rep = check(inst, plan_of(1, 0, 2))
+    assert rep.ok, rep.violations
+    assert rep.persons_per_municipality.tolist() == [1, 2, 3]
+    assert rep.broken_persons == 0 and rep.uncoupled_persons == 0 and rep.broken.empty
+
+
+@pytest.mark.parametrize(
+    ("places", "locks", "message"),
+    [
+        ((0, 0, 0), (), "exceed the capacity"),
+        ((0, 1, 2), [(0, 0, "ban")], "banned municipality GM9001"),
+        ((0, 1, 2), [(1, 2, "pin")], "pinned to GM9003"),
+        ((0, 1), (), "missing from the plan"),
+        ((0, 1, None), (), "left uncoupled although"),
+    ],
+)
+def test_rejects_each_broken_rule(places, locks, message):
+    """Each rule the plan breaks (quota, ban, pin, missing, needless uncoupled) is named."""
+    inst = instance(LINE[:3], [3, 3, 3], [2, 1, 2], lock_items=locks)
+    rep = check(inst, plan_of(*places))
+    assert not rep.ok
+    assert any(message in v for v in rep.violations), rep.violations
+
+
+def test_rejects_duplicates_and_unknown_codes():
+    """A household listed twice, an unknown household and an unknown code are violations."""
+    inst = instance(LINE[:2], [5, 5], [1, 1])
+    plan = pd.DataFrame(
+        {
+            "household_id": ["H001", "H001", "H002", "H999"],
+            "municipality": ["GM9001", "GM9002", "GM0001", "GM9001"],
+        }
+    )
+    v = " | ".join(check(inst, plan).violations)
+    assert "more than once" in v and "unknown household" in v and "unknown municipality code" in v
+
+
+def test_avoidable_broken_is_a_violation_with_witness():
+    """A job-holder placed 68 km from the job while a place 34 km away has room is avoidable."""
+    inst = instance(LINE[:3], [3, 3, 3], [1], [Crit.job(0, 0)])
+    rep = check(inst, plan_of(2))
+    assert not rep.ok
+    row = rep.broken.iloc[0]
+    assert bool(row["avoidable"]) and row["witness"] in {code(0), code(1)}
+    assert row["km"] == pytest.approx(68.6, abs=0.5)
+    assert rep.broken_persons == 1
+
+
+def test_unavoidable_broken_is_listed_not_rejected():
+    """When every place near the job is full the break is reported but the plan passes."""
+    inst = instance(LINE[:3], [2, 0, 3], [2, 1], [Crit.job(1, 0)])
+    rep = check(inst, plan_of(0, 2))
+    assert rep.ok, rep.violations
+    assert rep.broken_persons == 1 and not rep.broken["avoidable"].any()
+
+
+def test_work_without_evidence_is_not_hard_and_conflicts_yield_by_priority():
+    """Work under the hours threshold is not hard; on a conflict the lowest-priority kind yields."""
+    inst = instance(
+        LINE[:5],
+        [9] * 5,
+        [1, 1],
+        [
+            Crit(0, "work", 0, hours=4.0, contract=True, payslip=True),
+            Crit.job(1, 0),
+            Crit(1, "family", 4),
+        ],
+    )
+    rep = check(inst, plan_of(4, 4))  # household 1: family (priority) over work
+    assert rep.ok, rep.violations
+    assert rep.yielded["kind"].tolist() == ["work"]
+    assert rep.broken.empty
+
+
+def test_distance_table_overrides_great_circle():
+    """A user's distance (one direction given) applies both ways and decides what is in radius."""
+    inst = instance(LINE[:3], [3, 3, 3], [1], [Crit.job(0, 0)])
+    far = frame(
+        [{"from": code(0), "to": code(1), "km": 80.0}],
+        [("from", "string"), ("to", "string"), ("km", "float64")],
+    )
+    inst2 = inst.replace(distances=far)
+    assert check(inst, plan_of(1)).ok
+    rep = check(inst2, plan_of(1))
+    assert not rep.ok and rep.broken.iloc[0]["km"] == 80.0
+
+
+def test_agrees_with_solver_on_a_national_batch():
+    """On a generated 300-person national batch the checker passes the engine's plan and agrees
+    with the result on persons per municipality and broken persons."""
+    m, _ = load_scenario()
+    hh, cr = generate_cases(m, persons=300, seed=3)
+    inst = load_instance(hh, cr)
+    res = solve(build_model(inst, Policy()), **SOLVE)
+    rep = check(inst, res.plan)
+    assert rep.ok, rep.violations
+    assert rep.broken_persons == res.broken_persons
+    got = res.municipalities.set_index("code")["assigned_persons"]
+    assert (rep.persons_per_municipality == got.reindex(rep.persons_per_municipality.index)).all()
+
+
+def test_cli_explicit_files(tmp_path):
+    """`coupler verify` with explicit files exits 0 on a good plan and 1 listing the violation."""
+    inst = instance(LINE[:3], [3, 3, 3], [2, 1], [Crit.job(0, 0)])
+    scen = tmp_path / "scenario"
+    scen.mkdir()
+    inst.municipalities.drop(columns=["remaining"]).to_csv(scen / "municipalities.csv", index=False)
+    inst.households.to_csv(tmp_path / "households.csv", index=False)
+    inst.criteria.to_csv(tmp_path / "criteria.csv", index=False)
+    for name, places in (("good.csv", (0, 1)), ("bad.csv", (2, 1))):
+        pd.DataFrame(
+            {"household_id": ["H001", "H002"], "municipality": [code(p) for p in places]}
+        ).to_csv(tmp_path / name, index=False)
+    args = [
+        "verify",
+        "--scenario",
+        str(scen),
+        "--households",
+        str(tmp_path / "households.csv"),
+        "--criteria",
+        str(tmp_path / "criteria.csv"),
+    ]
+    ok = CliRunner().invoke(main, [*args, "--plan", str(tmp_path / "good.csv")])
+    assert ok.exit_code == 0, ok.output
+    bad = CliRunner().invoke(main, [*args, "--plan", str(tmp_path / "bad.csv")])
+    assert bad.exit_code == 1 and "work criterion at GM9001 broken" in bad.output
+
+
+def test_cli_out_folder_layout(tmp_path):
+    """`coupler verify --out DIR` reads DIR/plan.csv and the inputs from DIR/inputs/."""
+    inst = instance(LINE[:3], [3, 3, 3], [2, 1], [Crit.job(0, 0)])
+    (tmp_path / "inputs").mkdir()
+    inst.municipalities.drop(columns=["remaining"]).to_csv(
+        tmp_path / "inputs/municipalities.csv", index=False
+    )
+    inst.households.to_csv(tmp_path / "inputs/households.csv", index=False)
+    inst.criteria.to_csv(tmp_path / "inputs/criteria.csv", index=False)
+    (tmp_path / "inputs/policy.toml").write_text("[hard]\nradius_km = 20\n", encoding="utf-8")
+    pd.DataFrame({"household_id": ["H001", "H002"], "municipality": [code(1), code(1)]}).to_csv(
+        tmp_path / "plan.csv", index=False
+    )
+    # 34 km from the job: fine at 50 km, avoidable at the folder's own 20 km policy.
+    out = CliRunner().invoke(main, ["verify", "--out", str(tmp_path)])
+    assert out.exit_code == 1, out.output
+    assert "34.2 km from GM9002" in out.output and "GM9001 within the radius has room" in out.output
+
+
+def test_cli_missing_plan_file_is_a_clear_error(tmp_path):
+    """A missing plan file is a user error: exit 2, no traceback."""
+    inst = instance(LINE[:2], [3, 3], [1])
+    inst.households.to_csv(tmp_path / "h.csv", index=False)
+    out = CliRunner().invoke(
+        main,
+        ["verify", "--plan", str(tmp_path / "nope.csv"), "--households", str(tmp_path / "h.csv")],
+    )
+    assert out.exit_code == 2 and "Traceback" not in out.output
