@@ -1,0 +1,41 @@
+"""The ledger: memory across monthly batches (DOMAIN.md sections 2, 5, 6).
+
+A real database (SQLite by default, any SQLAlchemy URL by option) that holds periods and their
+quotas with the carried backlog, batches with proposed and approved couplings, omkoppeling
+decisions, provisional (Kansrijke) couplings and an audit log. Every command is one transaction.
+See docs/ledger.md.
+"""
+
+from __future__ import annotations
+
+from coupler.ledger.batches import (
+    Pacing,
+    Proposal,
+    approve,
+    batch_table,
+    paced_remaining,
+    progress_table,
+    propose,
+)
+from coupler.ledger.periods import audit_trail, close_period, open_period, period_status
+from coupler.ledger.schema import SCHEMA_VERSION
+from coupler.ledger.store import Ledger, LedgerError, backup, quota_state
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Ledger",
+    "LedgerError",
+    "Pacing",
+    "Proposal",
+    "approve",
+    "audit_trail",
+    "backup",
+    "batch_table",
+    "close_period",
+    "open_period",
+    "paced_remaining",
+    "period_status",
+    "progress_table",
+    "propose",
+    "quota_state",
+]

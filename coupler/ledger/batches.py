@@ -1,0 +1,594 @@
+"""Monthly batches: propose against the remaining quota with pacing, approve, export.
+
+Pacing (docs/ledger.md): a period of K months should not be used up early. In month k a batch may
+fill municipality m only up to a cumulative monthly fill target::
+
+    paced[m] = min(remaining[m], max(0, ceil((1 + slack) * k / K * target[m]) - coupled[m] - reserved[m]))
+
+(``target`` = quota + backlog). The engine then fills these paced capacities, balancing fill with
+its own fill-balance penalty. Pacing never costs a hard criterion or an uncoupled person: when the
+paced plan breaks more hard criteria or leaves more persons uncoupled than a plan against the full
+remaining quota, the full plan is proposed instead and the batch records that pacing yielded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from coupler.engine.solve import solve
+from coupler.errors import InputError, Problem
+from coupler.geo import haversine_km
+from coupler.instance import Instance
+from coupler.ledger import schema as t
+from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
+from coupler.model import build_model
+from coupler.policy import Policy
+from coupler.result import Result
+from coupler.scenario import load_instance
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How a batch paces the period's quota: cumulative target (1 + slack) * month / months."""
+
+    enabled: bool = True
+    slack: float = 0.25
+    month: int | None = None  # None: the number of approved batches so far + 1
+
+    def factor(self, month: int, months: int) -> float:
+        if not self.enabled:
+            return math.inf
+        return (1.0 + self.slack) * month / months
+
+
+def paced_remaining(state: pd.DataFrame, factor: float) -> np.ndarray:
+    """Capacity per municipality for this batch under the cumulative fill target ``factor``."""
+    remaining = state["remaining"].to_numpy(dtype=np.int64)
+    if not math.isfinite(factor):
+        return remaining
+    target = state["target"].clip(lower=0).to_numpy(dtype=np.float64)
+    used = state["coupled"].to_numpy(dtype=np.float64) + state["reserved"].to_numpy(
+        dtype=np.float64
+    )
+    cum = np.ceil(factor * target - 1e-9)
+    paced = np.floor(cum - used + 1e-9).clip(min=0).astype(np.int64)
+    return np.minimum(remaining, paced)
+
+
+def _checksum(period: str, inst: Instance, policy: Policy, pacing: Pacing, month: int) -> str:
+    digest = inst.checksum()
+    payload = {
+        "period": period,
+        "households": digest["households"],
+        "criteria": digest["criteria"],
+        "scores": digest.get("scores", ""),
+        "locks": digest.get("locks", ""),
+        "policy": policy.to_dict(),
+        "pacing": [pacing.enabled, pacing.slack, month],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _align(inst: Instance, state: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    """Ledger values (ordered by code) aligned to the instance's municipalities, by label."""
+    series = pd.Series(values, index=state["municipality"].to_numpy())
+    codes = pd.Index(inst.codes)
+    missing = codes.difference(series.index)
+    extra = series.index.difference(codes)
+    if len(missing) or len(extra):
+        raise LedgerError(
+            "the scenario's municipalities differ from the period's "
+            f"({len(missing)} unknown to the ledger, {len(extra)} missing from the scenario); "
+            "use the scenario the period was opened with"
+        )
+    return series.reindex(codes).to_numpy()
+
+
+def coupled_households(conn: sa.Connection) -> dict[str, int]:
+    """Household id -> batch id of every approved coupling."""
+    q = sa.select(t.couplings.c.household_id, t.couplings.c.batch_id).where(
+        t.couplings.c.status == "approved"
+    )
+    return {h: b for h, b in conn.execute(q).all()}
+
+
+def active_provisional(conn: sa.Connection) -> set[str]:
+    q = sa.select(t.provisional.c.household_id).where(t.provisional.c.status == "active")
+    return {h for (h,) in conn.execute(q).all()}
+
+
+def _approved_batches(conn: sa.Connection, period_id: int) -> int:
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).where(
+                (t.batches.c.period_id == period_id)
+                & (t.batches.c.status == "approved")
+                & (t.batches.c.kind == "batch")
+            )
+        ).scalar_one()
+    )
+
+
+@dataclass(frozen=True)
+class Proposal:
+    batch_id: int
+    created: bool  # False: the same proposal was already in the ledger
+    result: Result | None
+    month: int
+    paced: bool
+    summary: dict[str, Any]
+
+
+def propose(
+    ledger: Ledger,
+    households: PathLike | pd.DataFrame,
+    criteria: PathLike | pd.DataFrame | None,
+    *,
+    policy: Policy | None = None,
+    pacing: Pacing | None = None,
+    scores: PathLike | None = None,
+    locks: PathLike | None = None,
+    progress: Any = None,
+) -> Proposal:
+    """Propose a coupling of a batch against the remaining (paced) quota of the open period.
+
+    The same input (households, criteria, policy, pacing, month) proposed twice in a period
+    returns the batch already in the ledger and changes nothing.
+    """
+    policy = policy or Policy()
+    pacing = pacing or Pacing()
+    with ledger.read() as conn:
+        period = ledger.open_period(conn)
+        state = quota_state(conn, period.id)
+        done = coupled_households(conn)
+        provisional = active_provisional(conn)
+        month = pacing.month or min(_approved_batches(conn, period.id) + 1, period.months)
+    if not 1 <= month <= period.months:
+        raise LedgerError(f"--month must be between 1 and {period.months}; got {month}")
+    inst = load_instance(
+        households,
+        criteria,
+        scenario=period.scenario,
+        total=period.total,
+        scores=scores,
+        locks=locks,
+    )
+    checksum = _checksum(period.name, inst, policy, pacing, month)
+    with ledger.read() as conn:
+        existing = conn.execute(
+            sa.select(t.batches).where(
+                (t.batches.c.period_id == period.id) & (t.batches.c.checksum == checksum)
+            )
+        ).first()
+    if existing is not None:
+        return Proposal(
+            existing.id,
+            False,
+            None,
+            month,
+            bool(json.loads(existing.pacing or "{}").get("paced")),
+            json.loads(existing.summary or "{}"),
+        )
+    source = str(households) if not isinstance(households, pd.DataFrame) else "households"
+    clash = [
+        Problem(
+            source, f"household '{h}' is already coupled (batch {done[h]})", column="household_id"
+        )
+        for h in inst.household_ids
+        if h in done
+    ] + [
+        Problem(
+            source,
+            f"household '{h}' has a provisional coupling; settle it with `coupler kansrijk permit`",
+            column="household_id",
+        )
+        for h in inst.household_ids
+        if h in provisional
+    ]
+    if clash:
+        raise InputError(clash)
+
+    full = _align(inst, state, state["remaining"].to_numpy(dtype=np.int64))
+    factor = pacing.factor(month, period.months)
+    paced = _align(inst, state, paced_remaining(state, factor))
+    result = solve(build_model(inst.with_remaining(paced), policy), progress=progress)
+    used_pacing = math.isfinite(factor)
+    yielded = False
+    if used_pacing and (result.broken_persons or result.uncoupled_persons) and (paced < full).any():
+        unpaced = solve(build_model(inst.with_remaining(full), policy), progress=progress)
+        if (unpaced.uncoupled_persons, unpaced.broken_persons) < (
+            result.uncoupled_persons,
+            result.broken_persons,
+        ):
+            result, used_pacing, yielded = unpaced, False, True
+    summary = result.to_json()
+    pacing_info = {
+        "paced": used_pacing,
+        "factor": factor if math.isfinite(factor) else None,
+        "slack": pacing.slack,
+        "yielded": yielded,
+        "month": month,
+    }
+    plan = result.plan
+    with ledger.write("batch propose") as tx:
+        conn = tx.conn
+        period_now = ledger.open_period(conn, lock=True)
+        if period_now.id != period.id:
+            raise LedgerError("the open period changed while proposing; run the command again")
+        again = conn.execute(
+            sa.select(t.batches.c.id).where(
+                (t.batches.c.period_id == period.id) & (t.batches.c.checksum == checksum)
+            )
+        ).first()
+        if again is not None:
+            return Proposal(again.id, False, None, month, used_pacing, summary)
+        batch_id = conn.execute(
+            t.batches.insert().values(
+                period_id=period.id,
+                kind="batch",
+                checksum=checksum,
+                status="proposed",
+                month=month,
+                pacing=json.dumps(pacing_info),
+                households=len(plan),
+                persons=int(plan["persons"].sum()),
+                summary=json.dumps(summary, default=str),
+                created_at=tx.at,
+                created_by=tx.who,
+            )
+        ).inserted_primary_key[0]
+        _insert_plan(tx, batch_id, result)
+        tx.checkpoint("propose")
+        tx.audit(
+            "propose",
+            f"batch {batch_id}",
+            {
+                "households": len(plan),
+                "persons": int(plan["persons"].sum()),
+                "coupled_persons": int(plan.loc[plan["coupled"], "persons"].sum()),
+                "broken_persons": result.broken_persons,
+                "checksum": checksum[:16],
+                **pacing_info,
+            },
+        )
+    return Proposal(batch_id, True, result, month, used_pacing, summary)
+
+
+def _insert_plan(tx: Tx, batch_id: int, result: Result) -> None:
+    plan = result.plan
+    rows = [
+        {
+            "batch_id": batch_id,
+            "household_id": str(r.household_id),
+            "persons": int(r.persons),
+            "proposed": None if pd.isna(r.municipality) else str(r.municipality),
+            "municipality": None if pd.isna(r.municipality) else str(r.municipality),
+            "status": "proposed" if r.coupled else "uncoupled",
+            "broken": r.broken or None,
+            "score": float(r.score),
+        }
+        for r in plan.itertuples(index=False)
+    ]
+    if rows:
+        tx.conn.execute(t.couplings.insert(), rows)
+    crit = result.criteria
+    crows = [
+        {
+            "batch_id": batch_id,
+            "household_id": str(r.household_id),
+            "kind": str(r.kind),
+            "municipality": str(r.criterion_municipality),
+            "hard": bool(r.hard),
+        }
+        for r in crit.itertuples(index=False)
+    ]
+    if crows:
+        tx.conn.execute(t.criteria.insert(), crows)
+
+
+def _latest_batch(conn: sa.Connection, period_id: int, status: str) -> int:
+    row = conn.execute(
+        sa.select(t.batches.c.id)
+        .where((t.batches.c.period_id == period_id) & (t.batches.c.status == status))
+        .order_by(t.batches.c.id.desc())
+    ).first()
+    if row is None:
+        raise LedgerError(f"the open period has no {status} batch")
+    return int(row.id)
+
+
+def batch_table(ledger: Ledger, batch_id: int | None = None) -> tuple[sa.Row[Any], pd.DataFrame]:
+    """A batch (the latest proposed or else approved one by default) and its couplings."""
+    with ledger.read() as conn:
+        if batch_id is None:
+            period = ledger.open_period(conn)
+            try:
+                batch_id = _latest_batch(conn, period.id, "proposed")
+            except LedgerError:
+                batch_id = _latest_batch(conn, period.id, "approved")
+        batch = conn.execute(sa.select(t.batches).where(t.batches.c.id == batch_id)).first()
+        if batch is None:
+            raise LedgerError(f"no batch {batch_id} in the ledger")
+        rows = pd.DataFrame(
+            conn.execute(
+                sa.select(
+                    t.couplings.c.household_id,
+                    t.couplings.c.persons,
+                    t.couplings.c.proposed,
+                    t.couplings.c.municipality,
+                    t.couplings.c.status,
+                    t.couplings.c.broken,
+                    t.couplings.c.score,
+                    t.couplings.c.reason,
+                )
+                .where(t.couplings.c.batch_id == batch_id)
+                .order_by(t.couplings.c.id)
+            ).all(),
+            columns=[
+                "household_id",
+                "persons",
+                "proposed",
+                "municipality",
+                "status",
+                "broken",
+                "score",
+                "reason",
+            ],
+        )
+    return batch, rows
+
+
+def _parse_overrides(overrides: dict[str, str], codes: set[str]) -> dict[str, str]:
+    out = {}
+    for household, code in overrides.items():
+        c = code.strip().upper()
+        if c not in codes:
+            raise LedgerError(f"--override {household}={code}: unknown municipality code")
+        out[household.strip()] = c
+    return out
+
+
+def _breaks(
+    conn: sa.Connection, batch_id: int, plan: pd.DataFrame, coords: pd.DataFrame, radius_km: float
+) -> dict[str, str]:
+    """Household -> kinds of its hard criteria that its municipality in ``plan`` breaks."""
+    crit = pd.DataFrame(
+        conn.execute(
+            sa.select(
+                t.criteria.c.household_id, t.criteria.c.kind, t.criteria.c.municipality
+            ).where((t.criteria.c.batch_id == batch_id) & t.criteria.c.hard)
+        ).all(),
+        columns=["household_id", "kind", "criterion"],
+    )
+    if crit.empty:
+        return {}
+    where = plan.set_index("household_id")["municipality"]
+    crit["chosen"] = crit["household_id"].map(where)
+    crit = crit[crit["chosen"].notna()]
+    lat, lon = coords["lat"], coords["lon"]
+    km = haversine_km(
+        crit["criterion"].map(lat).to_numpy(float),
+        crit["criterion"].map(lon).to_numpy(float),
+        crit["chosen"].map(lat).to_numpy(float),
+        crit["chosen"].map(lon).to_numpy(float),
+    )
+    broken = crit[km > radius_km + 1e-9]
+    return broken.groupby("household_id")["kind"].agg(";".join).to_dict()
+
+
+def approve(
+    ledger: Ledger,
+    batch_id: int | None = None,
+    *,
+    overrides: dict[str, str] | None = None,
+    reason: str | None = None,
+    radius_km: float | None = None,
+) -> dict[str, Any]:
+    """Approve a proposed batch in one transaction, charging each coupling to the period's quota.
+
+    Overriding a proposal, or approving a coupling that breaks a hard criterion, needs a
+    ``reason``; both are written to the audit log. Nothing is approved when any municipality's
+    quota would be exceeded (the check runs inside the transaction, after taking the write lock).
+    """
+    radius = Policy().hard.radius_km if radius_km is None else radius_km
+    overrides = overrides or {}
+    if overrides and not (reason and reason.strip()):
+        raise LedgerError(
+            "--override needs --reason: an override of the proposal is recorded with its reason"
+        )
+    with ledger.write("batch approve") as tx:
+        conn = tx.conn
+        period = ledger.open_period(conn, lock=True)
+        if batch_id is None:
+            batch_id = _latest_batch(conn, period.id, "proposed")
+        batch = conn.execute(sa.select(t.batches).where(t.batches.c.id == batch_id)).first()
+        if batch is None:
+            raise LedgerError(f"no batch {batch_id} in the ledger")
+        if batch.period_id != period.id:
+            raise LedgerError(f"batch {batch_id} belongs to another period than the open one")
+        if batch.status != "proposed":
+            raise LedgerError(
+                f"batch {batch_id} is {batch.status}; only a proposed batch can be approved"
+            )
+        state = quota_state(conn, period.id).set_index("municipality")
+        over = _parse_overrides(overrides, set(state.index))
+        plan = pd.DataFrame(
+            conn.execute(
+                sa.select(
+                    t.couplings.c.id,
+                    t.couplings.c.household_id,
+                    t.couplings.c.persons,
+                    t.couplings.c.municipality,
+                    t.couplings.c.status,
+                    t.couplings.c.broken,
+                ).where(t.couplings.c.batch_id == batch_id)
+            ).all(),
+            columns=["id", "household_id", "persons", "municipality", "status", "broken"],
+        )
+        unknown = sorted(set(over) - set(plan["household_id"]))
+        if unknown:
+            raise LedgerError(f"--override: household '{unknown[0]}' is not in batch {batch_id}")
+        for h, code in over.items():
+            plan.loc[plan["household_id"] == h, ["municipality", "status"]] = [code, "proposed"]
+        coupled = plan[plan["status"] == "proposed"].copy()
+        done = coupled_households(conn)
+        again = [h for h in coupled["household_id"] if h in done]
+        if again:
+            raise LedgerError(
+                f"{len(again)} households of batch {batch_id} were coupled meanwhile "
+                f"(e.g. '{again[0]}' in batch {done[again[0]]}); propose the rest again"
+            )
+        # The engine's verdict for proposals as they stand; great-circle distance for overrides.
+        broken = _breaks(conn, batch_id, coupled, state[["lat", "lon"]], radius)
+        broken = {h: k for h, k in broken.items() if h in over}
+        broken.update(
+            {
+                h: k
+                for h, k in zip(plan["household_id"], plan["broken"], strict=True)
+                if k and h not in over and h in set(coupled["household_id"])
+            }
+        )
+        if broken and not (reason and reason.strip()):
+            ids = ", ".join(sorted(broken)[:5])
+            raise LedgerError(
+                f"{len(broken)} couplings break a hard criterion ({ids}"
+                f"{', ...' if len(broken) > 5 else ''}); approving them needs --reason"
+            )
+        need = coupled.groupby("municipality")["persons"].sum()
+        avail = state["available"].reindex(need.index)
+        short = need[need > avail]
+        if len(short):
+            worst = (need - avail)[short.index].sort_values(ascending=False)
+            items = ", ".join(
+                f"{c} ({state.at[c, 'name']}): {int(max(avail[c], 0))} left, needs {int(need[c])}"
+                for c in worst.index[:5]
+            )
+            raise LedgerError(
+                f"approving batch {batch_id} would exceed the quota of {len(short)} municipalities "
+                f"[{items}]; nothing was approved. Propose the batch again against the remaining quota"
+            )
+        tx.checkpoint("approve-before")
+        updates = [
+            {
+                "cid": int(r.id),
+                "mun": r.municipality,
+                "brk": broken.get(r.household_id),
+                "why": reason if (r.household_id in over or r.household_id in broken) else None,
+            }
+            for r in coupled.itertuples(index=False)
+        ]
+        if updates:
+            conn.execute(
+                t.couplings.update()
+                .where(t.couplings.c.id == sa.bindparam("cid"))
+                .values(
+                    municipality=sa.bindparam("mun"),
+                    status="approved",
+                    broken=sa.bindparam("brk"),
+                    reason=sa.bindparam("why"),
+                    decided_at=tx.at,
+                    decided_by=tx.who,
+                ),
+                updates,
+            )
+        tx.checkpoint("approve")
+        charge_rows = [
+            {
+                "period_id": period.id,
+                "municipality": r.municipality,
+                "persons": int(r.persons),
+                "source": "approve",
+                "coupling_id": int(r.id),
+                "at": tx.at,
+            }
+            for r in coupled.itertuples(index=False)
+        ]
+        if charge_rows:
+            conn.execute(t.charges.insert(), charge_rows)
+        conn.execute(
+            t.batches.update()
+            .where(t.batches.c.id == batch_id)
+            .values(status="approved", decided_at=tx.at, decided_by=tx.who)
+        )
+        for h, code in over.items():
+            tx.audit(
+                "override", h, {"batch": batch_id, "to": code, "breaks": broken.get(h)}, reason
+            )
+        for h, kinds in broken.items():
+            if h not in over:
+                tx.audit("approve-broken", h, {"batch": batch_id, "broken": kinds}, reason)
+        summary = {
+            "batch": batch_id,
+            "households": len(coupled),
+            "persons": int(coupled["persons"].sum()),
+            "uncoupled_households": int((plan["status"] == "uncoupled").sum()),
+            "overrides": len(over),
+            "broken": len(broken),
+        }
+        tx.audit("approve", f"batch {batch_id}", summary, reason)
+    return summary
+
+
+def progress_table(
+    ledger: Ledger, period: str | None = None
+) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """Quota progress per municipality and per province, as provinces report it."""
+    with ledger.read() as conn:
+        p = ledger.period(conn, period)
+        q = quota_state(conn, p.id, reserve=p.status == "open")
+    m = pd.DataFrame(
+        {
+            "period": p.name,
+            "code": q["municipality"],
+            "municipality": q["name"],
+            "province": q["province"],
+            "quota": q["quota"],
+            "backlog": q["backlog"],
+            "target": q["target"],
+            "coupled": q["coupled"],
+            "reserved": q["reserved"].round(2),
+            "remaining": q["target"] - q["coupled"],
+        }
+    )
+    m["fill"] = (m["coupled"] / m["target"].where(m["target"] > 0)).round(4)
+    prov = m.groupby("province", sort=True)[
+        ["quota", "backlog", "target", "coupled", "reserved", "remaining"]
+    ].sum()
+    prov["municipalities_behind"] = (
+        m[m["remaining"] > 0].groupby("province").size().reindex(prov.index).fillna(0).astype(int)
+    )
+    prov["fill"] = (prov["coupled"] / prov["target"].where(prov["target"] > 0)).round(4)
+    prov = prov.reset_index()
+    prov.insert(0, "period", p.name)
+    return p.name, m, prov
+
+
+def write_export(
+    path: Path, municipalities: pd.DataFrame, provinces: pd.DataFrame, level: str
+) -> None:
+    """Write the progress table atomically: CSV (one level) or Excel (both sheets)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.suffix.lower() == ".xlsx":
+            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
+                municipalities.to_excel(xl, sheet_name="municipalities", index=False)
+                provinces.to_excel(xl, sheet_name="provinces", index=False)
+        else:
+            frame = provinces if level == "province" else municipalities
+            frame.to_csv(tmp, index=False, lineterminator="\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
