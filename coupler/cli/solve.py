@@ -1,0 +1,251 @@
+"""``coupler solve``: load, build, solve and write a coupling plan."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from coupler.engine.solve import solve as solve_model
+from coupler.errors import InputError, Problem
+from coupler.generate import generate_cases
+from coupler.model import build_model
+from coupler.policy import Policy
+from coupler.scenario import load_instance, load_scenario
+from coupler.write import FORMATS, write_result
+
+_BACKENDS = ("highs", "ortools", "cbc")
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+class _Clock:
+    """Progress lines on stderr with the elapsed time; never personal data."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    def say(self, message: str) -> None:
+        click.echo(f"[{time.perf_counter() - self.start:6.1f}s] {message}", err=True)
+
+    def phase(self, name: str, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        out = fn()
+        self.phases[name] = round(time.perf_counter() - t, 3)
+        return out
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None and value <= 0:
+        raise click.BadParameter(f"must be > 0; got {value}")
+    return value
+
+
+def _non_negative(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None and value < 0:
+        raise click.BadParameter(f"must be >= 0; got {value}")
+    return value
+
+
+def _gap(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not 0 <= value < 1:
+        raise click.BadParameter(f"must be in [0, 1); got {value}")
+    return value
+
+
+@click.command()
+@click.option(
+    "--scenario",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Scenario folder with municipalities.csv (and optional demand.csv) "
+    "[default: the embedded national scenario nl-2024].",
+)
+@click.option(
+    "--households",
+    type=_FILE,
+    help="Households file (.csv, .xlsx, .parquet) [default: a generated batch].",
+)
+@click.option("--criteria", type=_FILE, help="Hard criteria file; needs --households.")
+@click.option(
+    "--scores", type=_FILE, help="Participation scores per household x municipality or region."
+)
+@click.option("--locks", type=_FILE, help="Pins and bans (household_id, municipality, action).")
+@click.option("--distances", type=_FILE, help="Distance matrix (from, to, km), e.g. road km.")
+@click.option("--demand", type=_FILE, help="Labour demand (labour_market_region, sector, demand).")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=_FILE,
+    help="Policy TOML file [default: the documented defaults].",
+)
+@click.option(
+    "--total",
+    type=int,
+    callback=_non_negative,
+    help="National half-year total (persons) to divide by population [default: 28,000].",
+)
+@click.option(
+    "--persons",
+    type=int,
+    default=4700,
+    show_default=True,
+    callback=_positive,
+    help="Persons in the generated batch (only without --households).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    callback=_non_negative,
+    help="Seed of the generated batch and of the solver [default: 0 / the policy's].",
+)
+@click.option(
+    "--backend", type=click.Choice(_BACKENDS), help="MIP backend [default: the policy's, highs]."
+)
+@click.option(
+    "--time-limit", type=float, callback=_positive, help="Seconds [default: the policy's, 60]."
+)
+@click.option(
+    "--gap", type=float, callback=_gap, help="Relative gap target [default: the policy's, 0.001]."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Output folder; written atomically.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="csv",
+    show_default=True,
+    help="Format of the plan tables.",
+)
+def solve(
+    scenario: Path | None,
+    households: Path | None,
+    criteria: Path | None,
+    scores: Path | None,
+    locks: Path | None,
+    distances: Path | None,
+    demand: Path | None,
+    policy_file: Path | None,
+    total: int | None,
+    persons: int,
+    seed: int | None,
+    backend: str | None,
+    time_limit: float | None,
+    gap: float | None,
+    out: Path,
+    fmt: str,
+) -> None:
+    """Couple each household to one municipality and write the plan.
+
+    Respects every quota and, where the places allow, every hard criterion (work, family,
+    study, medical within 50 km); then maximises the weighted soft score. With no
+    --households it solves the national scenario with a generated monthly batch.
+
+    Writes to OUT: plan, plan_criteria, municipalities, provinces, regions, conflicts and
+    broken tables, summary.json, policy.toml and the validated inputs (inputs/), so that
+    `coupler explain` can answer later. Columns: docs/outputs.md.
+
+    \b
+    Examples:
+      coupler solve                                      # national demo, 4,700 persons
+      coupler solve --households hh.csv --criteria cr.csv --policy policy.toml --out plan
+      coupler explain H000017 --why-not GM0363 --out plan
+    """
+    if criteria is not None and households is None:
+        raise click.UsageError(
+            "--criteria needs --households (criteria point to households in that file)"
+        )
+    clock = _Clock()
+    extra: dict[str, Any] = {}
+
+    def load() -> Any:
+        problems: list[Problem] = []
+        policy = Policy()
+        if policy_file is not None:
+            try:
+                policy = Policy.from_file(policy_file)
+            except InputError as exc:
+                problems.extend(exc.problems)
+        overrides = {
+            k: v
+            for k, v in (
+                ("backend", backend),
+                ("time_limit", time_limit),
+                ("gap", gap),
+                ("seed", seed),
+            )
+            if v is not None
+        }
+        if overrides and not problems:
+            policy = policy.with_(solver=overrides)
+        kwargs = dict(
+            scenario=scenario,
+            total=total,
+            scores=scores,
+            locks=locks,
+            demand=demand,
+            distances=distances,
+        )
+        inst = None
+        try:
+            if households is None:
+                municipalities, _ = load_scenario(scenario, total)
+                gen_seed = 0 if seed is None else seed
+                where = "embedded national" if scenario is None else "given"
+                clock.say(
+                    f"load: no --households; generating a batch of {persons:,} persons "
+                    f"(seed {gen_seed}) for the {where} scenario"
+                )
+                hh, cr = generate_cases(municipalities, persons=persons, seed=gen_seed)
+                extra["generated"] = {"persons": persons, "seed": gen_seed}
+                inst = load_instance(hh, cr, **kwargs)  # type: ignore[arg-type]
+            else:
+                inst = load_instance(households, criteria, **kwargs)  # type: ignore[arg-type]
+        except InputError as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise InputError(problems)
+        return inst, policy
+
+    clock.say("load: reading and validating inputs")
+    inst, policy = clock.phase("load", load)
+    clock.say(
+        f"load: {inst.n_municipalities} municipalities, {inst.n_households:,} households, "
+        f"{int(inst.sizes.sum()):,} persons, {len(inst.criteria):,} criteria"
+    )
+    clock.say("build: model arrays")
+    model = clock.phase("build", lambda: build_model(inst, policy))
+    clock.say(
+        f"build: {int(model.has_hard.sum()):,} households with a hard criterion, "
+        f"{len(model.hard.conflicts):,} conflicts"
+    )
+    clock.say(
+        f"solve: {policy.solver.backend}, limit {policy.solver.time_limit:g}s, "
+        f"gap {policy.solver.gap:g}"
+    )
+    result = clock.phase(
+        "solve", lambda: solve_model(model, progress=lambda s: clock.say(f"solve: {s}"))
+    )
+    clock.say(f"solve: {result.status}, gap {result.gap:.4%}")
+    extra["phases"] = dict(clock.phases)
+    clock.say(f"write: {out}")
+    paths = clock.phase(
+        "write", lambda: write_result(result, model, out, fmt=fmt, extra_summary=extra)
+    )
+    clock.say(f"done in {time.perf_counter() - clock.start:.1f}s")
+    click.echo(result.summary())
+    click.echo(
+        f"wrote {len(paths)} files to {out}/ (plan.{fmt}, summary.json, ...); "
+        f"explain a household with: coupler explain HOUSEHOLD --out {out}"
+    )
+
+
+COMMANDS = [solve]
