@@ -1,0 +1,240 @@
+"""The registry of named benchmark workloads.
+
+Every workload is built from the embedded national scenario (``nl-2024``, 342 municipalities) and
+the seeded case generator (:func:`coupler.generate_cases`). :meth:`Workload.prepare` writes the
+cases (and, where a workload needs one, its own scenario folder) as CSV files; this is setup and
+is not timed. :meth:`Workload.load` then reads them back through :func:`coupler.load_instance`, as
+a user's run would, and is timed as the ``load`` phase.
+
+>>> sorted(WORKLOADS)
+['half-year', 'monthly', 'shortage', 'side', 'stress', 'tiny']
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from coupler import (
+    Instance,
+    Policy,
+    embedded_scenario,
+    generate_cases,
+    load_instance,
+    load_scenario,
+)
+from coupler.geo import distance_matrix
+
+Kind = Literal["plain", "shortage", "side"]
+
+#: The shortage workload: job-holders pointing at this municipality, in a 50 km area whose
+#: remaining quota is cut (DOMAIN.md section 3 uses the same example).
+SHORTAGE_CENTRE = "Eindhoven"
+#: Persons added to the shortage batch as job-holders pointing at SHORTAGE_CENTRE.
+SHORTAGE_EXTRA_PERSONS = 400
+#: Share of the remaining quota left inside the shortage area.
+SHORTAGE_KEEP = 0.02
+#: Dwelling capacities of the side workload: this many times the municipality's proportional
+#: share of the batch's large / single households (binding locally, feasible nationally).
+SIDE_DWELLING_SLACK = 1.25
+#: Regional bands of the side workload: every province filled within these bounds.
+SIDE_BAND_FILL = (0.95, 1.05)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named, seeded benchmark instance.
+
+    Attributes
+    ----------
+    name
+        Registry key (``--tier`` value).
+    persons
+        Persons in the generated batch (before any extra block the kind adds).
+    kind
+        ``plain``: the batch as generated; ``shortage``: extra job-holders in one area whose
+        quota is cut, so hard criteria must break; ``side``: province bands and dwelling
+        capacities on.
+    total
+        National quota total for the period (persons); ``None`` keeps the scenario default
+        (28,000).
+    description
+        One line for the README and the table.
+    """
+
+    name: str
+    persons: int
+    kind: Kind = "plain"
+    total: int | None = None
+    description: str = ""
+
+    def scaled(self, persons: int, name: str | None = None) -> Workload:
+        """The same workload with another batch size (for smoke tests)."""
+        return replace(self, persons=persons, name=name or f"{self.name}-{persons}")
+
+    # -- setup (not timed) -------------------------------------------------------------------
+    def prepare(self, seed: int, folder: Path) -> PreparedCase:
+        """Write the cases for ``seed`` into ``folder`` and return how to load them."""
+        folder.mkdir(parents=True, exist_ok=True)
+        municipalities, _ = load_scenario(None, self.total)
+        households, criteria = generate_cases(municipalities, persons=self.persons, seed=seed)
+        scenario_dir: Path | None = None
+        remaining: np.ndarray | None = None
+        bands: tuple[dict[str, object], ...] = ()
+        if self.kind == "shortage":
+            households, criteria, remaining = _shortage(municipalities, households, criteria, seed)
+        elif self.kind == "side":
+            scenario_dir = folder / "scenario"
+            _side_scenario(municipalities, households, scenario_dir)
+            lo, hi = SIDE_BAND_FILL
+            bands = tuple(
+                {"level": "province", "name": p, "min_fill": lo, "max_fill": hi}
+                for p in sorted(municipalities["province"].astype(str).unique())
+            )
+        households.to_csv(folder / "households.csv", index=False)
+        criteria.to_csv(folder / "criteria.csv", index=False)
+        return PreparedCase(
+            workload=self,
+            seed=seed,
+            households=folder / "households.csv",
+            criteria=folder / "criteria.csv",
+            scenario=scenario_dir,
+            remaining=remaining,
+            bands=bands,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedCase:
+    """Files of one (workload, seed) and the changes the load phase applies."""
+
+    workload: Workload
+    seed: int
+    households: Path
+    criteria: Path
+    scenario: Path | None
+    remaining: np.ndarray | None
+    bands: tuple[dict[str, object], ...]
+
+    def load(self) -> tuple[Instance, Policy]:
+        """Read and validate the instance and build the policy (the timed ``load`` phase)."""
+        # A scenario folder with a quota-less municipalities.csv takes the national total too.
+        inst = load_instance(
+            self.households, self.criteria, scenario=self.scenario, total=self.workload.total
+        )
+        if self.remaining is not None:
+            inst = inst.with_remaining(self.remaining)
+        policy = Policy(solver=replace(Policy().solver, seed=self.seed))
+        if self.bands:
+            policy = policy.with_(quota={"bands": list(self.bands)})
+        return inst, policy
+
+
+def _shortage(
+    municipalities: pd.DataFrame, households: pd.DataFrame, criteria: pd.DataFrame, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Add job-holders at SHORTAGE_CENTRE and cut the remaining quota within 50 km of it."""
+    rng = np.random.default_rng(10_000 + seed)
+    names = municipalities["name"].astype(str).to_numpy()
+    centre = int(np.flatnonzero(names == SHORTAGE_CENTRE)[0])
+    code = str(municipalities["code"].iloc[centre])
+    # Extra households: sizes drawn from the batch's own distribution, ids after the batch's.
+    sizes: list[int] = []
+    pool = households["size"].to_numpy()
+    while sum(sizes) < SHORTAGE_EXTRA_PERSONS:
+        sizes.append(int(rng.choice(pool)))
+    donors = households.iloc[rng.integers(0, len(households), size=len(sizes))].copy()
+    n0 = len(households)
+    donors["household_id"] = [f"S{n0 + i + 1:06d}" for i in range(len(sizes))]
+    donors["size"] = sizes
+    adults = np.minimum(donors["adults"].to_numpy(), sizes)
+    donors["adults"] = np.maximum(adults, 1)
+    donors["children"] = donors["size"] - donors["adults"]
+    extra = pd.DataFrame(
+        {
+            "household_id": donors["household_id"].to_numpy(),
+            "kind": "work",
+            "municipality": code,
+            "hours_per_week": 24.0,
+            "contract_signed": pd.array([True] * len(sizes), dtype="boolean"),
+            "payslip_seen": pd.array([True] * len(sizes), dtype="boolean"),
+        }
+    )
+    households = pd.concat([households, donors], ignore_index=True)
+    criteria = pd.concat([criteria, extra.reindex(columns=criteria.columns)], ignore_index=True)
+    km = distance_matrix(
+        municipalities["lat"].to_numpy(float), municipalities["lon"].to_numpy(float)
+    )
+    area = km[centre] <= 50.0
+    remaining = municipalities["remaining"].to_numpy(dtype=np.int64).copy()
+    remaining[area] = np.floor(remaining[area] * SHORTAGE_KEEP).astype(np.int64)
+    return households, criteria, remaining
+
+
+def _side_scenario(municipalities: pd.DataFrame, households: pd.DataFrame, folder: Path) -> None:
+    """A copy of nl-2024 with cap_large / cap_single filled in (quota column left empty)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    src = embedded_scenario()
+    for f in src.iterdir():
+        if f.is_file() and f.name != "municipalities.csv":
+            shutil.copy(f, folder / f.name)
+    m = pd.read_csv(src / "municipalities.csv", dtype=str)
+    share = municipalities["remaining"].to_numpy(float)
+    share = share / share.sum()
+    n_large = int((households["size"] >= Policy().quota.large_household_size).sum())
+    n_single = int((households["size"] == 1).sum())
+    m["cap_large"] = [math.ceil(SIDE_DWELLING_SLACK * n_large * s) for s in share]
+    m["cap_single"] = [math.ceil(SIDE_DWELLING_SLACK * n_single * s) for s in share]
+    m.to_csv(folder / "municipalities.csv", index=False)
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload("tiny", 300, description="~300 persons, for the CI smoke run"),
+        Workload("monthly", 4_700, description="one monthly batch, ~4,700 persons"),
+        Workload(
+            "half-year",
+            28_000,
+            description="a national half year, ~28,000 persons; the 28,000 quota is exactly full",
+        ),
+        Workload(
+            "stress",
+            60_000,
+            total=60_000,
+            description="~60,000 persons against a national total of 60,000",
+        ),
+        Workload(
+            "shortage",
+            4_700,
+            kind="shortage",
+            description=(
+                f"monthly batch + {SHORTAGE_EXTRA_PERSONS} job-holders at {SHORTAGE_CENTRE}, "
+                f"whose 50 km area keeps {SHORTAGE_KEEP:.0%} of its quota"
+            ),
+        ),
+        Workload(
+            "side",
+            4_700,
+            kind="side",
+            description=(
+                f"monthly batch with every province banded to {SIDE_BAND_FILL[0]:.2f}-"
+                f"{SIDE_BAND_FILL[1]:.2f} fill and dwelling caps ({SIDE_DWELLING_SLACK}x share)"
+            ),
+        ),
+    )
+}
+
+
+def get_workload(name: str) -> Workload:
+    """A registered workload by name; ``ValueError`` naming the known ones otherwise."""
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise ValueError(f"unknown tier {name!r}; known tiers: {', '.join(WORKLOADS)}") from None

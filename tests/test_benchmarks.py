@@ -1,0 +1,96 @@
+"""Smoke tests of the benchmark runner and report (timings themselves stay out of pytest)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.report import BEGIN, END, render
+from benchmarks.runner import FIELDS, run
+from benchmarks.workloads import WORKLOADS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CLI run on the `tiny` tier (153 households, seed 0), coupler only, into a temp file."""
+    results = tmp_path_factory.mktemp("bench") / "results.jsonl"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--tier", "tiny", "--seeds", "0",
+         "--baselines", "none", "--results", str(results)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return results
+
+
+def test_tiny_run_records_every_field(tiny_results: Path) -> None:
+    """One JSON line per run, with every documented field, the phases and a plan's figures."""
+    lines = tiny_results.read_text().splitlines()
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    assert set(FIELDS) <= set(rec)
+    assert rec["tier"] == "tiny" and rec["method"] == "coupler" and rec["error"] is None
+    assert rec["persons"] == WORKLOADS["tiny"].persons
+    assert {"load", "build", "solve", "write", "total"} <= set(rec["seconds"])
+    assert rec["seconds"]["total"] >= rec["seconds"]["solve"] > 0
+    assert rec["peak_rss_mb"] > 50
+    assert rec["status"] in ("optimal", "feasible")
+    assert rec["objective"] is not None and rec["broken_persons"] == 0
+    assert rec["bound"] >= rec["objective"] - 1e-6
+    m = rec["machine"]
+    assert m["cores"] >= 1 and m["cpu"] and m["packages"]["coupler"]
+
+
+def test_report_renders_table_png_and_readme(tiny_results: Path, tmp_path: Path) -> None:
+    """The report writes a table naming the tier, a PNG, and replaces only the README section."""
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# head\n\n{BEGIN}\nold table\n{END}\n\ntail\n", encoding="utf-8")
+    written = render(tiny_results, tmp_path / "out", readme)
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| tiny | coupler | 153 |" in table
+    assert "monthly ≤ 2 s: not measured" in table
+    assert (tmp_path / "out" / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = readme.read_text()
+    assert "old table" not in text and "| tiny | coupler |" in text
+    assert text.startswith("# head") and text.rstrip().endswith("tail")
+    assert readme in written
+
+
+def test_cli_rejects_unknown_tier() -> None:
+    """An unknown tier is a usage error naming the known tiers, not a traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--tier", "nope", "--baselines", "none"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "unknown tier 'nope'" in proc.stderr and "monthly" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_baselines_run_on_a_micro_case(tmp_path: Path) -> None:
+    """Both plain baselines solve a ~30-household case under a 20 s cap, in coupler's units.
+
+    At this size both prove optimality, so neither may beat coupler's bound nor break a hard
+    criterion coupler keeps.
+    """
+    micro = WORKLOADS["tiny"].scaled(60, "micro")
+    results = tmp_path / "r.jsonl"
+    recs = run([micro], [0], ["coupler", "pulp-cbc", "highs-mip"], time_cap=20.0,
+               results=results, say=lambda _: None)
+    assert len(results.read_text().splitlines()) == 3
+    by = {r["method"]: r for r in recs}
+    for method in ("pulp-cbc", "highs-mip"):
+        r = by[method]
+        assert r["error"] is None, r["error"]
+        assert r["columns"] > 30 * 300 and r["time_cap"] == 20.0
+        assert r["native"]["status"] in ("optimal", "feasible")
+        assert r["objective"] is not None
+        assert r["objective"] <= by["coupler"]["bound"] + 1e-6
+        assert r["broken_persons"] == by["coupler"]["broken_persons"]
+        assert r["bound"] >= r["objective"] - 1e-6
