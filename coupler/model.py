@@ -18,6 +18,7 @@ The objective of a plan, in priority order (lexicographic):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -189,3 +190,32 @@ def _optional_caps(m: pd.DataFrame, column: str) -> np.ndarray | None:
         return None
     # A municipality without a figure has no limit of that kind.
     return m[column].astype("Float64").fillna(np.inf).to_numpy(dtype=np.float64)
+
+
+def restrict(model: CouplingModel, households: np.ndarray, cap: np.ndarray, target: np.ndarray) -> CouplingModel:
+    """A sub-model over some households with other capacities and fill targets.
+
+    Used by the engine to re-optimise a part of a plan while the rest stays fixed. Side
+    constraints are not carried over.
+    """
+    rows = np.asarray(households, dtype=np.int64)
+    hard = HardCriteria(
+        table=model.hard.table.iloc[0:0],
+        allowed=model.hard.allowed[rows],
+        has_hard=model.hard.has_hard[rows],
+        conflicts=model.hard.conflicts.iloc[0:0],
+    )
+    return dataclasses.replace(
+        model,
+        hard=hard,
+        size=model.size[rows],
+        cap=np.asarray(cap, dtype=np.int64),
+        value=model.value[rows],
+        forbidden=model.forbidden[rows],
+        pinned=model.pinned[rows],
+        target=np.asarray(target, dtype=np.float64),
+        is_large=model.is_large[rows],
+        cap_large=None,
+        cap_single=None,
+        bands=(),
+    )

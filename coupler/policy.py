@@ -43,6 +43,7 @@ Example (all defaults)::
     time_limit = 60.0                # seconds
     gap = 0.001                      # relative gap target
     seed = 0
+    polish_time = 5.0                # seconds for the MIP polish when the rounded plan misses the gap
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ class SolverSettings:
     time_limit: float = 60.0
     gap: float = 0.001
     seed: int = 0
+    polish_time: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -305,6 +307,8 @@ def _check(policy: Policy, source: str) -> list[Problem]:
         bad("solver", "time_limit", "> 0", sv.time_limit)
     if not 0 <= sv.gap < 1:
         bad("solver", "gap", "in [0, 1)", sv.gap)
+    if not sv.polish_time >= 0:
+        bad("solver", "polish_time", ">= 0", sv.polish_time)
     if sv.seed < 0:
         bad("solver", "seed", ">= 0", sv.seed)
     return p

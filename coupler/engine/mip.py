@@ -70,6 +70,7 @@ def build_mip(
     max_broken: int | None = None,
     max_uncoupled: int | None = None,
     start: np.ndarray | None = None,
+    relax: np.ndarray | None = None,
 ) -> tuple[MipProblem, MipLayout]:
     """Build the MIP over candidate pairs ``(pair_h, pair_m)``.
 
@@ -88,6 +89,9 @@ def build_mip(
         Budgets in persons for the free households (stage 2 after stage 1).
     start
         Assignment per model household to warm-start from.
+    relax
+        Bool per model household: its pair columns are continuous in [0, 1] (used for single
+        persons, whose transportation part is integral at a vertex anyway).
     """
     n_m = model.n_municipalities
     pair_h = np.asarray(pair_h, dtype=np.int64)
@@ -207,6 +211,8 @@ def build_mip(
     col_hi[n_x + n_u :] = np.inf
     integer = np.zeros(n_cols, dtype=bool)
     integer[: n_x + n_u] = True
+    if relax is not None:
+        integer[:n_x] &= ~np.asarray(relax, dtype=bool)[pair_h]
     if objective in ("soft", "penalised") and use_s:
         offset = 0.0
 

@@ -27,11 +27,10 @@ from coupler.engine.flow import FlowRelaxation, solve_relaxation
 from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.stage1 import Stage1, solve_stage1
 from coupler.errors import CouplerError
-from coupler.model import CouplingModel
+from coupler.model import CouplingModel, restrict
 from coupler.result import Result, make_result
 
 Progress = Callable[[str], None]
-_LAST_REPAIR: list[str] = []
 
 
 def _quiet(_: str) -> None:
@@ -84,14 +83,25 @@ def solve(
         assignment, status, mip_bound = _side_mip(model, flow, stage1, mip, deadline, gap, seed, full=plain_mip)
         used_method = "mip" if plain_mip else "flow+mip"
     else:
-        say("repairing the split households (small MIP)")
-        assignment, status = _repair(model, flow, stage1, mip, deadline, gap, seed)
+        say("rounding the split households; re-flowing single persons")
+        assignment = _round_with_singles(model, flow)
+        status = Status.OPTIMAL
+        used_method = "flow+singles"
+        if assignment is None or _over_budget(model, assignment, stage1):
+            say("repairing the split households (small MIP)")
+            assignment, status = _repair(model, flow, stage1, mip, deadline, gap, seed)
+            used_method = "flow+repair"
+        elif _gap(model, assignment, flow, stage1) > gap and settings.polish_time > 0:
+            say("polishing: split households and single persons together (MIP)")
+            limit = min(settings.polish_time, deadline - time.perf_counter())
+            better = _polish(model, flow, assignment, stage1, mip, limit, gap, seed)
+            if better is not None:
+                assignment = better
+                used_method = "flow+singles+polish"
         mip_bound = np.inf
-        used_method = "flow+repair"
-    seconds["rounding" if used_method == "flow+repair" else "mip"] = time.perf_counter() - t
+    seconds["mip" if "mip" in used_method else "rounding"] = time.perf_counter() - t
 
-    bound = flow.bound + flow.broken_penalty * stage1.broken + flow.uncoupled_penalty * stage1.uncoupled
-    bound = min(bound, mip_bound)
+    bound = min(_bound(model, flow, stage1), mip_bound)
     value = model.evaluate(assignment)
     result_status = status
     if value.broken_persons > stage1.broken or value.uncoupled_persons > stage1.uncoupled:
@@ -116,6 +126,120 @@ def solve(
             "lp_broken_persons": flow.lp_broken,
         },
     )
+
+
+def _over_budget(model: CouplingModel, assignment: np.ndarray, stage1: Stage1) -> bool:
+    v = model.evaluate(assignment)
+    return v.broken_persons > stage1.broken or v.uncoupled_persons > stage1.uncoupled
+
+
+def _bound(model: CouplingModel, flow: FlowRelaxation, stage1: Stage1) -> float:
+    return flow.bound + flow.broken_penalty * stage1.broken + flow.uncoupled_penalty * stage1.uncoupled
+
+
+def _gap(model: CouplingModel, assignment: np.ndarray, flow: FlowRelaxation, stage1: Stage1) -> float:
+    obj = model.evaluate(assignment).objective
+    return max(0.0, _bound(model, flow, stage1) - obj) / max(1.0, abs(obj))
+
+
+def _polish(
+    model: CouplingModel, flow: FlowRelaxation, assignment: np.ndarray, stage1: Stage1, mip: MipBackend,
+    limit: float, gap: float, seed: int,
+) -> np.ndarray | None:
+    """Re-place the split households (binary) with all single persons free as a continuous flow,
+    warm-started from ``assignment``; the singles are then re-flowed exactly. None if not better."""
+    if limit < 0.2:
+        return None
+    n_m = model.n_municipalities
+    split = flow.split_households()
+    singles = np.flatnonzero(model.size == 1)
+    free = np.union1d(split, singles)
+    fixed = assignment.copy()
+    fixed[free] = -1
+    in_free = np.isin(flow.arc_h, free)
+    ph, pm = flow.arc_h[in_free], flow.arc_m[in_free]
+    # Keep the current places of free households available for the warm start.
+    extra = free[~np.isin(free * n_m + assignment[free], ph * n_m + pm)]
+    ph = np.concatenate([ph, extra])
+    pm = np.concatenate([pm, assignment[extra]])
+    relax = np.zeros(model.n_households, dtype=bool)
+    relax[singles] = True
+    problem, layout = build_mip(
+        model, ph, pm, fixed=fixed, objective="soft", allow_uncoupled=False, relax=relax, start=assignment,
+        max_broken=stage1.broken - model.evaluate(np.where(np.isin(np.arange(model.n_households), free), -1, assignment)).broken_persons,
+    )
+    sol = mip.solve(problem, time_limit=limit, gap=gap / 4, seed=seed)
+    if sol.x is None:
+        return None
+    x = sol.x[: layout.n_x]
+    pick = (x > 0.5) & np.isin(layout.pair_h, split)
+    placed = fixed.copy()
+    placed[layout.pair_h[pick]] = layout.pair_m[pick]
+    if (placed[split] < 0).any():
+        return None
+    out = _reflow_singles(model, placed, singles)
+    if out is None or _over_budget(model, out, stage1):
+        return None
+    return out if model.evaluate(out).objective > model.evaluate(assignment).objective else None
+
+
+def _reflow_singles(model: CouplingModel, fixed: np.ndarray, singles: np.ndarray) -> np.ndarray | None:
+    """Place every single person by an exact min-cost flow into the room ``fixed`` leaves."""
+    n_m = model.n_municipalities
+    out = fixed.copy()
+    out[singles] = -1
+    placed = out >= 0
+    used = np.bincount(out[placed], weights=model.size[placed], minlength=n_m)
+    room = model.cap - used.astype(np.int64)
+    if (room < 0).any():
+        return None
+    sub = restrict(model, singles, cap=room, target=np.maximum(model.target - used, 0.0))
+    f2 = solve_relaxation(sub)
+    carry = f2.flow > 0
+    out[singles[f2.arc_h[carry]]] = f2.arc_m[carry]
+    return out
+
+
+def _round_with_singles(model: CouplingModel, flow: FlowRelaxation) -> np.ndarray | None:
+    """Round the relaxation: place split households whole, then re-flow every single person.
+
+    Single-person households never split (their supply is 1), and a transportation problem with unit
+    supplies has an integral optimum. So once the split households are placed whole where the flow
+    already sends part of them (or where they fit best at the flow's capacity prices), an exact
+    min-cost flow over all singles, into the capacity left, completes an integral plan. Returns
+    None when a split household fits nowhere.
+    """
+    n_m = model.n_municipalities
+    rounded = flow.rounded_assignment()
+    split = flow.split_households()
+    singles = np.flatnonzero(model.size == 1)
+    if len(singles) == 0:
+        return None
+    fixed = rounded.copy()
+    fixed[singles] = -1
+    fixed[split] = -1
+    placed = fixed >= 0
+    used = np.bincount(fixed[placed], weights=model.size[placed], minlength=n_m)
+    room = model.cap - used.astype(np.int64)
+    # Largest first; prefer where the flow sends most of the household, then cheapest at the
+    # flow's capacity prices (potentials), among places with room.
+    for h in split[np.argsort(-model.size[split], kind="stable")]:
+        s = int(model.size[h])
+        arcs = np.flatnonzero(flow.arc_h == h)
+        order = arcs[np.lexsort((flow.reduced_cost[arcs], -flow.flow[arcs]))]
+        options = flow.arc_m[order]
+        ok = options[room[options] >= s]
+        if len(ok) == 0:
+            usable = ~model.forbidden[h] & (room >= s)
+            if not usable.any():
+                return None
+            price = model.value[h] / s + flow.potential_m / 1e6 - flow.broken_penalty * model.breaks[h]
+            m = int(np.argmax(np.where(usable, price, -np.inf)))
+        else:
+            m = int(ok[0])
+        fixed[h] = m
+        room[m] -= s
+    return _reflow_singles(model, fixed, singles)
 
 
 def _neighbourhood(model: CouplingModel, flow: FlowRelaxation, rounded: np.ndarray, per_place: int) -> np.ndarray:
@@ -167,8 +291,6 @@ def _repair(
             plan = layout.assignment(sol.x, model.n_households)
             out = rounded.copy()
             out[free] = plan[free]
-            say_size = f"{len(free)} households, {problem.n_cols} columns, {sol.seconds:.2f}s, gap {sub_gap:.4f}"
-            _LAST_REPAIR.append(say_size)
             return out, Status.OPTIMAL if sol.status is Status.OPTIMAL else Status.FEASIBLE
         per_place *= 4
     # Last resort: the full stage-2 MIP over every candidate pair.
