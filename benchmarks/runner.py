@@ -158,25 +158,25 @@ def _peak_rss_mb() -> float:
     return max(own, children) / 1024.0  # Linux reports kB
 
 
-def _write_plan(result: Any, out_dir: Path) -> None:
-    """Write the plan the way a user's run would: coupler's writer if it has one."""
-    import coupler
+def _write_plan(result: Any, model: Any, out_dir: Path) -> str:
+    """Write the plan as ``coupler solve`` does (explanations included); the writer used."""
+    try:
+        from coupler.write import write_result
+    except ImportError:  # an older tree without the writer: the plain tables only
+        from coupler.output import write_atomically
 
-    writer = getattr(coupler, "write", None)
-    if callable(writer):
-        writer(result, out_dir)
-        return
-    from coupler.output import write_atomically
-
-    write_atomically(
-        out_dir,
-        {
-            "plan.csv": result.plan,
-            "criteria.csv": result.criteria,
-            "municipalities.csv": result.municipalities,
-            "summary.json": result.to_json(),
-        },
-    )
+        write_atomically(
+            out_dir,
+            {
+                "plan.csv": result.plan,
+                "criteria.csv": result.criteria,
+                "municipalities.csv": result.municipalities,
+                "summary.json": result.to_json(),
+            },
+        )
+        return "write_atomically"
+    write_result(result, model, out_dir)
+    return "coupler.write.write_result"
 
 
 def run_method(case: PreparedCase, method: str, time_cap: float, say: Say = _say) -> dict[str, Any]:
@@ -270,7 +270,7 @@ def run_method(case: PreparedCase, method: str, time_cap: float, say: Say = _say
 
     t = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="coupler-bench-out-") as out:
-        _write_plan(result, Path(out) / "plan")
+        rec["writer"] = _write_plan(result, model, Path(out) / "plan")
     seconds["write"] = seconds.pop("explain", 0.0) + time.perf_counter() - t
     rec.update(
         seconds=seconds,
