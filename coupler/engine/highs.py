@@ -44,6 +44,30 @@ _MAXIMIZE = -1  # HiGHS ObjSense::kMaximize
 _SEED_MODULUS = 2_147_483_647  # random_seed must fit in a C int
 
 
+def new_highs() -> highspy.Highs:
+    """A fresh ``Highs`` object, without the banner HiGHS prints on stdout when it is created.
+
+    The banner is written by C++ straight to file descriptor 1, so it is muted at that level;
+    coupler's own output (plan tables piped to stdout, JSON) stays clean.
+    """
+    import os
+    import sys
+
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no real stdout (e.g. some embedded interpreters)
+        return highspy.Highs()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        return highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 class HighsBackend:
     """Solve a :class:`MipProblem` with HiGHS (branch and cut; simplex for pure LPs).
 
@@ -83,7 +107,7 @@ class HighsBackend:
             bound plus the offset (upper bound, since we maximise), or ``inf`` when unknown.
         """
         started = time.perf_counter()
-        h = highspy.Highs()
+        h = new_highs()
         for option, value in (
             ("output_flag", False),
             ("presolve", "on"),
