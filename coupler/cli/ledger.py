@@ -386,4 +386,90 @@ def ledger_audit(ledger: Ledger, out: Path | None, last: int) -> None:
         click.echo(f"{r.at} {r.who:<12} {r.command:<14} {r.action:<14} {r.subject or ''}{why}")
 
 
-COMMANDS = [period, batch, ledger_group]
+# --- omkoppeling ------------------------------------------------------------------------------
+
+
+@click.command("omkoppel")
+@click.option("--requests", type=click.Path(dir_okay=False), required=True,
+              help="Requests table (columns: docs/ledger.md, section Omkoppeling).")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML with an [omkoppeling] table: gate, radius_km, min_contract_months, "
+                   "excluded_job_types, bijstandsnorm per year [default: illustrative values].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the decision report (CSV: pass/fail and reason per rule) here.")
+@_ledger_options
+def omkoppel_cmd(ledger: Ledger, requests: str, rules_file: str | None, out: Path | None) -> None:
+    """Check a batch of omkoppeling requests and re-couple the eligible ones near their jobs.
+
+    Every rule is checked per request (timing gate, job match, scarcity in the current region,
+    signed contract, salary >= bijstandsnorm, >= 6 months, payslip seen, Reba paid, excluded job
+    types). Eligible households are re-coupled jointly within 50 km of the job; the quota moves
+    from the old municipality to the new one; every other coupling stays.
+    """
+    from coupler.omkoppeling import RULES, OmkoppelRules, omkoppel
+
+    rules = OmkoppelRules.from_file(rules_file) if rules_file else OmkoppelRules()
+    report = omkoppel(ledger, requests, rules)
+    for r in report.to_dict("records"):
+        failed = [f"{k} ({r[k + '_reason']})" for k in RULES if r[k] == "fail"]
+        where = f" -> {r['new_municipality']} ({r['distance_km']} km from the job)" if r["decision"] == "recoupled" else ""
+        click.echo(f"request {r['request_id']}: {r['decision']}{where}" + (f"; failed: {'; '.join(failed)}" if failed else ""))
+    counts = report["decision"].value_counts().to_dict()
+    click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if out is not None:
+        from coupler.output import write_atomically
+
+        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: report})
+        click.echo(f"wrote {out}")
+
+
+# --- Kansrijke Koppeling ---------------------------------------------------------------------
+
+
+@click.group()
+def kansrijk() -> None:
+    """Kansrijke Koppeling: provisional couplings before the permit."""
+
+
+@kansrijk.command("propose")
+@click.option("--households", type=click.Path(dir_okay=False), required=True,
+              help="Cases in procedure, with grant_probability and/or nationality columns.")
+@click.option("--criteria", type=click.Path(dir_okay=False), default=None, help="Hard criteria table.")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML with a [kansrijk] table: min_probability, grant_probability by nationality.")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None, help="Policy TOML.")
+@_ledger_options
+def kansrijk_propose(ledger: Ledger, households: str, criteria: str | None, rules_file: str | None,
+                     policy_file: str | None) -> None:
+    """Plan provisional couplings and reserve probability x persons of quota for each."""
+    from coupler.kansrijk import KansrijkRules, propose_provisional
+
+    rules = KansrijkRules.from_file(rules_file) if rules_file else KansrijkRules()
+    policy = Policy.from_file(policy_file) if policy_file else Policy()
+    report = propose_provisional(ledger, households, criteria, rules=rules, policy=policy)
+    active = report[report["status"] == "active"]
+    click.echo(
+        f"provisional couplings: {len(active)} households, {int(active['persons'].sum())} persons, "
+        f"reserving {active['reserved'].sum():.2f} expected persons; "
+        f"below threshold {int((report['status'] == 'below-threshold').sum())}, "
+        f"no room {int((report['status'] == 'no-room').sum())}"
+    )
+
+
+@kansrijk.command("permit")
+@click.option("--decisions", type=click.Path(dir_okay=False), required=True,
+              help="Table with household_id and decision (granted | refused).")
+@_ledger_options
+def kansrijk_permit(ledger: Ledger, decisions: str) -> None:
+    """Confirm, re-plan or release provisional couplings when the IND decides."""
+    from coupler.kansrijk import permit
+
+    report = permit(ledger, decisions)
+    counts = report["outcome"].value_counts().to_dict()
+    click.echo("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if "batch" in report and report["batch"].notna().any():
+        click.echo(f"re-planned households are proposed in batch {int(report['batch'].dropna().iloc[0])}; "
+                   "approve it with `coupler batch approve`")
+
+
+COMMANDS = [period, batch, ledger_group, omkoppel_cmd, kansrijk]

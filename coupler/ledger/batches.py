@@ -26,7 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from coupler.engine.solve import solve
-from coupler.errors import InputError, Problem
+from coupler.errors import CouplerError, InputError, Problem
 from coupler.geo import haversine_km
 from coupler.instance import Instance
 from coupler.ledger import schema as t
@@ -203,9 +203,18 @@ def propose(
     full = _align(inst, state, state["remaining"].to_numpy(dtype=np.int64))
     factor = pacing.factor(month, period.months)
     paced = _align(inst, state, paced_remaining(state, factor))
-    result = solve(build_model(inst.with_remaining(paced), policy), progress=progress)
     used_pacing = math.isfinite(factor)
     yielded = False
+    paced_error = None
+    try:
+        result = solve(build_model(inst.with_remaining(paced), policy), progress=progress)
+    except CouplerError as exc:
+        if not used_pacing or not (paced < full).any():
+            raise
+        # The paced capacities are tight; an engine failure there must not block the batch.
+        paced_error = str(exc)
+        result = solve(build_model(inst.with_remaining(full), policy), progress=progress)
+        used_pacing, yielded = False, True
     if used_pacing and (result.broken_persons or result.uncoupled_persons) and (paced < full).any():
         unpaced = solve(build_model(inst.with_remaining(full), policy), progress=progress)
         if (unpaced.uncoupled_persons, unpaced.broken_persons) < (
