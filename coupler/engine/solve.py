@@ -24,6 +24,7 @@ import numpy as np
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipBackend, Status
 from coupler.engine.flow import FlowRelaxation, solve_relaxation
+from coupler.engine.local import improve
 from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.stage1 import Stage1, solve_stage1
 from coupler.errors import CouplerError
@@ -87,6 +88,11 @@ def solve(
         assignment = _round_with_singles(model, flow)
         status = Status.OPTIMAL
         used_method = "flow+singles"
+        if assignment is not None and _gap(model, assignment, flow, stage1) > gap:
+            say("local search: moving whole households")
+            assignment = improve(model, assignment, flow.arc_h, flow.arc_m)
+            assignment = _reflow_singles(model, assignment, np.flatnonzero(model.size == 1))
+            used_method = "flow+singles+local"
         if assignment is None or _over_budget(model, assignment, stage1):
             say("repairing the split households (small MIP)")
             assignment, status = _repair(model, flow, stage1, mip, deadline, gap, seed)
@@ -97,7 +103,7 @@ def solve(
             better = _polish(model, flow, assignment, stage1, mip, limit, gap, seed)
             if better is not None:
                 assignment = better
-                used_method = "flow+singles+polish"
+                used_method += "+polish"
         mip_bound = np.inf
     seconds["mip" if "mip" in used_method else "rounding"] = time.perf_counter() - t
 
