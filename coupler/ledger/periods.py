@@ -148,6 +148,7 @@ def close_period(ledger: Ledger, *, reason: str | None = None) -> dict[str, Any]
             .where(t.periods.c.id == period.id)
             .values(status="closed", closed_at=tx.at)
         )
+        tx.checkpoint("close")
         summary = {
             "period": period.name,
             "target": int(q["target"].sum()),
