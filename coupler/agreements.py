@@ -85,7 +85,9 @@ class Area:
             mask = np.zeros(len(municipalities), dtype=bool)
             for name in self.names:
                 if name.casefold() not in known:
-                    problems.append(Problem(source, f"{where}: {_unknown(self.level, name, known)}"))
+                    problems.append(
+                        Problem(source, f"{where}: {_unknown(self.level, name, known)}")
+                    )
                 else:
                     mask |= (col.str.casefold() == name.casefold()).to_numpy()
         if problems:
@@ -143,11 +145,17 @@ class Agreement:
         return cls.from_dict(_read_toml(path), source=path.name, default_name=path.stem)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], source: str = "<agreement>", default_name: str = "agreement") -> Agreement:
+    def from_dict(
+        cls, raw: dict[str, Any], source: str = "<agreement>", default_name: str = "agreement"
+    ) -> Agreement:
         p: list[Problem] = []
         for key in raw:
             if key not in _TOP:
-                p.append(Problem(source, f"unknown table [{key}]{_hint(key, _TOP)}; known: {', '.join(_TOP)}"))
+                p.append(
+                    Problem(
+                        source, f"unknown table [{key}]{_hint(key, _TOP)}; known: {', '.join(_TOP)}"
+                    )
+                )
         head = _table(raw.get("agreement", {}), "[agreement]", source, p)
         _only(head, ("name", "description"), "[agreement]", source, p)
         name = str(head.get("name", default_name))
@@ -157,19 +165,29 @@ class Agreement:
             if not isinstance(v, dict):
                 p.append(Problem(source, f"[policy] {k} must be a table, e.g. [policy.{k}]"))
         bans = tuple(
-            b for i, t in enumerate(_array(raw, "ban_outside", source, p))
+            b
+            for i, t in enumerate(_array(raw, "ban_outside", source, p))
             if (b := _ban(t, f"[[ban_outside]] #{i + 1}", source, p)) is not None
         )
         pools = tuple(
-            b for i, t in enumerate(_array(raw, "pool", source, p))
+            b
+            for i, t in enumerate(_array(raw, "pool", source, p))
             if (b := _pool(t, f"[[pool]] #{i + 1}", source, p)) is not None
         )
         mults = tuple(
-            b for i, t in enumerate(_array(raw, "weight_multiplier", source, p))
+            b
+            for i, t in enumerate(_array(raw, "weight_multiplier", source, p))
             if (b := _mult(t, f"[[weight_multiplier]] #{i + 1}", source, p)) is not None
         )
-        agreement = cls(name, description, {k: dict(v) for k, v in pol.items() if isinstance(v, dict)},
-                        bans, pools, mults, source)
+        agreement = cls(
+            name,
+            description,
+            {k: dict(v) for k, v in pol.items() if isinstance(v, dict)},
+            bans,
+            pools,
+            mults,
+            source,
+        )
         if not p:
             try:
                 agreement.apply_policy(Policy())
@@ -183,7 +201,11 @@ class Agreement:
     def check(self, municipalities: pd.DataFrame) -> None:
         """Resolve every municipality, province and region name against a scenario."""
         problems: list[Problem] = []
-        for kind, items in (("ban_outside", self.bans), ("pool", self.pools), ("weight_multiplier", self.multipliers)):
+        for kind, items in (
+            ("ban_outside", self.bans),
+            ("pool", self.pools),
+            ("weight_multiplier", self.multipliers),
+        ):
             for i, item in enumerate(items):
                 where = f"[[{kind}]] #{i + 1}"
                 try:
@@ -219,30 +241,40 @@ class Agreement:
             match = np.ones(len(hh), dtype=bool)
             if ban.azc:
                 codes = resolve_names(ban.azc, m, self.source, f"{where} azc", [])
-                in_azc = hh["azc"].astype("string").isin(codes).fillna(False) if "azc" in hh else False
+                in_azc = (
+                    hh["azc"].astype("string").isin(codes).fillna(False) if "azc" in hh else False
+                )
                 match &= np.array(in_azc, dtype=bool)
             if ban.criterion is not None:
                 sel = np.array(crit["kind"].astype(str) == ban.criterion, dtype=bool)
                 if ban.qualifying_only and len(crit):
                     sel &= qualifies_as_hard(crit, policy)
                 if ban.criterion_inside and len(crit):
-                    where_idx = crit["municipality"].map(instance.code_index).to_numpy(dtype=np.int64)
+                    where_idx = (
+                        crit["municipality"].map(instance.code_index).to_numpy(dtype=np.int64)
+                    )
                     sel &= inside[where_idx]
                 ids = set(crit.loc[sel, "household_id"].astype(str))
                 match &= hh["household_id"].astype(str).isin(ids).to_numpy()
             hids = instance.household_ids[match]
             outside = instance.codes[~inside]
             if len(hids) and len(outside):
-                rows.append(pd.DataFrame({
-                    "household_id": np.repeat(hids, len(outside)),
-                    "municipality": np.tile(outside, len(hids)),
-                    "action": "ban",
-                }))
+                rows.append(
+                    pd.DataFrame(
+                        {
+                            "household_id": np.repeat(hids, len(outside)),
+                            "municipality": np.tile(outside, len(hids)),
+                            "action": "ban",
+                        }
+                    )
+                )
         if not rows:
             return instance
         new = pd.concat(rows, ignore_index=True)
         if instance.locks is not None and len(instance.locks):
-            new = pd.concat([instance.locks[["household_id", "municipality", "action"]], new], ignore_index=True)
+            new = pd.concat(
+                [instance.locks[["household_id", "municipality", "action"]], new], ignore_index=True
+            )
         new = new.drop_duplicates(["household_id", "municipality"], keep="first")
         for col in ("household_id", "municipality", "action"):
             new[col] = new[col].astype("string")
@@ -260,7 +292,9 @@ class Agreement:
             parts = soft_parts(inst, model.policy)
             value = value.copy()
             for i, wm in enumerate(self.multipliers):
-                cols = wm.area.mask(inst.municipalities, self.source, f"[[weight_multiplier]] #{i + 1}")
+                cols = wm.area.mask(
+                    inst.municipalities, self.source, f"[[weight_multiplier]] #{i + 1}"
+                )
                 extra = sum(getattr(model.policy.weights, p) * parts[p][:, cols] for p in wm.parts)
                 value[:, cols] += (wm.factor - 1.0) * extra
         if self.pools:
@@ -272,9 +306,15 @@ class Agreement:
                 if pool.member_cap == "pool":
                     cap[members] = total_cap
                 else:
-                    cap[members] = np.floor(cap[members] * float(pool.member_cap) + 1e-9).astype(np.int64)
+                    cap[members] = np.floor(cap[members] * float(pool.member_cap) + 1e-9).astype(
+                        np.int64
+                    )
                 lo = min(math.floor(pool.min_fill * share + 1e-9), total_cap)
-                hi = total_cap if math.isinf(pool.max_fill) else min(math.ceil(pool.max_fill * share - 1e-9), total_cap)
+                hi = (
+                    total_cap
+                    if math.isinf(pool.max_fill)
+                    else min(math.ceil(pool.max_fill * share - 1e-9), total_cap)
+                )
                 # The band on the total replaces the members' own fill targets.
                 target[members] = 0.0
                 bands.append(BandRows(f"pool:{pool.area.label()}", members, lo, max(lo, hi)))
@@ -288,7 +328,9 @@ class Agreement:
         return self.apply_model(build_model(self.apply_instance(instance, pol), pol))
 
 
-def build_variant(instance: Instance, policy: Policy, agreements: tuple[Agreement, ...] = ()) -> CouplingModel:
+def build_variant(
+    instance: Instance, policy: Policy, agreements: tuple[Agreement, ...] = ()
+) -> CouplingModel:
     """Compose several agreements on a base policy (applied in order) and build the model."""
     for a in agreements:
         policy = a.apply_policy(policy)
@@ -307,19 +349,28 @@ def is_agreement_file(path: str | Path) -> bool:
 
 
 def resolve_names(
-    names: tuple[str, ...] | list[str], municipalities: pd.DataFrame, source: str, where: str,
+    names: tuple[str, ...] | list[str],
+    municipalities: pd.DataFrame,
+    source: str,
+    where: str,
     problems: list[Problem],
 ) -> list[str]:
     """Municipality names or codes -> codes; unknown ones become problems with a suggestion."""
     codes = municipalities["code"].astype(str)
     by_key = {c.casefold(): c for c in codes}
-    by_key |= {str(n).strip().casefold(): c for n, c in zip(municipalities["name"], codes, strict=True)}
-    labels = {str(n).casefold(): str(n) for n in municipalities["name"]} | {c.casefold(): c for c in codes}
+    by_key |= {
+        str(n).strip().casefold(): c for n, c in zip(municipalities["name"], codes, strict=True)
+    }
+    labels = {str(n).casefold(): str(n) for n in municipalities["name"]} | {
+        c.casefold(): c for c in codes
+    }
     out = []
     for name in names:
         code = by_key.get(str(name).strip().casefold())
         if code is None:
-            problems.append(Problem(source, f"{where}: {_unknown('municipality', str(name), labels)}"))
+            problems.append(
+                Problem(source, f"{where}: {_unknown('municipality', str(name), labels)}")
+            )
         else:
             out.append(code)
     return out
@@ -363,10 +414,17 @@ def _array(raw: dict[str, Any], key: str, source: str, p: list[Problem]) -> list
     return value
 
 
-def _only(t: dict[str, Any], known: tuple[str, ...], where: str, source: str, p: list[Problem]) -> None:
+def _only(
+    t: dict[str, Any], known: tuple[str, ...], where: str, source: str, p: list[Problem]
+) -> None:
     for key in t:
         if key not in known:
-            p.append(Problem(source, f"{where}: unknown key '{key}'{_hint(key, known)}; known: {', '.join(known)}"))
+            p.append(
+                Problem(
+                    source,
+                    f"{where}: unknown key '{key}'{_hint(key, known)}; known: {', '.join(known)}",
+                )
+            )
 
 
 def _strings(v: Any, where: str, key: str, source: str, p: list[Problem]) -> tuple[str, ...]:
@@ -374,21 +432,35 @@ def _strings(v: Any, where: str, key: str, source: str, p: list[Problem]) -> tup
         return (v,)
     if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
         return tuple(v)
-    p.append(Problem(source, f"{where}: {key} must be a name or a non-empty list of names; got {v!r}"))
+    p.append(
+        Problem(source, f"{where}: {key} must be a name or a non-empty list of names; got {v!r}")
+    )
     return ()
 
 
 def _area(t: dict[str, Any], where: str, source: str, p: list[Problem]) -> Area | None:
     given = [k for k in AREA_KEYS if k in t]
     if len(given) != 1:
-        p.append(Problem(source, f"{where}: give exactly one of {', '.join(AREA_KEYS)}; got {given or 'none'}"))
+        p.append(
+            Problem(
+                source,
+                f"{where}: give exactly one of {', '.join(AREA_KEYS)}; got {given or 'none'}",
+            )
+        )
         return None
     names = _strings(t[given[0]], where, given[0], source, p)
     return Area(given[0], names) if names else None
 
 
-def _number(t: dict[str, Any], key: str, default: float, where: str, source: str, p: list[Problem],
-            minimum: float = 0.0) -> float:
+def _number(
+    t: dict[str, Any],
+    key: str,
+    default: float,
+    where: str,
+    source: str,
+    p: list[Problem],
+    minimum: float = 0.0,
+) -> float:
     v = t.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int | float) or not v >= minimum:
         p.append(Problem(source, f"{where}: {key} must be a number >= {minimum:g}; got {v!r}"))
@@ -396,7 +468,9 @@ def _number(t: dict[str, Any], key: str, default: float, where: str, source: str
     return float(v)
 
 
-def _flag(t: dict[str, Any], key: str, default: bool, where: str, source: str, p: list[Problem]) -> bool:
+def _flag(
+    t: dict[str, Any], key: str, default: bool, where: str, source: str, p: list[Problem]
+) -> bool:
     v = t.get(key, default)
     if not isinstance(v, bool):
         p.append(Problem(source, f"{where}: {key} must be true or false; got {v!r}"))
@@ -405,15 +479,23 @@ def _flag(t: dict[str, Any], key: str, default: bool, where: str, source: str, p
 
 
 def _ban(t: dict[str, Any], where: str, source: str, p: list[Problem]) -> BanOutside | None:
-    _only(t, (*AREA_KEYS, "azc", "criterion", "qualifying_only", "criterion_inside"), where, source, p)
+    _only(
+        t, (*AREA_KEYS, "azc", "criterion", "qualifying_only", "criterion_inside"), where, source, p
+    )
     area = _area(t, where, source, p)
     azc = _strings(t["azc"], where, "azc", source, p) if "azc" in t else ()
     crit = t.get("criterion")
     if crit is not None and crit not in CRITERION_KINDS:
-        p.append(Problem(source, f"{where}: criterion must be one of {list(CRITERION_KINDS)}; got {crit!r}"))
+        p.append(
+            Problem(
+                source, f"{where}: criterion must be one of {list(CRITERION_KINDS)}; got {crit!r}"
+            )
+        )
         crit = None
     if not azc and crit is None and "criterion" not in t:
-        p.append(Problem(source, f"{where}: give azc and/or criterion to say which households it binds"))
+        p.append(
+            Problem(source, f"{where}: give azc and/or criterion to say which households it binds")
+        )
     q = _flag(t, "qualifying_only", False, where, source, p)
     inside = _flag(t, "criterion_inside", True, where, source, p)
     return BanOutside(area, azc, crit, q, inside) if area else None
@@ -438,10 +520,20 @@ def _mult(t: dict[str, Any], where: str, source: str, p: list[Problem]) -> Weigh
     parts = _strings(t.get("parts", ["labour", "work_soft"]), where, "parts", source, p)
     bad = [x for x in parts if x not in SOFT_PARTS]
     if bad:
-        p.append(Problem(source, f"{where}: unknown soft part(s) {bad}; known: {', '.join(SOFT_PARTS)}"))
+        p.append(
+            Problem(source, f"{where}: unknown soft part(s) {bad}; known: {', '.join(SOFT_PARTS)}")
+        )
     factor = _number(t, "factor", 2.0, where, source, p)
     return WeightMultiplier(area, parts, factor) if area and not bad else None
 
 
-__all__ = ["Agreement", "Area", "BanOutside", "Pool", "WeightMultiplier", "build_variant", "is_agreement_file",
-           "resolve_names"]
+__all__ = [
+    "Agreement",
+    "Area",
+    "BanOutside",
+    "Pool",
+    "WeightMultiplier",
+    "build_variant",
+    "is_agreement_file",
+    "resolve_names",
+]

@@ -64,7 +64,9 @@ def load_variants(paths: Sequence[str | Path], base: Policy | None = None) -> li
             continue
         path = Path(p)
         if not path.is_file():
-            raise InputError(Problem(str(p), "file not found (give a policy or agreement TOML, or 'default')"))
+            raise InputError(
+                Problem(str(p), "file not found (give a policy or agreement TOML, or 'default')")
+            )
         if is_agreement_file(path):
             a = Agreement.from_file(path)
             out.append(Variant(f"{current_name}+{a.name}", current, (a,)))
@@ -98,10 +100,14 @@ class Floor:
         """Parse ``COLUMN:score>=0.95`` or ``COLUMN:jobs_kept>=0.8``."""
         m = cls._PATTERN.match(text)
         if not m:
-            raise InputError(Problem("--floor", f"expected COLUMN:score>=X or COLUMN:jobs_kept>=X; got {text!r}"))
+            raise InputError(
+                Problem("--floor", f"expected COLUMN:score>=X or COLUMN:jobs_kept>=X; got {text!r}")
+            )
         value = float(m.group(3))
         if m.group(2) == "jobs_kept" and not 0 <= value <= 1:
-            raise InputError(Problem("--floor", f"a jobs_kept floor must be in [0, 1]; got {value}"))
+            raise InputError(
+                Problem("--floor", f"a jobs_kept floor must be in [0, 1]; got {value}")
+            )
         return cls(m.group(1), m.group(2), value)  # type: ignore[arg-type]
 
     def label(self) -> str:
@@ -117,7 +123,9 @@ class Floor:
         else:
             need = self.value
             have = g[g["jobs"] > 0].set_index("group")["jobs_kept_share"]
-        return {str(k): float(need - x) for k, x in have.items() if np.isfinite(x) and x < need - 1e-9}
+        return {
+            str(k): float(need - x) for k, x in have.items() if np.isfinite(x) and x < need - 1e-9
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,16 +151,28 @@ class FloorOutcome:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "floor": self.floor.label(), "reached": self.reached, "rounds": self.rounds,
-            "bonus": self.bonus, "objective_without": self.objective_without,
-            "objective_with": self.objective_with, "cost": self.cost, "cost_share": self.cost_share,
-            "shortfall_before": self.before, "shortfall_after": self.after,
+            "floor": self.floor.label(),
+            "reached": self.reached,
+            "rounds": self.rounds,
+            "bonus": self.bonus,
+            "objective_without": self.objective_without,
+            "objective_with": self.objective_with,
+            "cost": self.cost,
+            "cost_share": self.cost_share,
+            "shortfall_before": self.before,
+            "shortfall_after": self.after,
         }
 
 
 def apply_floor(
-    model: CouplingModel, result: Result, floor: Floor, *, reach_km: float, max_rounds: int = 5,
-    solve_options: dict[str, Any] | None = None, say: Say | None = None,
+    model: CouplingModel,
+    result: Result,
+    floor: Floor,
+    *,
+    reach_km: float,
+    max_rounds: int = 5,
+    solve_options: dict[str, Any] | None = None,
+    say: Say | None = None,
     reference_remaining: np.ndarray | None = None,
 ) -> tuple[Result, FloorOutcome]:
     """Re-solve with group bonuses until ``floor`` holds; the plan is valued under ``model``."""
@@ -160,7 +180,9 @@ def apply_floor(
     opts = dict(solve_options or {})
     hh = model.instance.households
     if floor.column not in hh or hh[floor.column].isna().all():
-        raise InputError(Problem("--floor", f"the households have no '{floor.column}' column to group by"))
+        raise InputError(
+            Problem("--floor", f"the households have no '{floor.column}' column to group by")
+        )
     group = hh[floor.column].astype("string").fillna("(missing)").to_numpy()
     kp = compute_kpis(result, model, reach_km=reach_km, reference_remaining=reference_remaining)
     before = floor.shortfalls(kp)
@@ -183,21 +205,35 @@ def apply_floor(
                 assert near_job is not None
                 value[rows] += b * scale * near_job[rows]
         value.flags.writeable = False
-        say(f"floor {floor.label()}: round {rounds}, bonus " + ", ".join(f"{k} {v:g}" for k, v in bonus.items()))
+        say(
+            f"floor {floor.label()}: round {rounds}, bonus "
+            + ", ".join(f"{k} {v:g}" for k, v in bonus.items())
+        )
         adjusted = solve(dataclasses.replace(model, value=value), **opts)
         assignment = _assignment(model, adjusted)
         best = make_result(
-            model, assignment, status=adjusted.status, bound=result.bound,
-            broken_lower_bound=result.broken_lower_bound, uncoupled_lower_bound=result.uncoupled_lower_bound,
-            backend=adjusted.backend, method=adjusted.method,
-            seconds={k: result.seconds.get(k, 0.0) + adjusted.seconds.get(k, 0.0) for k in
-                     set(result.seconds) | set(adjusted.seconds)},
+            model,
+            assignment,
+            status=adjusted.status,
+            bound=result.bound,
+            broken_lower_bound=result.broken_lower_bound,
+            uncoupled_lower_bound=result.uncoupled_lower_bound,
+            backend=adjusted.backend,
+            method=adjusted.method,
+            seconds={
+                k: result.seconds.get(k, 0.0) + adjusted.seconds.get(k, 0.0)
+                for k in set(result.seconds) | set(adjusted.seconds)
+            },
             info={**adjusted.info, "floor_rounds": rounds},
         )
-        short = floor.shortfalls(compute_kpis(best, model, reach_km=reach_km, reference_remaining=reference_remaining))
+        short = floor.shortfalls(
+            compute_kpis(best, model, reach_km=reach_km, reference_remaining=reference_remaining)
+        )
         if not short:
             break
-    return best, FloorOutcome(floor, not short, rounds, bonus, result.objective, best.objective, before, short)
+    return best, FloorOutcome(
+        floor, not short, rounds, bonus, result.objective, best.objective, before, short
+    )
 
 
 def _near_job(model: CouplingModel, reach_km: float) -> np.ndarray:
@@ -218,7 +254,10 @@ def _near_job(model: CouplingModel, reach_km: float) -> np.ndarray:
 
 def _assignment(model: CouplingModel, result: Result) -> np.ndarray:
     idx = model.instance.code_index
-    return np.array([idx.get(str(c), -1) if pd.notna(c) else -1 for c in result.plan["municipality"]], dtype=np.int64)
+    return np.array(
+        [idx.get(str(c), -1) if pd.notna(c) else -1 for c in result.plan["municipality"]],
+        dtype=np.int64,
+    )
 
 
 # -- comparing ------------------------------------------------------------------------------------
@@ -280,7 +319,9 @@ class Comparison:
             "variants": [
                 {
                     "name": r.variant.name,
-                    "agreements": [{"name": a.name, "description": a.description} for a in r.variant.agreements],
+                    "agreements": [
+                        {"name": a.name, "description": a.description} for a in r.variant.agreements
+                    ],
                     "policy": r.model.policy.to_dict(),
                     "status": str(r.result.status),
                     "kpis": r.kpis.to_json(),
@@ -316,11 +357,27 @@ def compare(
         result = solve(model, **opts)
         outcome = None
         if floor is not None:
-            result, outcome = apply_floor(model, result, floor, reach_km=reach, solve_options=opts, say=say,
-                                          reference_remaining=reference)
+            result, outcome = apply_floor(
+                model,
+                result,
+                floor,
+                reach_km=reach,
+                solve_options=opts,
+                say=say,
+                reference_remaining=reference,
+            )
         kp = compute_kpis(result, model, reach_km=reach, reference_remaining=reference)
         runs.append(Run(v, model, result, kp, outcome))
     return Comparison(tuple(runs), reach)
 
 
-__all__ = ["Comparison", "Floor", "FloorOutcome", "Run", "Variant", "apply_floor", "compare", "load_variants"]
+__all__ = [
+    "Comparison",
+    "Floor",
+    "FloorOutcome",
+    "Run",
+    "Variant",
+    "apply_floor",
+    "compare",
+    "load_variants",
+]

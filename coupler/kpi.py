@@ -34,9 +34,17 @@ GROUP_COLUMNS: tuple[str, ...] = ("household_type", "gender", "age_group")
 
 #: KPIs where more is better (used for colouring deltas and Pareto fronts); others: less is better.
 HIGHER_IS_BETTER = {
-    "jobs_kept", "jobs_kept_share", "jobs_kept_qualifying", "jobs_kept_other", "soft_score",
-    "objective", "mean_score", *(f"mean_score_{p}" for p in SOFT_PARTS),
-    "fill_min_municipality", "fill_min_province", "fill_min_labour_market_region",
+    "jobs_kept",
+    "jobs_kept_share",
+    "jobs_kept_qualifying",
+    "jobs_kept_other",
+    "soft_score",
+    "objective",
+    "mean_score",
+    *(f"mean_score_{p}" for p in SOFT_PARTS),
+    "fill_min_municipality",
+    "fill_min_province",
+    "fill_min_labour_market_region",
 }
 
 
@@ -143,7 +151,9 @@ def compute_kpis(
     v["mean_score"] = float(plan.loc[coupled, "score"].mean()) if coupled.any() else math.nan
     for p in SOFT_PARTS:
         col = f"score_{p}"
-        v[f"mean_score_{p}"] = float(plan.loc[coupled, col].mean()) if coupled.any() and col in plan else math.nan
+        v[f"mean_score_{p}"] = (
+            float(plan.loc[coupled, col].mean()) if coupled.any() and col in plan else math.nan
+        )
 
     mun = fill_table(result, model, reference_remaining)
     for lvl in ("municipality", "province", "labour_market_region"):
@@ -151,7 +161,9 @@ def compute_kpis(
             share = mun["fill_share"].to_numpy(dtype=float)
         else:
             g = mun.groupby(lvl)[["fair_share", "assigned_persons"]].sum()
-            share = (g["assigned_persons"] / g["fair_share"].where(g["fair_share"] > 0)).to_numpy(dtype=float)
+            share = (g["assigned_persons"] / g["fair_share"].where(g["fair_share"] > 0)).to_numpy(
+                dtype=float
+            )
         share = share[np.isfinite(share)]
         v[f"fill_min_{lvl}"] = float(share.min()) if len(share) else math.nan
         v[f"fill_max_{lvl}"] = float(share.max()) if len(share) else math.nan
@@ -163,28 +175,36 @@ def compute_kpis(
     return KPIs(values=v, municipalities=mun, groups=group_outcomes(result, model, reach))
 
 
-def fill_table(result: Result, model: CouplingModel, reference_remaining: np.ndarray | None = None) -> pd.DataFrame:
+def fill_table(
+    result: Result, model: CouplingModel, reference_remaining: np.ndarray | None = None
+) -> pd.DataFrame:
     """Per municipality: reference point, quota, fair share of this batch, assigned, fill share."""
     inst = model.instance
     m = inst.municipalities
-    rem = np.asarray(inst.remaining if reference_remaining is None else reference_remaining, dtype=float)
+    rem = np.asarray(
+        inst.remaining if reference_remaining is None else reference_remaining, dtype=float
+    )
     persons = float(model.size.sum())
     ratio = min(1.0, persons / rem.sum()) if rem.sum() > 0 else 0.0
     fair = ratio * rem
     assigned = result.municipalities["assigned_persons"].to_numpy(dtype=float)
-    return pd.DataFrame({
-        "code": m["code"].astype(str).to_numpy(),
-        "name": m["name"].astype(str).to_numpy(),
-        "province": m["province"].astype(str).to_numpy(),
-        "labour_market_region": m["labour_market_region"].astype(str).to_numpy(),
-        "lat": m["lat"].to_numpy(dtype=float),
-        "lon": m["lon"].to_numpy(dtype=float),
-        "quota": m["quota"].to_numpy(dtype=np.int64),
-        "remaining": rem.astype(np.int64),
-        "fair_share": fair.round(3),
-        "assigned_persons": assigned.astype(np.int64),
-        "fill_share": np.where(fair > 0, assigned / np.where(fair > 0, fair, 1.0), np.nan).round(4),
-    })
+    return pd.DataFrame(
+        {
+            "code": m["code"].astype(str).to_numpy(),
+            "name": m["name"].astype(str).to_numpy(),
+            "province": m["province"].astype(str).to_numpy(),
+            "labour_market_region": m["labour_market_region"].astype(str).to_numpy(),
+            "lat": m["lat"].to_numpy(dtype=float),
+            "lon": m["lon"].to_numpy(dtype=float),
+            "quota": m["quota"].to_numpy(dtype=np.int64),
+            "remaining": rem.astype(np.int64),
+            "fair_share": fair.round(3),
+            "assigned_persons": assigned.astype(np.int64),
+            "fill_share": np.where(
+                fair > 0, assigned / np.where(fair > 0, fair, 1.0), np.nan
+            ).round(4),
+        }
+    )
 
 
 def group_outcomes(result: Result, model: CouplingModel, reach_km: float) -> pd.DataFrame:
@@ -198,26 +218,42 @@ def group_outcomes(result: Result, model: CouplingModel, reach_km: float) -> pd.
     for col in GROUP_COLUMNS:
         if col not in hh or hh[col].isna().all():
             continue
-        group_of = hh.set_index(hh["household_id"].astype(str))[col].astype("string").fillna("(missing)")
+        group_of = (
+            hh.set_index(hh["household_id"].astype(str))[col].astype("string").fillna("(missing)")
+        )
         p = plan.assign(group=group_of.reindex(plan.index.astype(str)).to_numpy())
         w = work.assign(group=work["household_id"].astype(str).map(group_of))
         for value, g in p.groupby("group", sort=True):
             wg = w[w["group"] == value]
             c = g["coupled"].astype(bool)
-            rows.append({
-                "column": col,
-                "group": str(value),
-                "households": len(g),
-                "persons": int(g["persons"].sum()),
-                "mean_score": round(float(g.loc[c, "score"].mean()), 4) if c.any() else math.nan,
-                "jobs": len(wg),
-                "jobs_kept": int(wg["kept"].sum()),
-                "jobs_kept_share": round(float(wg["kept"].mean()), 4) if len(wg) else math.nan,
-                "broken_persons": int(g.loc[g["broken"].astype(str) != "", "persons"].sum()),
-                "uncoupled_persons": int(g.loc[~c, "persons"].sum()),
-            })
-    cols = ["column", "group", "households", "persons", "mean_score", "jobs", "jobs_kept", "jobs_kept_share",
-            "broken_persons", "uncoupled_persons"]
+            rows.append(
+                {
+                    "column": col,
+                    "group": str(value),
+                    "households": len(g),
+                    "persons": int(g["persons"].sum()),
+                    "mean_score": round(float(g.loc[c, "score"].mean()), 4)
+                    if c.any()
+                    else math.nan,
+                    "jobs": len(wg),
+                    "jobs_kept": int(wg["kept"].sum()),
+                    "jobs_kept_share": round(float(wg["kept"].mean()), 4) if len(wg) else math.nan,
+                    "broken_persons": int(g.loc[g["broken"].astype(str) != "", "persons"].sum()),
+                    "uncoupled_persons": int(g.loc[~c, "persons"].sum()),
+                }
+            )
+    cols = [
+        "column",
+        "group",
+        "households",
+        "persons",
+        "mean_score",
+        "jobs",
+        "jobs_kept",
+        "jobs_kept_share",
+        "broken_persons",
+        "uncoupled_persons",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -233,5 +269,13 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _clean(x) for k, x in r.items()} for r in df.to_dict(orient="records")]
 
 
-__all__ = ["GROUP_COLUMNS", "HIGHER_IS_BETTER", "KPI_LABELS", "KPIs", "compute_kpis", "fill_table", "gini",
-           "group_outcomes"]
+__all__ = [
+    "GROUP_COLUMNS",
+    "HIGHER_IS_BETTER",
+    "KPI_LABELS",
+    "KPIs",
+    "compute_kpis",
+    "fill_table",
+    "gini",
+    "group_outcomes",
+]
