@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from coupler.engine.solve import solve
+from coupler.ledger.solving import solve_batch as solve
 from coupler.errors import InputError, PolicyError, Problem
 from coupler.io import _Checker, load_criteria, load_households, read_table
 from coupler.model import build_model

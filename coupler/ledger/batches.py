@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from coupler.engine.solve import solve
+from coupler.ledger.solving import solve_batch as solve
 from coupler.errors import CouplerError, InputError, Problem
 from coupler.geo import haversine_km
 from coupler.instance import Instance
