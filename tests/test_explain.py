@@ -274,3 +274,33 @@ def test_load_run_on_a_non_output_folder(tmp_path):
     """A folder without summary.json is a clear InputError, not a crash."""
     with pytest.raises(InputError, match="not a coupler output folder"):
         load_run(tmp_path)
+
+
+def test_two_independent_shortages_are_two_areas(scenario):
+    """Shortages around Eindhoven (30 places, 80 persons) and Groningen (8 places, 20 persons)
+    are reported as two areas whose broken persons equal their shortages (50 and 12)."""
+    households, _ = generate_cases(scenario, persons=600, seed=3)
+    two = households.loc[households["size"] == 2, "household_id"].iloc[:40]
+    one = households.loc[households["size"] == 1, "household_id"].iloc[:20]
+    code = scenario.set_index("name")["code"]
+    criteria = pd.concat(
+        [_work_rows(two, code["Eindhoven"]), _work_rows(one, code["Groningen"])], ignore_index=True
+    )
+    inst = load_instance(households, criteria)
+    remaining = inst.remaining.copy()
+    for name, places in (("Eindhoven", 15), ("Groningen", 4)):
+        area = inst.distance_km[inst.code_index[code[name]]] <= 50.0
+        remaining[area] = 0
+        remaining[np.flatnonzero(area)[:places]] = 2
+    model = build_model(inst.with_remaining(remaining), Policy())
+    result = solve(model)
+    broken = explain_broken(model, result)
+    assert result.broken_persons == 62
+    by_area = broken.groupby("area").agg(
+        persons=("persons", "sum"),
+        places=("places_left", "first"),
+        need=("persons_needing", "first"),
+        short=("shortage", "first"),
+    )
+    assert by_area.loc["the 50 km area around Eindhoven"].tolist() == [50, 30, 80, 50]
+    assert by_area.loc["the 50 km area around Groningen"].tolist() == [12, 8, 20, 12]
