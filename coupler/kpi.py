@@ -7,8 +7,8 @@ Definitions (docs/analysis.md explains each):
 
 * a *job* is one ``work`` criterion row (one working member), qualifying as hard or not; it is
   *kept* when the chosen municipality lies within ``reach_km`` of the job (default: the model's
-  radius; :func:`coupler.compare.compare` passes the first variant's radius so that a 30 km agreement
-  is judged by the same yardstick);
+  radius; :func:`coupler.compare.compare` passes the first variant's radius so that a 30 km
+  agreement is judged by the same yardstick);
 * *fill share* of a municipality = assigned persons / its fair share of this batch
   (``persons / total remaining x remaining``), so 1.0 means exactly proportional whether the batch
   is a month or a half year. Provinces and regions sum both sides first. ``reference_remaining``
@@ -124,7 +124,6 @@ def compute_kpis(
     reference_remaining: np.ndarray | None = None,
 ) -> KPIs:
     """KPIs of ``result`` (a plan of ``model``); see the module docstring for the definitions."""
-    inst = model.instance
     reach = float(model.policy.hard.radius_km if reach_km is None else reach_km)
     plan = result.plan
     crit = result.criteria

@@ -100,7 +100,7 @@ def test_shipped_examples_parse_and_resolve() -> None:
     ],
 )
 def test_bad_agreement_files_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
-    """Each malformed agreement raises a PolicyError whose message names the file and the problem."""
+    """Each malformed agreement raises a PolicyError naming the file and the problem."""
     with pytest.raises(PolicyError) as err:
         Agreement.from_file(_write(tmp_path, text))
     assert message in str(err.value)
@@ -125,7 +125,8 @@ def test_unknown_names_get_a_suggestion(tmp_path: Path) -> None:
 
 def test_ban_outside_keeps_job_holders_in_the_region(cases) -> None:
     """Under the Eindhoven agreement the three azc-Eindhoven job-holders are banned from every
-    municipality outside Zuidoost-Brabant, the solved plan keeps them there, and nobody else gets a lock."""
+    municipality outside Zuidoost-Brabant, the solved plan keeps them there, and nobody else gets
+    a lock."""
     inst, ids = cases
     a = Agreement.from_file(AGREEMENTS / "eindhoven-jobs.toml")
     model = a.build(inst, Policy())
@@ -234,8 +235,9 @@ def test_floor_parse_rejects_bad_text() -> None:
 
 
 def test_score_floor_lifts_the_lowest_group_and_reports_its_cost(cases) -> None:
-    """A score floor at the lowest group's level plus a margin is met after re-solving (or reported as
-    not reached), the plan is valued under the original model, and cost = without - with."""
+    """A score floor at the lowest group's level plus a margin is met after re-solving (or
+    reported as not reached), the plan is valued under the original model, and
+    cost = without - with."""
     inst, _ = cases
     model = build_model(inst, Policy())
     result = solve(model, time_limit=20)

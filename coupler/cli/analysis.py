@@ -1,4 +1,4 @@
-"""``coupler compare``, ``coupler sweep`` and ``coupler report``: analysis of policies and agreements."""
+"""``coupler compare``, ``sweep`` and ``report``: analysis of policies and agreements."""
 
 from __future__ import annotations
 
@@ -143,7 +143,8 @@ def compare(
     \b
     Example:
       coupler compare scenarios/nl-2024/policies/base.toml \\
-          scenarios/nl-2024/agreements/eindhoven-jobs.toml scenarios/nl-2024/agreements/utrecht-pool.toml
+          scenarios/nl-2024/agreements/eindhoven-jobs.toml \\
+          scenarios/nl-2024/agreements/utrecht-pool.toml
     """
     from coupler.compare import Floor, load_variants
     from coupler.compare import compare as run_compare
@@ -213,8 +214,10 @@ def compare(
         if r.floor is not None:
             f = r.floor
             click.echo(
-                f"{r.variant.name}: floor {f.floor.label()} {'reached' if f.reached else 'NOT reached'} "
-                f"after {f.rounds} round(s); cost {f.cost:,.3f} ({f.cost_share:.2%} of the objective)"
+                f"{r.variant.name}: floor {f.floor.label()} "
+                f"{'reached' if f.reached else 'NOT reached'} "
+                f"after {f.rounds} round(s); cost {f.cost:,.3f} "
+                f"({f.cost_share:.2%} of the objective)"
             )
     for p in paths:
         click.echo(f"wrote {p}")

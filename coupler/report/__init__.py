@@ -20,12 +20,16 @@ from coupler.kpi import KPI_LABELS
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;max-width:1400px}
-h1{font-size:1.5rem}h2{font-size:1.2rem;border-bottom:1px solid #ccc;padding-bottom:.2rem;margin-top:2rem}
+h1{font-size:1.5rem}
+h2{font-size:1.2rem;border-bottom:1px solid #ccc;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-th,td{border:1px solid #ddd;padding:.2rem .5rem;text-align:right}th{background:#f3f3f3;cursor:pointer}
+th,td{border:1px solid #ddd;padding:.2rem .5rem;text-align:right}
+th{background:#f3f3f3;cursor:pointer}
 td.l,th.l{text-align:left}.better{color:#1a7f37}.worse{color:#b42318}
-.panels{display:flex;flex-wrap:wrap;gap:1rem}.panel{flex:1 1 380px;border:1px solid #ddd;padding:.5rem}
-.panel h3{font-size:1rem;margin:.2rem 0}svg{max-width:100%;height:auto}.note{color:#555;font-size:.85rem}
+.panels{display:flex;flex-wrap:wrap;gap:1rem}
+.panel{flex:1 1 380px;border:1px solid #ddd;padding:.5rem}
+.panel h3{font-size:1rem;margin:.2rem 0}
+svg{max-width:100%;height:auto}.note{color:#555;font-size:.85rem}
 """
 
 _JS = """
@@ -34,7 +38,8 @@ document.querySelectorAll('table.sortable th').forEach(function(th, i){
     var t = th.closest('table'), b = t.tBodies[0], rows = Array.from(b.rows);
     var asc = th.dataset.asc !== '1'; th.dataset.asc = asc ? '1' : '0';
     rows.sort(function(a, c){
-      var x = a.cells[i].dataset.v || a.cells[i].textContent, y = c.cells[i].dataset.v || c.cells[i].textContent;
+      var x = a.cells[i].dataset.v || a.cells[i].textContent;
+      var y = c.cells[i].dataset.v || c.cells[i].textContent;
       var nx = parseFloat(x), ny = parseFloat(y);
       var r = (isNaN(nx) || isNaN(ny)) ? x.localeCompare(y) : nx - ny;
       return asc ? r : -r;
@@ -69,7 +74,8 @@ def _comparison(data: dict[str, Any]) -> str:
     names = [v["name"] for v in variants]
     better = set(data.get("higher_is_better", []))
     parts = [
-        f'<section id="summary"><h2>Summary</h2><p>{len(names)} variant(s) solved on the same cases; '
+        '<section id="summary"><h2>Summary</h2>'
+        f"<p>{len(names)} variant(s) solved on the same cases; "
         f"jobs count as kept within {data['reach_km']:g} km of the job. Deltas are against "
         f"<b>{_e(names[0])}</b>.</p><ul>"
     ]
@@ -77,7 +83,8 @@ def _comparison(data: dict[str, Any]) -> str:
         k = v["kpis"]["values"]
         agr = "; ".join(f"{a['name']}: {a['description']}" for a in v["agreements"])
         parts.append(
-            f"<li><b>{_e(v['name'])}</b> ({_e(v['status'])}) - jobs within reach {_n(k.get('jobs_kept'))} of "
+            f"<li><b>{_e(v['name'])}</b> ({_e(v['status'])}) - "
+            f"jobs within reach {_n(k.get('jobs_kept'))} of "
             f"{_n(k.get('jobs'))}, broken persons {_n(k.get('broken_persons'))}, objective "
             f"{_n(k.get('objective'))}{(' - ' + _e(agr)) if agr else ''}</li>"
         )
@@ -134,7 +141,8 @@ def _comparison(data: dict[str, Any]) -> str:
     if len(variants) > 1:
         parts.append(
             '<section id="impact"><h2>Impact per municipality</h2><p class="note">Assigned persons '
-            'against the first variant: who gains (more persons) and who absorbs.</p><div class="panels">'
+            "against the first variant: who gains (more persons) and who absorbs.</p>"
+            '<div class="panels">'
         )
         base = pd.DataFrame(variants[0]["kpis"]["municipalities"])
         for v in variants[1:]:
@@ -196,7 +204,8 @@ def _comparison(data: dict[str, Any]) -> str:
                 }
             )
         parts.append(
-            '<section id="fairness"><h2>Fairness floors and their cost</h2><p class="note">Floors are '
+            '<section id="fairness"><h2>Fairness floors and their cost</h2>'
+            '<p class="note">Floors are '
             "enforced by re-solving with a bonus on the values of groups below the floor, not as a "
             "constraint; the cost is the objective (valued without bonuses) lost against the plan "
             "without the floor.</p>" + _table(pd.DataFrame(rows), "floors") + "</section>"
@@ -221,7 +230,8 @@ def _sweep(data: dict[str, Any]) -> str:
     x, y = data["x"], data["y"]
     parts = [
         f'<section id="summary"><h2>Summary</h2><p>{len(pts)} runs; {int(front["on_front"].sum())} '
-        f"weight setting(s) on the Pareto front of {_e(KPI_LABELS.get(y, y))} (higher is better) against "
+        f"weight setting(s) on the Pareto front of {_e(KPI_LABELS.get(y, y))} "
+        "(higher is better) against "
         f"{_e(KPI_LABELS.get(x, x))} (lower is better), averaged over seeds.</p></section>"
     ]
     parts.append(
@@ -331,7 +341,7 @@ def _plot_front(front: pd.DataFrame, x: str, y: str) -> str:
 
 
 def _map(municipalities: list[dict[str, Any]], width: int = 420) -> str:
-    """An SVG map of the Netherlands: one circle per municipality, sized by quota, coloured by fill."""
+    """SVG map of the Netherlands: a circle per municipality, sized by quota, coloured by fill."""
     m = pd.DataFrame(municipalities)
     lat, lon = m["lat"].to_numpy(float), m["lon"].to_numpy(float)
     k = math.cos(math.radians(52.2))
@@ -362,7 +372,8 @@ def _map(municipalities: list[dict[str, Any]], width: int = 420) -> str:
     legend = [(0.5, "< 90 %"), (1.0, "~100 %"), (1.6, "> 120 %")]
     for j, (v, label) in enumerate(legend):
         out.append(
-            f'<circle cx="12" cy="{14 + 16 * j}" r="5" fill="{_colour(v)}"/><text x="22" y="{18 + 16 * j}" '
+            f'<circle cx="12" cy="{14 + 16 * j}" r="5" fill="{_colour(v)}"/>'
+            f'<text x="22" y="{18 + 16 * j}" '
             f'font-size="10">{label}</text>'
         )
     out.append("</svg>")
