@@ -1,0 +1,256 @@
+"""Hypothesis properties of the engine on random tiny instances, checked from outside.
+
+Every instance is small enough (<= 6 households x 4 municipalities) to enumerate, so the engine's
+plan is compared with the brute-force optimum (tests/factories.py) as well as with the
+independent checker (coupler.verify).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from factories import Crit, brute_force, code, hid, instance
+from hypothesis import HealthCheck, Phase, given, reject, settings
+from hypothesis import strategies as st
+
+from coupler import Instance, Policy, build_model, solve
+from coupler.errors import CouplerError
+from coupler.schema import CRITERION_KINDS
+from coupler.verify import verify_plan
+
+# Shrinking re-solves hundreds of times; report the first failing instance instead.
+PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
+SETTINGS = settings(
+    derandomize=True,
+    deadline=None,
+    max_examples=30,
+    phases=PHASES,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
+)
+EXACT: dict[str, Any] = {"gap": 0.0, "time_limit": 30.0, "seed": 0}
+
+
+@dataclass(frozen=True)
+class Case:
+    inst: Instance
+    policy: Policy
+
+
+@st.composite
+def cases(draw: st.DrawFn, max_households: int = 6, scores: bool = True) -> Case:
+    """A random tiny instance: 2-4 places in a 90 x 95 km box (so a 50 km radius covers some but
+    not all), 1-6 households of 1-4 persons, random criteria (work with or without evidence),
+    bans and pins, an azc, participation scores, tolerance and fill balance."""
+    n_m = draw(st.integers(2, 4))
+    n_h = draw(st.integers(1, max_households))
+    grid = st.tuples(st.integers(0, 16), st.integers(0, 20))
+    cells = draw(st.lists(grid, min_size=n_m, max_size=n_m, unique=True))
+    points = [(51.6 + 0.05 * a, 4.6 + 0.07 * b) for a, b in cells]
+    quota = draw(st.lists(st.integers(0, 7), min_size=n_m, max_size=n_m))
+    sizes = draw(st.lists(st.integers(1, 4), min_size=n_h, max_size=n_h))
+    crits = []
+    for h in range(n_h):
+        for _ in range(draw(st.integers(0, 2))):
+            kind = draw(st.sampled_from(CRITERION_KINDS))
+            m = draw(st.integers(0, n_m - 1))
+            if kind == "work":
+                crits.append(
+                    Crit(
+                        h,
+                        "work",
+                        m,
+                        draw(st.sampled_from([4.0, 8.0, 30.0])),
+                        draw(st.booleans()),
+                        draw(st.booleans()),
+                    )
+                )
+            else:
+                crits.append(Crit(h, kind, m))
+    locks: dict[int, tuple[int, int, str]] = {}
+    for h in draw(st.lists(st.integers(0, n_h - 1), max_size=2, unique=True)):
+        locks[h] = (h, draw(st.integers(0, n_m - 1)), draw(st.sampled_from(["pin", "ban"])))
+    azc = draw(st.lists(st.none() | st.integers(0, n_m - 1), min_size=n_h, max_size=n_h))
+    score_items = []
+    if scores and draw(st.booleans()):
+        for h in range(n_h):
+            for m in range(n_m):
+                if draw(st.booleans()):
+                    score_items.append((h, m, draw(st.sampled_from([0.1, 0.25, 0.5, 0.8, 1.0]))))
+    policy = Policy().with_(
+        quota={
+            "tolerance": draw(st.sampled_from([0.0, 0.25])),
+            "fill_balance": draw(st.sampled_from([0.0, 0.5])),
+        }
+    )
+    inst = instance(
+        points,
+        quota,
+        sizes,
+        crits,
+        lock_items=list(locks.values()),
+        score_items=score_items,
+        azc=azc,
+    )
+    return Case(inst, policy)
+
+
+def run(model: Any, **kw: Any) -> Any:
+    """solve(), skipping instances that hit the known plan_table crash (see the xfail below)."""
+    try:
+        return solve(model, **kw)
+    except TypeError as exc:
+        if "expected str instance" in str(exc):
+            reject()
+        raise
+    except CouplerError as exc:
+        if "found no plan" in str(exc):
+            reject()  # known engine bug, see the xfail below
+        raise
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: result.plan_table crashes when a household "
+    "with a hard criterion is left uncoupled (NaN criterion text)",
+)
+def test_uncoupled_household_with_a_criterion_gets_a_result() -> None:
+    """A household with a hard criterion and no quota anywhere is uncoupled, not a crash."""
+    inst = instance([(52.0, 4.5), (52.0, 5.0)], [0, 0], [1], [Crit(0, "family", 0)])
+    res = solve(build_model(inst, Policy()))
+    assert res.uncoupled_persons == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: CouplerError 'the MIP found no plan' when a "
+    "pinned household with a hard criterion does not fit its pinned municipality",
+)
+def test_pinned_household_that_does_not_fit_is_left_uncoupled() -> None:
+    """A household pinned to a place without room (criterion elsewhere) is uncoupled."""
+    inst = instance(
+        [(52.0, 4.5), (52.0, 5.0)], [6, 2], [3], [Crit(0, "study", 0)], lock_items=[(0, 1, "pin")]
+    )
+    res = solve(build_model(inst, Policy()))
+    assert res.uncoupled_persons == 3
+
+
+def assignment(inst: Instance, plan: pd.DataFrame) -> np.ndarray:
+    idx = {c: i for i, c in enumerate(inst.codes)}
+    codes = plan.set_index("household_id")["municipality"].reindex(inst.household_ids)
+    return np.array([-1 if pd.isna(c) else idx[c] for c in codes], dtype=np.int64)
+
+
+def verify(case: Case, plan: pd.DataFrame):  # type: ignore[no-untyped-def]
+    i = case.inst
+    return verify_plan(i.municipalities, i.households, i.criteria, plan, case.policy, locks=i.locks)
+
+
+@SETTINGS
+@given(cases())
+def test_plan_is_valid_and_checker_agrees(case: Case) -> None:
+    """Every plan: no quota exceeded, no banned pair, pins honoured, no avoidable broken hard
+    criterion or needless uncoupling (independent checker), and the checker's broken persons and
+    persons per municipality equal the result's."""
+    model = build_model(case.inst, case.policy)
+    res = run(model, **EXACT)
+    a = assignment(case.inst, res.plan)
+    on = a >= 0
+    assigned = np.bincount(a[on], weights=model.size[on], minlength=model.n_municipalities)
+    assert (assigned <= model.cap).all()
+    assert not model.forbidden[np.flatnonzero(on), a[on]].any()
+    pinned = model.pinned >= 0
+    assert (a[pinned] == model.pinned[pinned]).all()
+    rep = verify(case, res.plan)
+    assert rep.ok, rep.violations
+    assert rep.broken_persons == res.broken_persons
+    assert rep.uncoupled_persons == res.uncoupled_persons
+    got = res.municipalities.set_index("code")["assigned_persons"]
+    assert rep.persons_per_municipality.tolist() == got.reindex(case.inst.codes).tolist()
+
+
+@pytest.mark.xfail(strict=True, reason="engine bug: the default method stops below the optimum "
+                   "with gap=0 (see test_conformance 'swap'); reported to the lead")
+@SETTINGS
+@given(cases())
+def test_engine_reaches_the_brute_force_optimum(case: Case) -> None:
+    """The engine's plan is lexicographically optimal: uncoupled and broken persons equal the
+    enumerated minimum, and the objective equals the enumerated maximum within 1e-6."""
+    model = build_model(case.inst, case.policy)
+    res = run(model, **EXACT)
+    best = brute_force(model)
+    assert (res.uncoupled_persons, res.broken_persons) == (best.uncoupled, best.broken)
+    assert abs(res.objective - best.objective) <= 1e-6, (res.objective, best.objective)
+    assert res.objective == model.evaluate(assignment(case.inst, res.plan)).objective
+
+
+def _key(res: Any) -> tuple[int, int, float]:
+    return (-res.uncoupled_persons, -res.broken_persons, res.objective)
+
+
+@SETTINGS
+@given(cases(), st.data())
+def test_relaxing_a_quota_never_hurts(case: Case, data: st.DataObject) -> None:
+    """Raising one municipality's remaining quota never makes the optimum worse: never more
+    uncoupled or broken persons, and (without fill balance, whose targets move with the quota)
+    never a lower objective."""
+    inst = case.inst
+    j = data.draw(st.integers(0, inst.n_municipalities - 1))
+    extra = data.draw(st.integers(1, 5))
+    rem = inst.remaining.copy()
+    rem[j] += extra
+    policy = case.policy.with_(quota={"fill_balance": 0.0})
+    for p in (case.policy, policy):
+        before = run(build_model(inst, p), **EXACT)
+        after = run(build_model(inst.with_remaining(rem), p), **EXACT)
+        assert (after.uncoupled_persons, after.broken_persons) <= (
+            before.uncoupled_persons,
+            before.broken_persons,
+        )
+    assert _key(after)[:2] > _key(before)[:2] or after.objective >= before.objective - 1e-6
+
+
+@settings(derandomize=True, deadline=None, max_examples=10)
+@given(cases())
+def test_same_inputs_and_seed_give_the_same_plan(case: Case) -> None:
+    """Solving twice with the same inputs and seed gives the identical plan and objective."""
+    a = run(build_model(case.inst, case.policy), seed=3)
+    b = solve(build_model(case.inst, case.policy), seed=3)
+    pd.testing.assert_frame_equal(a.plan, b.plan)
+    assert a.objective == b.objective
+
+
+@SETTINGS
+@given(cases(max_households=6, scores=False), st.data())
+def test_objective_is_checkable_from_participation_scores(case: Case, data: st.DataObject) -> None:
+    """With every weight 0 but participation and no fill balance, the objective equals the sum
+    of the supplied scores of the chosen pairs (looked up in the scores table, not the model)."""
+    inst = case.inst
+    table = {
+        (hid(h), code(m)): data.draw(st.sampled_from([0.0, 0.2, 0.35, 0.7, 1.0]))
+        for h in range(inst.n_households)
+        for m in range(inst.n_municipalities)
+    }
+    scores = pd.DataFrame(
+        {
+            "household_id": pd.array([k[0] for k in table], dtype="string"),
+            "municipality": pd.array([k[1] for k in table], dtype="string"),
+            "labour_market_region": pd.array([None] * len(table), dtype="string"),
+            "score": np.array(list(table.values()), dtype="float64"),
+        }
+    )
+    zero = {k: 0.0 for k in ("labour", "network", "ambition", "azc", "work_soft")}
+    policy = case.policy.with_(weights={**zero, "participation": 1.0}, quota={"fill_balance": 0.0})
+    res = run(build_model(inst.replace(scores=scores), policy), **EXACT)
+    chosen = res.plan.dropna(subset=["municipality"])
+    expected = sum(
+        table[(h, m)] for h, m in zip(chosen["household_id"], chosen["municipality"], strict=True)
+    )
+    assert abs(res.objective - expected) <= 1e-9
