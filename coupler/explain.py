@@ -725,6 +725,15 @@ def _parts_lines(parts: list[dict[str, Any]], indent: int = 4) -> list[str]:
 # Rebuilding a run from its output folder
 
 
+def _read_saved(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise InputError(
+            Problem(str(path), f"cannot be read ({type(exc).__name__}); re-run `coupler solve`")
+        ) from None
+
+
 def load_run(out_dir: str | Path) -> tuple[CouplingModel, Result, dict[str, Any]]:
     """Rebuild ``(model, result, summary)`` from a folder written by ``write_result``.
 
@@ -751,7 +760,7 @@ def load_run(out_dir: str | Path) -> tuple[CouplingModel, Result, dict[str, Any]
     for name in INPUT_TABLES:
         p = out / "inputs" / f"{name}.parquet"
         if p.is_file():
-            tables[name] = pd.read_parquet(p)
+            tables[name] = _read_saved(p)
         elif name in INPUT_TABLES[:3]:
             missing.append(p.name)
         else:
@@ -771,7 +780,7 @@ def load_run(out_dir: str | Path) -> tuple[CouplingModel, Result, dict[str, Any]
     )
     instance = Instance(**tables)  # type: ignore[arg-type]
     model = build_model(instance, policy)
-    plan = pd.read_parquet(plan_path)
+    plan = _read_saved(plan_path)
     codes = pd.Series(instance.household_ids).map(plan.set_index("household_id")["municipality"])
     assignment = codes.map(instance.code_index).fillna(-1).to_numpy(dtype=np.int64)
     bound = summary.get("bound")

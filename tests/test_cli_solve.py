@@ -163,6 +163,28 @@ def test_bad_options(tmp_path, args, message):
     assert not out.exists()
 
 
+def test_out_below_a_file_is_rejected_before_solving(tmp_path):
+    """--out below an existing file is a usage error raised before any work."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(main, ["solve", "--out", str(blocker / "out")])
+    assert result.exit_code == 2
+    assert "is a file, not a folder" in result.stderr
+    assert "load:" not in result.stderr
+
+
+def test_explain_damaged_inputs(demo, tmp_path):
+    """A damaged saved input gives a clear error naming the file, not a traceback."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(demo, copy)
+    (copy / "inputs" / "households.parquet").write_bytes(b"junk")
+    result = CliRunner().invoke(main, ["explain", "H000001", "--out", str(copy)])
+    assert result.exit_code == 2
+    assert "households.parquet: cannot be read" in result.stderr
+
+
 @pytest.mark.xfail(
     reason="engine: min-cost-flow column generation does not converge on this 5-household "
     "instance (coupler/engine/flow.py); reported to the lead",

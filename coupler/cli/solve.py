@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from coupler.engine.solve import solve as solve_model
-from coupler.errors import InputError, Problem
+from coupler.errors import CouplerError, InputError, Problem
 from coupler.generate import generate_cases
 from coupler.model import build_model
 from coupler.policy import Policy
@@ -163,6 +163,9 @@ def solve(
         raise click.UsageError(
             "--criteria needs --households (criteria point to households in that file)"
         )
+    blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:
+        raise click.BadParameter(f"{blocked} is a file, not a folder", param_hint="'--out'")
     clock = _Clock()
     extra: dict[str, Any] = {}
 
@@ -237,9 +240,14 @@ def solve(
     clock.say(f"solve: {result.status}, gap {result.gap:.4%}")
     extra["phases"] = dict(clock.phases)
     clock.say(f"write: {out}")
-    paths = clock.phase(
-        "write", lambda: write_result(result, model, out, fmt=fmt, extra_summary=extra)
-    )
+    try:
+        paths = clock.phase(
+            "write", lambda: write_result(result, model, out, fmt=fmt, extra_summary=extra)
+        )
+    except OSError as exc:
+        raise CouplerError(
+            f"cannot write to {out}: {exc.strerror or exc}; nothing was written"
+        ) from None
     clock.say(f"done in {time.perf_counter() - clock.start:.1f}s")
     click.echo(result.summary())
     click.echo(
