@@ -179,10 +179,18 @@ def _write_plan(result: Any, model: Any, out_dir: Path) -> str:
     return "coupler.write.write_result"
 
 
-def run_method(case: PreparedCase, method: str, time_cap: float, say: Say = _say) -> dict[str, Any]:
+def run_method(
+    case: PreparedCase,
+    method: str,
+    time_cap: float,
+    say: Say = _say,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Load, build, solve and write ``case`` with ``method``; the figures of one record.
 
-    Runs in the current process; :func:`run` calls it in a fresh worker process.
+    Runs in the current process; :func:`run` calls it in a fresh worker process. ``checkpoint``
+    receives the partial record before the solve, so a run killed there still has its sizes and
+    load / build times.
     """
     from coupler import build_model, solve
     from coupler.engine.backends import get_backend
@@ -203,6 +211,8 @@ def run_method(case: PreparedCase, method: str, time_cap: float, say: Say = _say
     rec: dict[str, Any] = {"native": None, "columns": None}
     if method == "coupler":
         seconds["build"] = time.perf_counter() - t
+        if checkpoint:
+            checkpoint(_finish(dict(rec, seconds=dict(seconds)), case, method, inst, time_cap))
         t = time.perf_counter()
         result = solve(model, progress=lambda m: say(f"  {m}"))
         seconds["solve"] = time.perf_counter() - t
@@ -219,6 +229,8 @@ def run_method(case: PreparedCase, method: str, time_cap: float, say: Say = _say
             f"  full MIP: {problem.n_cols:,} columns, {problem.n_rows:,} rows; "
             f"{BASELINES[method]} capped at {time_cap:g}s"
         )
+        if checkpoint:
+            checkpoint(_finish(dict(rec, seconds=dict(seconds)), case, method, inst, time_cap))
         t = time.perf_counter()
         sol = get_backend(BASELINES[method]).solve(
             problem, time_limit=time_cap, gap=policy.solver.gap, seed=case.seed
@@ -233,9 +245,11 @@ def run_method(case: PreparedCase, method: str, time_cap: float, say: Say = _say
             "solver_seconds": sol.seconds,
         }
         if sol.x is None:
+            # Every household may stay uncoupled in this model, so it is never infeasible: a
+            # solver that says so (CBC via PuLP at its time limit) simply found no plan.
             rec.update(
                 seconds={**seconds, "write": 0.0},
-                status=str(sol.status),
+                status="no plan" if sol.status in ("infeasible", "unknown") else str(sol.status),
                 objective=None,
                 bound=None,
                 gap=None,
@@ -316,15 +330,28 @@ def worker_main(case_file: Path, method: str, time_cap: float, out_file: Path) -
 
     with open(case_file, "rb") as f:
         case: PreparedCase = pickle.load(f)
+    partial: dict[str, Any] = {}
+
+    def checkpoint(rec: dict[str, Any]) -> None:
+        partial.update(rec)
+        _dump(rec, out_file)
+
     try:
-        rec = run_method(case, method, time_cap)
+        rec = run_method(case, method, time_cap, checkpoint=checkpoint)
     except MemoryError:
         rec = {
+            **partial,
             "error": "out of memory (worker memory limit)",
             "peak_rss_mb": round(_peak_rss_mb(), 1),
         }
-    out_file.write_text(json.dumps(rec, default=_json_default), encoding="utf-8")
+    _dump(rec, out_file)
     return 0
+
+
+def _dump(rec: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(".part")
+    tmp.write_text(json.dumps(rec, default=_json_default), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _json_default(obj: Any) -> Any:
@@ -402,12 +429,13 @@ def run(
     time_cap: float = 600.0,
     results: Path = RESULTS,
     memory_limit_gb: float | None = 16.0,
+    hard_timeout: float | None = None,
     say: Say = _say,
 ) -> list[dict[str, Any]]:
     """Run every (tier, seed, method) in a fresh worker and append its JSON line to ``results``.
 
-    ``hard_timeout`` per worker is three times the cap plus ten minutes: PuLP's model build is
-    not under CBC's time limit. A worker killed at that timeout, or failing, still gets a line
+    ``hard_timeout`` per worker defaults to three times the cap plus ten minutes: PuLP's model
+    build is not under CBC's time limit, and neither solver stops exactly at it. A worker killed at that timeout, or failing, still gets a line
     (``status`` ``"killed"`` / ``"error"``).
     """
     import pickle
@@ -419,7 +447,8 @@ def run(
     host = machine()
     results.parent.mkdir(parents=True, exist_ok=True)
     records = []
-    hard_timeout = 3.0 * time_cap + 600.0
+    if hard_timeout is None:
+        hard_timeout = 3.0 * time_cap + 600.0
     with tempfile.TemporaryDirectory(prefix="coupler-bench-") as tmp:
         for w in tiers:
             for seed in seeds:
@@ -446,6 +475,10 @@ def run(
                         rec.update(json.loads(out_file.read_text(encoding="utf-8")))
                     if killed:
                         rec["status"], rec["error"] = "killed", f"killed after {wall:.0f}s"
+                        # The solve ran until the kill: count it, so time ratios stay honest.
+                        s = rec["seconds"]
+                        s["solve"] = max(0.0, wall - s.get("load", 0.0) - s.get("build", 0.0))
+                        s["total"] = wall
                     elif code != 0 and not rec.get("error"):
                         rec["status"], rec["error"] = "error", f"worker exited with code {code}"
                     elif rec.get("error"):
