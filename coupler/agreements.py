@@ -170,14 +170,14 @@ class Agreement:
             if (b := _ban(t, f"[[ban_outside]] #{i + 1}", source, p)) is not None
         )
         pools = tuple(
-            b
+            q
             for i, t in enumerate(_array(raw, "pool", source, p))
-            if (b := _pool(t, f"[[pool]] #{i + 1}", source, p)) is not None
+            if (q := _pool(t, f"[[pool]] #{i + 1}", source, p)) is not None
         )
         mults = tuple(
-            b
+            w
             for i, t in enumerate(_array(raw, "weight_multiplier", source, p))
-            if (b := _mult(t, f"[[weight_multiplier]] #{i + 1}", source, p)) is not None
+            if (w := _mult(t, f"[[weight_multiplier]] #{i + 1}", source, p)) is not None
         )
         agreement = cls(
             name,
@@ -201,11 +201,12 @@ class Agreement:
     def check(self, municipalities: pd.DataFrame) -> None:
         """Resolve every municipality, province and region name against a scenario."""
         problems: list[Problem] = []
-        for kind, items in (
+        groups: tuple[tuple[str, tuple[BanOutside | Pool | WeightMultiplier, ...]], ...] = (
             ("ban_outside", self.bans),
             ("pool", self.pools),
             ("weight_multiplier", self.multipliers),
-        ):
+        )
+        for kind, items in groups:
             for i, item in enumerate(items):
                 where = f"[[{kind}]] #{i + 1}"
                 try:

@@ -265,7 +265,7 @@ def _clean(v: Any) -> Any:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _clean(x) for k, x in r.items()} for r in df.to_dict(orient="records")]
+    return [{str(k): _clean(x) for k, x in r.items()} for r in df.to_dict(orient="records")]
 
 
 __all__ = [

@@ -189,9 +189,9 @@ def _comparison(data: dict[str, Any]) -> str:
     # fairness floors
     floors = [(v["name"], v["floor"]) for v in variants if v.get("floor")]
     if floors:
-        rows = []
+        floor_rows: list[dict[str, Any]] = []
         for name, f in floors:
-            rows.append(
+            floor_rows.append(
                 {
                     "variant": name,
                     "floor": f["floor"],
@@ -208,7 +208,7 @@ def _comparison(data: dict[str, Any]) -> str:
             '<p class="note">Floors are '
             "enforced by re-solving with a bonus on the values of groups below the floor, not as a "
             "constraint; the cost is the objective (valued without bonuses) lost against the plan "
-            "without the floor.</p>" + _table(pd.DataFrame(rows), "floors") + "</section>"
+            "without the floor.</p>" + _table(pd.DataFrame(floor_rows), "floors") + "</section>"
         )
     return "".join(parts)
 
@@ -438,7 +438,7 @@ def _e(s: Any) -> str:
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for r in df.to_dict(orient="records"):
-        clean = {}
+        clean: dict[str, Any] = {}
         for k, v in r.items():
             if isinstance(v, float | np.floating):
                 v = None if not math.isfinite(float(v)) else float(v)
@@ -446,7 +446,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
                 v = int(v)
             elif isinstance(v, np.bool_):
                 v = bool(v)
-            clean[k] = v
+            clean[str(k)] = v
         out.append(clean)
     return out
 
