@@ -403,7 +403,7 @@ def score_table(model: CouplingModel, result: Result, chunk: int = 2000) -> pd.D
     out = pd.DataFrame(
         {
             "household_id": inst.household_ids,
-            "municipality": pd.array(
+            "municipality": pd.Series(
                 np.where(a >= 0, inst.codes[np.maximum(a, 0)], None), dtype="string"
             ),
             **contrib,
