@@ -191,22 +191,30 @@ def test_cli_explicit_files(tmp_path):
 
 
 def test_cli_out_folder_layout(tmp_path):
-    """`coupler verify --out DIR` reads DIR/plan.csv and the inputs from DIR/inputs/."""
-    inst = instance(LINE[:3], [3, 3, 3], [2, 1], [Crit.job(0, 0)])
+    """`coupler verify --out DIR` reads the layout `coupler solve` writes: DIR/plan.csv,
+    DIR/policy.toml and the canonical inputs as DIR/inputs/*.parquet (remaining included)."""
+    inst = instance(LINE[:3], [3, 3, 3], [2, 1], [Crit.job(0, 0)], lock_items=[(1, 2, "ban")])
     (tmp_path / "inputs").mkdir()
-    inst.municipalities.drop(columns=["remaining"]).to_csv(
-        tmp_path / "inputs/municipalities.csv", index=False
-    )
-    inst.households.to_csv(tmp_path / "inputs/households.csv", index=False)
-    inst.criteria.to_csv(tmp_path / "inputs/criteria.csv", index=False)
-    (tmp_path / "inputs/policy.toml").write_text("[hard]\nradius_km = 20\n", encoding="utf-8")
+    for name in ("municipalities", "households", "criteria", "locks"):
+        getattr(inst, name).to_parquet(tmp_path / f"inputs/{name}.parquet", index=False)
+    (tmp_path / "policy.toml").write_text("[hard]\nradius_km = 20\n", encoding="utf-8")
     pd.DataFrame({"household_id": ["H001", "H002"], "municipality": [code(1), code(1)]}).to_csv(
         tmp_path / "plan.csv", index=False
     )
-    # 34 km from the job: fine at 50 km, avoidable at the folder's own 20 km policy.
+    # 34 km from the job: fine at 50 km, an avoidable break under the folder's own 20 km policy.
     out = CliRunner().invoke(main, ["verify", "--out", str(tmp_path)])
     assert out.exit_code == 1, out.output
     assert "34.2 km from GM9002" in out.output and "GM9001 within the radius has room" in out.output
+    pd.DataFrame({"household_id": ["H001", "H002"], "municipality": [code(0), code(2)]}).to_csv(
+        tmp_path / "plan.csv", index=False
+    )
+    out = CliRunner().invoke(main, ["verify", "--out", str(tmp_path)])
+    assert out.exit_code == 1 and "banned municipality GM9003" in out.output, out.output
+    pd.DataFrame({"household_id": ["H001", "H002"], "municipality": [code(0), code(1)]}).to_csv(
+        tmp_path / "plan.csv", index=False
+    )
+    out = CliRunner().invoke(main, ["verify", "--out", str(tmp_path)])
+    assert out.exit_code == 0, out.output
 
 
 def test_cli_missing_plan_file_is_a_clear_error(tmp_path):

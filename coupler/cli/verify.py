@@ -28,8 +28,17 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 
 def _municipalities(path: Path, total: int | None) -> pd.DataFrame:
-    """Municipalities with quota filled from ``total`` by population when the file has none."""
+    """Municipalities with quota filled from ``total`` by population when the file has none, and
+    the ``remaining`` column kept when the file has one (a solve's inputs/ carry it)."""
     m = io.load_municipalities(path)
+    raw = io.read_table(path)
+    if "remaining" in raw.columns:
+        rem = pd.to_numeric(raw["remaining"], errors="coerce")
+        if rem.isna().any() or (rem < 0).any():
+            raise InputError(
+                Problem(str(path), "remaining must be a whole number >= 0", column="remaining")
+            )
+        m["remaining"] = rem.to_numpy(dtype="int64")
     if m["quota"].isna().all():
         m["quota"] = proportional_quotas(
             m["population"].to_numpy(), DEFAULT_NATIONAL_TOTAL if total is None else total
@@ -95,7 +104,7 @@ def _opt(path: Path | None, inputs: Path | None, stem: str) -> Path | None:
     "--policy",
     "policy_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Policy TOML [default: OUT/inputs/policy.toml, else the defaults].",
+    help="Policy TOML [default: OUT/policy.toml, else the defaults].",
 )
 @click.option(
     "--locks",
@@ -136,7 +145,8 @@ def verify(
     inputs = None
     if out_dir is not None and (out_dir / "inputs").is_dir():
         inputs = out_dir / "inputs"
-    plan = plan or (out_dir / "plan.csv" if out_dir is not None else None)
+    if plan is None and out_dir is not None:
+        plan = _find(out_dir, "plan") or out_dir / "plan.csv"
     if plan is None:
         raise click.UsageError("give --out DIR (a solve output folder) or --plan FILE")
     households = _opt(households, inputs, "households")
@@ -148,8 +158,9 @@ def verify(
     criteria = _opt(criteria, inputs, "criteria")
     locks = _opt(locks, inputs, "locks")
     distances = _opt(distances, inputs, "distances")
-    if policy_file is None and inputs is not None and (inputs / "policy.toml").is_file():
-        policy_file = inputs / "policy.toml"
+    for folder in (out_dir, inputs):
+        if policy_file is None and folder is not None and (folder / "policy.toml").is_file():
+            policy_file = folder / "policy.toml"
     if scenario is not None:
         mfile = _find(scenario, "municipalities")
     elif inputs is not None and _find(inputs, "municipalities") is not None:
