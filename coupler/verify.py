@@ -267,7 +267,8 @@ def verify_plan(
                     violations.append(f"household {h}: coupled to banned municipality {code}")
             else:
                 banned[i, np.arange(n_m) != j] = True
-                if where[i] != j:
+                # An uncoupled pinned household is judged below: fine only when the pin is full.
+                if where[i] != j and where[i] >= 0:
                     got = codes[where[i]] if where[i] >= 0 else "nothing"
                     violations.append(f"household {h}: pinned to {code} but coupled to {got}")
 

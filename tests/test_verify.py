@@ -74,6 +74,7 @@ def test_accepts_the_hand_checked_plan():
         ((0, 0, 0), (), "exceed the capacity"),
         ((0, 1, 2), [(0, 0, "ban")], "banned municipality GM9001"),
         ((0, 1, 2), [(1, 2, "pin")], "pinned to GM9003"),
+        ((0, None, 2), [(1, 2, "pin")], "left uncoupled although GM9003 has room"),
         ((0, 1), (), "missing from the plan"),
         ((0, 1, None), (), "left uncoupled although"),
     ],
@@ -97,6 +98,14 @@ def test_rejects_duplicates_and_unknown_codes():
     )
     v = " | ".join(check(inst, plan).violations)
     assert "more than once" in v and "unknown household" in v and "unknown municipality code" in v
+
+
+def test_pinned_household_may_stay_uncoupled_only_when_its_pin_is_full():
+    """A household pinned to a full municipality is rightly uncoupled (nothing else is allowed)."""
+    inst = instance(LINE[:2], [2, 5], [2, 1], lock_items=[(1, 0, "pin")])
+    rep = check(inst, plan_of(0, None))
+    assert rep.ok, rep.violations
+    assert rep.uncoupled_persons == 1
 
 
 def test_avoidable_broken_is_a_violation_with_witness():
