@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from coupler.ledger.solving import solve_batch as solve
 from coupler.errors import InputError, PolicyError, Problem
 from coupler.io import _Checker, load_criteria, load_households, read_table
+from coupler.ledger.solving import solve_batch as solve
 from coupler.model import build_model
 from coupler.policy import Policy
 from coupler.scenario import load_instance, load_scenario
@@ -52,14 +52,18 @@ class KansrijkRules:
     min_probability: float = 0.5
 
     def __post_init__(self) -> None:
-        bad = [f"kansrijk grant_probability {k} must be in [0, 1]; got {v!r}"
-               for k, v in self.grant_probability.items() if not 0 <= v <= 1]
+        bad = [
+            f"kansrijk grant_probability {k} must be in [0, 1]; got {v!r}"
+            for k, v in self.grant_probability.items()
+            if not 0 <= v <= 1
+        ]
         if not 0 <= self.min_probability <= 1:
             bad.append(f"kansrijk min_probability must be in [0, 1]; got {self.min_probability!r}")
         if bad:
             raise PolicyError([Problem("<kansrijk rules>", m) for m in bad])
         object.__setattr__(
-            self, "grant_probability",
+            self,
+            "grant_probability",
             {k.strip().casefold(): float(v) for k, v in self.grant_probability.items()},
         )
 
@@ -67,12 +71,12 @@ class KansrijkRules:
     def from_file(cls, path: str | os.PathLike[str]) -> KansrijkRules:
         """Read the ``[kansrijk]`` table of a TOML file::
 
-            [kansrijk]
-            min_probability = 0.6
-            [kansrijk.grant_probability]
-            syria = 0.82
-            yemen = 0.87
-            eritrea = 0.75
+        [kansrijk]
+        min_probability = 0.6
+        [kansrijk.grant_probability]
+        syria = 0.82
+        yemen = 0.87
+        eritrea = 0.75
         """
         name = Path(path).name
         try:
@@ -87,11 +91,15 @@ class KansrijkRules:
         try:
             kwargs: dict[str, Any] = {}
             if "grant_probability" in raw:
-                kwargs["grant_probability"] = {str(k): float(v) for k, v in raw["grant_probability"].items()}
+                kwargs["grant_probability"] = {
+                    str(k): float(v) for k, v in raw["grant_probability"].items()
+                }
             if "min_probability" in raw:
                 kwargs["min_probability"] = float(raw["min_probability"])
         except (TypeError, ValueError, AttributeError) as exc:
-            raise PolicyError(Problem(name, f"[kansrijk] has a value of the wrong type: {exc}")) from None
+            raise PolicyError(
+                Problem(name, f"[kansrijk] has a value of the wrong type: {exc}")
+            ) from None
         try:
             return cls(**kwargs)
         except PolicyError as exc:
@@ -118,8 +126,12 @@ def grant_probabilities(path: str | os.PathLike[str], rules: KansrijkRules) -> p
             p = rules.grant_probability.get(nat.strip().casefold())
             if p is None:
                 # The nationality itself is not echoed (DOMAIN.md section 9).
-                c.add(f"nationality has no grant probability in the table (known: {known}); "
-                      "give grant_probability", row, "nationality")
+                c.add(
+                    f"nationality has no grant probability in the table (known: {known}); "
+                    "give grant_probability",
+                    row,
+                    "nationality",
+                )
                 continue
         if p is None:
             c.add("grant_probability or nationality is needed", row, "grant_probability")
@@ -157,22 +169,36 @@ def propose_provisional(
     hh = load_households(households, municipalities)
     cr = load_criteria(criteria, hh, municipalities) if criteria is not None else None
     prob = grant_probabilities(households, rules)
-    clash = [Problem(str(households), f"household '{h}' is already coupled or provisionally coupled",
-                     column="household_id") for h in hh["household_id"] if h in done or h in active]
+    clash = [
+        Problem(
+            str(households),
+            f"household '{h}' is already coupled or provisionally coupled",
+            column="household_id",
+        )
+        for h in hh["household_id"]
+        if h in done or h in active
+    ]
     if clash:
         raise InputError(clash)
     p = hh["household_id"].map(prob).to_numpy(dtype=np.float64)
     keep = p >= rules.min_probability
-    report = pd.DataFrame({
-        "household_id": hh["household_id"].astype(str), "persons": hh["size"].astype("int64"),
-        "probability": p, "municipality": pd.Series([None] * len(hh), dtype="object"),
-        "reserved": 0.0, "status": np.where(keep, "no-room", "below-threshold"),
-    })
+    report = pd.DataFrame(
+        {
+            "household_id": hh["household_id"].astype(str),
+            "persons": hh["size"].astype("int64"),
+            "probability": p,
+            "municipality": pd.Series([None] * len(hh), dtype="object"),
+            "reserved": 0.0,
+            "status": np.where(keep, "no-room", "below-threshold"),
+        }
+    )
     if keep.any():
         sub = hh[keep].reset_index(drop=True)
         sub_cr = cr[cr["household_id"].isin(sub["household_id"])] if cr is not None else None
         inst = load_instance(sub, sub_cr, scenario=period.scenario, total=period.total)
-        remaining = pd.Series(state["remaining"].to_numpy(), index=state["municipality"]).reindex(inst.codes)
+        remaining = pd.Series(state["remaining"].to_numpy(), index=state["municipality"]).reindex(
+            inst.codes
+        )
         if remaining.isna().any():
             raise InputError("the scenario's municipalities differ from the period's")
         result = solve(build_model(inst.with_remaining(remaining.to_numpy(dtype=np.int64)), policy))
@@ -181,7 +207,9 @@ def propose_provisional(
         placed = keep & m.notna().to_numpy()
         report.loc[placed, "municipality"] = m[placed]
         report.loc[placed, "status"] = "active"
-        report.loc[placed, "reserved"] = (report["probability"] * report["persons"])[placed].round(6)
+        report.loc[placed, "reserved"] = (report["probability"] * report["persons"])[placed].round(
+            6
+        )
         crit = result.criteria
     with ledger.write("kansrijk propose") as tx:
         conn = tx.conn
@@ -190,26 +218,46 @@ def propose_provisional(
         for r in report[report["status"] == "active"].itertuples(index=False):
             pid = conn.execute(
                 t.provisional.insert().values(
-                    household_id=r.household_id, persons=int(r.persons), probability=float(r.probability),
-                    reserved=float(r.reserved), municipality=r.municipality, status="active",
-                    created_at=tx.at, created_by=tx.who,
+                    household_id=r.household_id,
+                    persons=int(r.persons),
+                    probability=float(r.probability),
+                    reserved=float(r.reserved),
+                    municipality=r.municipality,
+                    status="active",
+                    created_at=tx.at,
+                    created_by=tx.who,
                 )
             ).inserted_primary_key[0]
             rows = [
-                {"household_id": r.household_id, "kind": c.kind, "municipality": c.criterion_municipality,
-                 "hard": bool(c.hard), "provisional_id": pid, "batch_id": None}
+                {
+                    "household_id": r.household_id,
+                    "kind": c.kind,
+                    "municipality": c.criterion_municipality,
+                    "hard": bool(c.hard),
+                    "provisional_id": pid,
+                    "batch_id": None,
+                }
                 for c in crit[crit["household_id"] == r.household_id].itertuples(index=False)
             ]
             if rows:
                 conn.execute(t.criteria.insert(), rows)
-            tx.audit("provisional", r.household_id,
-                     {"municipality": r.municipality, "probability": r.probability, "reserved": r.reserved})
+            tx.audit(
+                "provisional",
+                r.household_id,
+                {
+                    "municipality": r.municipality,
+                    "probability": r.probability,
+                    "reserved": r.reserved,
+                },
+            )
         tx.checkpoint("kansrijk")
         tx.audit("kansrijk-propose", period.name, report["status"].value_counts().to_dict())
     return report
 
 
-def permit(ledger: Any, decisions: str | os.PathLike[str], *, policy: Policy | None = None) -> pd.DataFrame:
+def permit(
+    ledger: Any, decisions: str | os.PathLike[str], *, policy: Policy | None = None
+) -> pd.DataFrame:
     """Settle provisional couplings when the IND decides: confirm, re-plan or release.
 
     ``decisions`` is a table with ``household_id`` and ``decision`` (granted | refused).
@@ -231,7 +279,9 @@ def permit(ledger: Any, decisions: str | os.PathLike[str], *, policy: Policy | N
     with ledger.read() as conn:
         active = {
             r.household_id: r
-            for r in conn.execute(sa.select(t.provisional).where(t.provisional.c.status == "active"))
+            for r in conn.execute(
+                sa.select(t.provisional).where(t.provisional.c.status == "active")
+            )
         }
         period = ledger.open_period(conn)
     for row, h in zip(c.rows, ids, strict=True):
@@ -252,9 +302,14 @@ def permit(ledger: Any, decisions: str | os.PathLike[str], *, policy: Policy | N
             pv = active[h]
             room[pv.municipality] += pv.reserved  # its own reservation is released either way
             if v == "refused":
-                conn.execute(t.provisional.update().where(t.provisional.c.id == pv.id)
-                             .values(status="refused", decided_at=tx.at))
-                report.append({"household_id": h, "decision": v, "outcome": "refused", "municipality": None})
+                conn.execute(
+                    t.provisional.update()
+                    .where(t.provisional.c.id == pv.id)
+                    .values(status="refused", decided_at=tx.at)
+                )
+                report.append(
+                    {"household_id": h, "decision": v, "outcome": "refused", "municipality": None}
+                )
             elif room[pv.municipality] >= pv.persons - 1e-9:
                 room[pv.municipality] -= pv.persons
                 confirmed.append((pv, pv.municipality))
@@ -263,46 +318,88 @@ def permit(ledger: Any, decisions: str | os.PathLike[str], *, policy: Policy | N
         if confirmed:
             bid = conn.execute(
                 t.batches.insert().values(
-                    period_id=period.id, kind="kansrijk", checksum=f"confirm:{digest}", status="approved",
-                    households=len(confirmed), persons=sum(int(p.persons) for p, _ in confirmed),
-                    created_at=tx.at, created_by=tx.who, decided_at=tx.at, decided_by=tx.who,
+                    period_id=period.id,
+                    kind="kansrijk",
+                    checksum=f"confirm:{digest}",
+                    status="approved",
+                    households=len(confirmed),
+                    persons=sum(int(p.persons) for p, _ in confirmed),
+                    created_at=tx.at,
+                    created_by=tx.who,
+                    decided_at=tx.at,
+                    decided_by=tx.who,
                 )
             ).inserted_primary_key[0]
             for pv, mun in confirmed:
                 cid = conn.execute(
                     t.couplings.insert().values(
-                        batch_id=bid, household_id=pv.household_id, persons=int(pv.persons), proposed=mun,
-                        municipality=mun, status="approved", decided_at=tx.at, decided_by=tx.who,
+                        batch_id=bid,
+                        household_id=pv.household_id,
+                        persons=int(pv.persons),
+                        proposed=mun,
+                        municipality=mun,
+                        status="approved",
+                        decided_at=tx.at,
+                        decided_by=tx.who,
                     )
                 ).inserted_primary_key[0]
-                conn.execute(t.charges.insert().values(
-                    period_id=period.id, municipality=mun, persons=int(pv.persons), source="kansrijk",
-                    coupling_id=cid, at=tx.at))
-                conn.execute(t.provisional.update().where(t.provisional.c.id == pv.id)
-                             .values(status="confirmed", coupling_id=cid, decided_at=tx.at))
-                conn.execute(t.criteria.update().where(t.criteria.c.provisional_id == pv.id).values(batch_id=bid))
-                report.append({"household_id": pv.household_id, "decision": "granted", "outcome": "confirmed",
-                               "municipality": mun})
+                conn.execute(
+                    t.charges.insert().values(
+                        period_id=period.id,
+                        municipality=mun,
+                        persons=int(pv.persons),
+                        source="kansrijk",
+                        coupling_id=cid,
+                        at=tx.at,
+                    )
+                )
+                conn.execute(
+                    t.provisional.update()
+                    .where(t.provisional.c.id == pv.id)
+                    .values(status="confirmed", coupling_id=cid, decided_at=tx.at)
+                )
+                conn.execute(
+                    t.criteria.update()
+                    .where(t.criteria.c.provisional_id == pv.id)
+                    .values(batch_id=bid)
+                )
+                report.append(
+                    {
+                        "household_id": pv.household_id,
+                        "decision": "granted",
+                        "outcome": "confirmed",
+                        "municipality": mun,
+                    }
+                )
         if replan:
             ids_r = [p.household_id for p in replan]
             crit = pd.DataFrame(
                 conn.execute(
-                    sa.select(t.criteria.c.household_id, t.criteria.c.kind, t.criteria.c.municipality)
-                    .where(t.criteria.c.provisional_id.in_([p.id for p in replan]) & t.criteria.c.hard)
+                    sa.select(
+                        t.criteria.c.household_id, t.criteria.c.kind, t.criteria.c.municipality
+                    ).where(
+                        t.criteria.c.provisional_id.in_([p.id for p in replan]) & t.criteria.c.hard
+                    )
                 ).all(),
                 columns=["household_id", "kind", "municipality"],
             )
-            hh = pd.DataFrame({"household_id": pd.array(ids_r, dtype="string"),
-                               "size": [int(p.persons) for p in replan]})
-            cr = pd.DataFrame({
-                "household_id": pd.array(crit["household_id"], dtype="string"),
-                "kind": pd.array(crit["kind"], dtype="string"),
-                "municipality": pd.array(crit["municipality"], dtype="string"),
-                # Stored criteria were hard when planned: they stay hard.
-                "hours_per_week": pd.array([40.0] * len(crit), dtype="Float64"),
-                "contract_signed": pd.array([True] * len(crit), dtype="boolean"),
-                "payslip_seen": pd.array([True] * len(crit), dtype="boolean"),
-            })
+            hh = pd.DataFrame(
+                {
+                    "household_id": pd.array(ids_r, dtype="string"),
+                    "size": [int(p.persons) for p in replan],
+                }
+            )
+            cr = pd.DataFrame(
+                {
+                    "household_id": pd.array(crit["household_id"], dtype="string"),
+                    "kind": pd.array(crit["kind"], dtype="string"),
+                    "municipality": pd.array(crit["municipality"], dtype="string"),
+                    # Stored criteria were hard when planned: they stay hard.
+                    "hours_per_week": pd.array([40.0] * len(crit), dtype="Float64"),
+                    "contract_signed": pd.array([True] * len(crit), dtype="boolean"),
+                    "payslip_seen": pd.array([True] * len(crit), dtype="boolean"),
+                }
+            )
             inst = load_instance(hh, cr, scenario=period.scenario, total=period.total)
             rem = np.floor(room.clip(lower=0) + 1e-9).reindex(inst.codes)
             if rem.isna().any():
@@ -310,21 +407,40 @@ def permit(ledger: Any, decisions: str | os.PathLike[str], *, policy: Policy | N
             result = solve(build_model(inst.with_remaining(rem.to_numpy(dtype=np.int64)), policy))
             bid = conn.execute(
                 t.batches.insert().values(
-                    period_id=period.id, kind="replan", checksum=f"replan:{digest}", status="proposed",
-                    households=len(replan), persons=sum(int(p.persons) for p in replan),
-                    summary=pd.Series(result.to_json()).to_json(), created_at=tx.at, created_by=tx.who,
+                    period_id=period.id,
+                    kind="replan",
+                    checksum=f"replan:{digest}",
+                    status="proposed",
+                    households=len(replan),
+                    persons=sum(int(p.persons) for p in replan),
+                    summary=pd.Series(result.to_json()).to_json(),
+                    created_at=tx.at,
+                    created_by=tx.who,
                 )
             ).inserted_primary_key[0]
             _insert_plan(tx, bid, result)
             where = result.plan.set_index("household_id")["municipality"]
             for pv in replan:
-                conn.execute(t.provisional.update().where(t.provisional.c.id == pv.id)
-                             .values(status="replanned", decided_at=tx.at))
+                conn.execute(
+                    t.provisional.update()
+                    .where(t.provisional.c.id == pv.id)
+                    .values(status="replanned", decided_at=tx.at)
+                )
                 mun = where.get(pv.household_id)
-                report.append({"household_id": pv.household_id, "decision": "granted", "outcome": "replan",
-                               "municipality": None if pd.isna(mun) else mun, "batch": bid})
+                report.append(
+                    {
+                        "household_id": pv.household_id,
+                        "decision": "granted",
+                        "outcome": "replan",
+                        "municipality": None if pd.isna(mun) else mun,
+                        "batch": bid,
+                    }
+                )
         tx.checkpoint("permit")
         for r in report:
-            tx.audit(f"permit-{r['outcome']}", r["household_id"], {"municipality": r["municipality"],
-                                                                   "batch": r.get("batch")})
+            tx.audit(
+                f"permit-{r['outcome']}",
+                r["household_id"],
+                {"municipality": r["municipality"], "batch": r.get("batch")},
+            )
     return pd.DataFrame(report)

@@ -1,4 +1,4 @@
-"""Omkoppeling: re-coupling approved households to a municipality near a new job (DOMAIN.md section 6).
+"""Omkoppeling: re-coupling approved households near a new job (DOMAIN.md section 6).
 
 A batch of requests is read from one table (columns below), each request is checked against every
 rule with a pass/fail and a reason, and the eligible ones are re-coupled **jointly** within
@@ -110,7 +110,9 @@ class OmkoppelRules:
     radius_km: float = 50.0
     min_contract_months: float = 6.0
     excluded_job_types: tuple[str, ...] = ("cleaning", "distribution")
-    bijstandsnorm: Mapping[int, float] = field(default_factory=lambda: dict(ILLUSTRATIVE_BIJSTANDSNORM))
+    bijstandsnorm: Mapping[int, float] = field(
+        default_factory=lambda: dict(ILLUSTRATIVE_BIJSTANDSNORM)
+    )
 
     def __post_init__(self) -> None:
         p: list[str] = []
@@ -119,10 +121,15 @@ class OmkoppelRules:
         if not (self.radius_km > 0 and math.isfinite(self.radius_km)):
             p.append(f"omkoppeling radius_km must be > 0; got {self.radius_km!r}")
         if not self.min_contract_months >= 0:
-            p.append(f"omkoppeling min_contract_months must be >= 0; got {self.min_contract_months!r}")
+            p.append(
+                f"omkoppeling min_contract_months must be >= 0; got {self.min_contract_months!r}"
+            )
         for year, amount in self.bijstandsnorm.items():
             if not (isinstance(year, int) and amount > 0):
-                p.append(f"omkoppeling bijstandsnorm {year} must be a year with an amount > 0; got {amount!r}")
+                p.append(
+                    f"omkoppeling bijstandsnorm {year} must be a year with an amount > 0; "
+                    f"got {amount!r}"
+                )
         if p:
             raise PolicyError([Problem("<omkoppeling rules>", m) for m in p])
         object.__setattr__(
@@ -154,7 +161,11 @@ class OmkoppelRules:
         known = {f.name for f in fields(cls)}
         bad = sorted(set(table) - known)
         if bad:
-            raise PolicyError(Problem(name, f"unknown key [omkoppeling] {bad[0]}; known: {', '.join(sorted(known))}"))
+            raise PolicyError(
+                Problem(
+                    name, f"unknown key [omkoppeling] {bad[0]}; known: {', '.join(sorted(known))}"
+                )
+            )
         kwargs: dict[str, Any] = {}
         try:
             if "gate" in table:
@@ -165,9 +176,13 @@ class OmkoppelRules:
             if "excluded_job_types" in table:
                 kwargs["excluded_job_types"] = tuple(str(j) for j in table["excluded_job_types"])
             if "bijstandsnorm" in table:
-                kwargs["bijstandsnorm"] = {int(y): float(v) for y, v in table["bijstandsnorm"].items()}
+                kwargs["bijstandsnorm"] = {
+                    int(y): float(v) for y, v in table["bijstandsnorm"].items()
+                }
         except (TypeError, ValueError, AttributeError) as exc:
-            raise PolicyError(Problem(name, f"[omkoppeling] has a value of the wrong type: {exc}")) from None
+            raise PolicyError(
+                Problem(name, f"[omkoppeling] has a value of the wrong type: {exc}")
+            ) from None
         try:
             return cls(**kwargs)
         except PolicyError as exc:
@@ -199,13 +214,17 @@ def load_requests(
     if coupled is not None:
         for row, h in zip(c.rows, households, strict=True):
             if h is not None and h not in coupled:
-                c.add(f"household '{h}' has no approved coupling in the ledger", row, "household_id")
+                c.add(
+                    f"household '{h}' has no approved coupling in the ledger", row, "household_id"
+                )
     columns: dict[str, list[Any]] = {
         "row": list(c.rows),
         "request_id": ids,
         "household_id": households,
         "job_municipality": c.municipality("job_municipality", places, required=True),
-        "job_type": [None if v is None else v.casefold() for v in c.text("job_type", required=True)],
+        "job_type": [
+            None if v is None else v.casefold() for v in c.text("job_type", required=True)
+        ],
         "monthly_salary": c.number("monthly_salary", low=0, required=True),
         "contract_months": c.number("contract_months", low=0, required=True),
         "contract_year": c.number("contract_year", whole=True, low=2000, high=2100, required=True),
@@ -219,7 +238,11 @@ def load_requests(
     known = ", ".join(str(y) for y in sorted(rules.bijstandsnorm))
     for row, year in zip(c.rows, columns["contract_year"], strict=True):
         if year is not None and year not in rules.bijstandsnorm:
-            c.add(f"no bijstandsnorm configured for {year} (configured: {known})", row, "contract_year")
+            c.add(
+                f"no bijstandsnorm configured for {year} (configured: {known})",
+                row,
+                "contract_year",
+            )
     c.finish()
     return pd.DataFrame(columns)
 
@@ -242,13 +265,15 @@ def check_request(r: Mapping[str, Any], rules: OmkoppelRules) -> dict[str, tuple
     edu, exp = bool(r["matches_education"]), bool(r["matches_experience"])
     out["job_match"] = (
         edu or exp,
-        "job matches " + ("education" if edu else "earlier work") if edu or exp
+        "job matches " + ("education" if edu else "earlier work")
+        if edu or exp
         else "job matches neither the education nor earlier work",
     )
     elsewhere = bool(r["available_in_current_region"])
     out["scarce_in_region"] = (
         not elsewhere,
-        "such jobs can be found in the current region" if elsewhere
+        "such jobs can be found in the current region"
+        if elsewhere
         else "such jobs are not to be found in the current region",
     )
     out["contract_signed"] = (
@@ -260,7 +285,8 @@ def check_request(r: Mapping[str, Any], rules: OmkoppelRules) -> dict[str, tuple
     ok = float(r["monthly_salary"]) >= norm
     out["salary"] = (
         ok,
-        f"salary {'at least' if ok else 'below'} the bijstandsnorm {year} (EUR {norm:,.2f} per month)",
+        f"salary {'at least' if ok else 'below'} the bijstandsnorm {year} "
+        f"(EUR {norm:,.2f} per month)",
     )
     months = float(r["contract_months"])
     ok = months >= rules.min_contract_months
@@ -270,7 +296,9 @@ def check_request(r: Mapping[str, Any], rules: OmkoppelRules) -> dict[str, tuple
     )
     out["payslip_seen"] = (
         bool(r["payslip_seen"]),
-        "COA has seen the latest payslip" if r["payslip_seen"] else "COA has not seen the latest payslip",
+        "COA has seen the latest payslip"
+        if r["payslip_seen"]
+        else "COA has not seen the latest payslip",
     )
     out["reba_paid"] = (
         bool(r["reba_paid"]),
@@ -323,7 +351,9 @@ def recouple(
         moves[i] = Move(e.at[i, "household_id"], e.at[i, "old"], e.at[i, "old"], float(d_old[i]))
     todo = np.flatnonzero(d_old > radius_km + 1e-9)
     if len(todo):
-        dist = haversine_km(lat[job[todo]][:, None], lon[job[todo]][:, None], lat[None, :], lon[None, :])
+        dist = haversine_km(
+            lat[job[todo]][:, None], lon[job[todo]][:, None], lat[None, :], lon[None, :]
+        )
         hh, mm = np.nonzero(dist <= radius_km + 1e-9)
         n_x, n_s = len(hh), len(todo)
         weight = n_s + 1.0  # one person moved outweighs all distance terms together
@@ -361,13 +391,17 @@ def recouple(
             chosen = mm[x & (hh == k)]
             if len(chosen):
                 m = int(chosen[0])
-                moves[i] = Move(e.at[i, "household_id"], e.at[i, "old"], codes[m], float(dist[k, m]))
+                moves[i] = Move(
+                    e.at[i, "household_id"], e.at[i, "old"], codes[m], float(dist[k, m])
+                )
             else:
                 moves[i] = Move(e.at[i, "household_id"], e.at[i, "old"], None, None)
     return [m for m in moves if m is not None]
 
 
-def omkoppel(ledger: Any, requests: str | os.PathLike[str], rules: OmkoppelRules | None = None) -> pd.DataFrame:
+def omkoppel(
+    ledger: Any, requests: str | os.PathLike[str], rules: OmkoppelRules | None = None
+) -> pd.DataFrame:
     """Check and decide a batch of omkoppeling requests in one ledger transaction.
 
     Returns the decision report: one row per request with ``eligible``, ``decision``
@@ -386,21 +420,27 @@ def omkoppel(ledger: Any, requests: str | os.PathLike[str], rules: OmkoppelRules
         conn = tx.conn
         period = ledger.open_period(conn, lock=True)
         rows = conn.execute(
-            sa.select(t.couplings.c.id, t.couplings.c.household_id, t.couplings.c.persons,
-                      t.couplings.c.municipality)
-            .where(t.couplings.c.status == "approved")
+            sa.select(
+                t.couplings.c.id,
+                t.couplings.c.household_id,
+                t.couplings.c.persons,
+                t.couplings.c.municipality,
+            ).where(t.couplings.c.status == "approved")
         ).all()
         coupled = {r.household_id: r for r in rows}
         req = load_requests(requests, municipalities, rules, coupled)
         done = {
-            r for (r,) in conn.execute(
+            r
+            for (r,) in conn.execute(
                 sa.select(t.omkoppelingen.c.request_id).where(
                     t.omkoppelingen.c.request_id.in_(req["request_id"].tolist())
                 )
             ).all()
         }
         if done:
-            raise LedgerError(f"request '{sorted(done)[0]}' was already decided; requests are decided once")
+            raise LedgerError(
+                f"request '{sorted(done)[0]}' was already decided; requests are decided once"
+            )
         checks = [check_request(r, rules) for r in req.to_dict("records")]
         req["eligible"] = [all(ok for ok, _ in ch.values()) for ch in checks]
         req["persons"] = [int(coupled[h].persons) for h in req["household_id"]]
@@ -408,7 +448,9 @@ def omkoppel(ledger: Any, requests: str | os.PathLike[str], rules: OmkoppelRules
         state = quota_state(conn, period.id)
         state["capacity"] = np.floor(state["available"] - state["reserved"] + 1e-9).clip(lower=0)
         elig = req[req["eligible"]].rename(columns={"job_municipality": "job"})
-        moves = {m.household_id: m for m in recouple(elig, state, rules.radius_km)} if len(elig) else {}
+        moves = (
+            {m.household_id: m for m in recouple(elig, state, rules.radius_km)} if len(elig) else {}
+        )
         tx.checkpoint("omkoppel")
         report = []
         for r, ch in zip(req.to_dict("records"), checks, strict=True):
@@ -423,35 +465,64 @@ def omkoppel(ledger: Any, requests: str | os.PathLike[str], rules: OmkoppelRules
                 decision, new, km = "recoupled", move.new, move.distance_km
             cid = int(coupled[r["household_id"]].id)
             if decision == "recoupled":
-                conn.execute(t.couplings.update().where(t.couplings.c.id == cid).values(municipality=new))
+                conn.execute(
+                    t.couplings.update().where(t.couplings.c.id == cid).values(municipality=new)
+                )
                 conn.execute(
                     t.charges.insert(),
                     [
-                        {"period_id": period.id, "municipality": r["old"], "persons": -r["persons"],
-                         "source": "omkoppel", "coupling_id": cid, "at": tx.at},
-                        {"period_id": period.id, "municipality": new, "persons": r["persons"],
-                         "source": "omkoppel", "coupling_id": cid, "at": tx.at},
+                        {
+                            "period_id": period.id,
+                            "municipality": r["old"],
+                            "persons": -r["persons"],
+                            "source": "omkoppel",
+                            "coupling_id": cid,
+                            "at": tx.at,
+                        },
+                        {
+                            "period_id": period.id,
+                            "municipality": new,
+                            "persons": r["persons"],
+                            "source": "omkoppel",
+                            "coupling_id": cid,
+                            "at": tx.at,
+                        },
                     ],
                 )
             rules_json = {k: {"passed": ok, "reason": why} for k, (ok, why) in ch.items()}
             conn.execute(
                 t.omkoppelingen.insert().values(
-                    period_id=period.id, request_id=r["request_id"], household_id=r["household_id"],
-                    coupling_id=cid, eligible=bool(r["eligible"]), rules=json.dumps(rules_json),
-                    decision=decision, old_municipality=r["old"], new_municipality=new,
-                    job_municipality=r["job_municipality"], distance_km=km, at=tx.at, by=tx.who,
+                    period_id=period.id,
+                    request_id=r["request_id"],
+                    household_id=r["household_id"],
+                    coupling_id=cid,
+                    eligible=bool(r["eligible"]),
+                    rules=json.dumps(rules_json),
+                    decision=decision,
+                    old_municipality=r["old"],
+                    new_municipality=new,
+                    job_municipality=r["job_municipality"],
+                    distance_km=km,
+                    at=tx.at,
+                    by=tx.who,
                 )
             )
             failed = [k for k, (ok, _) in ch.items() if not ok]
             tx.audit(
-                f"omkoppel-{decision}", r["household_id"],
+                f"omkoppel-{decision}",
+                r["household_id"],
                 {"request": r["request_id"], "from": r["old"], "to": new, "failed": failed},
             )
             line = {
-                "request_id": r["request_id"], "household_id": r["household_id"],
-                "eligible": bool(r["eligible"]), "decision": decision, "old_municipality": r["old"],
-                "new_municipality": new, "job_municipality": r["job_municipality"],
-                "distance_km": None if km is None else round(km, 1), "persons": r["persons"],
+                "request_id": r["request_id"],
+                "household_id": r["household_id"],
+                "eligible": bool(r["eligible"]),
+                "decision": decision,
+                "old_municipality": r["old"],
+                "new_municipality": new,
+                "job_municipality": r["job_municipality"],
+                "distance_km": None if km is None else round(km, 1),
+                "persons": r["persons"],
             }
             for k, (ok, why) in ch.items():
                 line[k] = "pass" if ok else "fail"

@@ -57,9 +57,12 @@ def test_probabilities_from_column_or_table(tmp_path: Path, municipalities: pd.D
 
 
 def test_rules_file(tmp_path: Path) -> None:
-    """A [kansrijk] table sets the threshold and the table; a probability outside [0, 1] is an error."""
+    """A [kansrijk] table sets the threshold and the table; a probability outside [0, 1] is an
+    error naming the file."""
     f = tmp_path / "k.toml"
-    f.write_text("[kansrijk]\nmin_probability = 0.7\n[kansrijk.grant_probability]\nEritrea = 0.75\n")
+    f.write_text(
+        "[kansrijk]\nmin_probability = 0.7\n[kansrijk.grant_probability]\nEritrea = 0.75\n"
+    )
     r = KansrijkRules.from_file(f)
     assert r.min_probability == 0.7 and r.grant_probability == {"eritrea": 0.75}
     f.write_text("[kansrijk.grant_probability]\nsyria = 82\n")
@@ -74,7 +77,9 @@ def test_provisional_reservations_and_permits(tmp_path: Path, municipalities: pd
     re-planned as a proposed batch; nationality is never stored."""
     ledger = Ledger.open(tmp_path / "l.sqlite", user="rv")
     open_period(ledger, "2025-H1", 3000)
-    report = propose_provisional(ledger, _cases(tmp_path, municipalities), None).set_index("household_id")
+    report = propose_provisional(ledger, _cases(tmp_path, municipalities), None).set_index(
+        "household_id"
+    )
     assert list(report["status"]) == ["active"] * 4 + ["below-threshold", "active"]
     active = report[report["status"] == "active"]
     assert (active["reserved"] - active["probability"] * active["persons"]).abs().max() < 1e-9
@@ -89,7 +94,12 @@ def test_provisional_reservations_and_permits(tmp_path: Path, municipalities: pd
         assert row["remaining"] == int(row["target"] - row["coupled"] - r + 1e-9)
     # A batch plans around the reservations: paced capacity never counts reserved places.
     cap = pd.Series(paced_remaining(q, 10.0), index=q["municipality"])
-    assert (cap <= (q.set_index("municipality")["available"] - q.set_index("municipality")["reserved"]).clip(lower=0)).all()
+    assert (
+        cap
+        <= (
+            q.set_index("municipality")["available"] - q.set_index("municipality")["reserved"]
+        ).clip(lower=0)
+    ).all()
 
     ids = list(active.index)
     confirm, refuse, full = ids[0], ids[1], ids[2]
@@ -103,11 +113,13 @@ def test_provisional_reservations_and_permits(tmp_path: Path, municipalities: pd
     if active.at[confirm, "municipality"] == target_m:
         pytest.skip("seed put both cases in one municipality")
     p = propose(ledger, take, None, pacing=Pacing(enabled=False))
-    approve(ledger, p.batch_id, overrides={h: target_m for h in take["household_id"]}, reason="fill up")
-    decisions = tmp_path / "d.csv"
-    pd.DataFrame({"household_id": [confirm, refuse, full], "decision": ["granted", "refused", "granted"]}).to_csv(
-        decisions, index=False
+    approve(
+        ledger, p.batch_id, overrides={h: target_m for h in take["household_id"]}, reason="fill up"
     )
+    decisions = tmp_path / "d.csv"
+    pd.DataFrame(
+        {"household_id": [confirm, refuse, full], "decision": ["granted", "refused", "granted"]}
+    ).to_csv(decisions, index=False)
     out = permit(ledger, decisions).set_index("household_id")
     assert out.at[confirm, "outcome"] == "confirmed"
     assert out.at[refuse, "outcome"] == "refused"
@@ -116,14 +128,20 @@ def test_provisional_reservations_and_permits(tmp_path: Path, municipalities: pd
         prov = {r.household_id: r.status for r in conn.execute(sa.select(t.provisional))}
         q2 = quota_state(conn, 1).set_index("municipality")
         replan = conn.execute(sa.select(t.batches).where(t.batches.c.kind == "replan")).one()
-        coupling = conn.execute(sa.select(t.couplings).where(t.couplings.c.household_id == confirm)).one()
+        coupling = conn.execute(
+            sa.select(t.couplings).where(t.couplings.c.household_id == confirm)
+        ).one()
     assert prov[confirm] == "confirmed" and prov[refuse] == "refused" and prov[full] == "replanned"
     assert coupling.status == "approved" and coupling.persons == active.at[confirm, "persons"]
-    assert q2["reserved"].sum() == pytest.approx(active["reserved"].sum() - active.loc[[confirm, refuse, full], "reserved"].sum())
+    assert q2["reserved"].sum() == pytest.approx(
+        active["reserved"].sum() - active.loc[[confirm, refuse, full], "reserved"].sum()
+    )
     assert replan.status == "proposed"
     assert (q2["coupled"] <= q2["target"]).all()
     approve(ledger, replan.id, reason="re-planned after the permit")
     a = audit_trail(ledger)
-    assert {"permit-confirmed", "permit-refused", "permit-replan", "provisional"} <= set(a["action"])
+    assert {"permit-confirmed", "permit-refused", "permit-replan", "provisional"} <= set(
+        a["action"]
+    )
     with pytest.raises(InputError, match="no active provisional coupling"):
         permit(ledger, decisions)

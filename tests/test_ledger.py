@@ -46,7 +46,9 @@ def municipalities() -> pd.DataFrame:
     return pd.read_csv(str(path))
 
 
-def cases(municipalities: pd.DataFrame, persons: int, seed: int, prefix: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def cases(
+    municipalities: pd.DataFrame, persons: int, seed: int, prefix: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A generated batch whose household ids carry ``prefix`` (ids are unique across batches)."""
     hh, cr = generate_cases(municipalities, persons=persons, seed=seed)
     hh["household_id"] = prefix + hh["household_id"].astype(str)
@@ -64,7 +66,10 @@ def dump(ledger: Ledger) -> dict[str, list[tuple]]:
     """Every row of every table (to compare a ledger before and after)."""
     with ledger.read() as conn:
         return {
-            table.name: [tuple(r) for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns))]
+            table.name: [
+                tuple(r)
+                for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns))
+            ]
             for table in t.metadata.sorted_tables
         }
 
@@ -109,10 +114,20 @@ def test_six_month_run_with_backlog(tmp_path: Path, municipalities: pd.DataFrame
     assert (q["coupled"] <= q["target"].clip(lower=0)).all()
     close_period(ledger)
     with ledger.read() as conn:
-        carry = pd.Series(dict(conn.execute(
-            sa.select(t.quotas.c.municipality, t.quotas.c.carry).where(t.quotas.c.period_id == 2)
-        ).all())).reindex(q["municipality"]).to_numpy()
-    # Across both periods: carry = quota1 + quota2 - coupled1 - coupled2, municipality by municipality.
+        carry = (
+            pd.Series(
+                dict(
+                    conn.execute(
+                        sa.select(t.quotas.c.municipality, t.quotas.c.carry).where(
+                            t.quotas.c.period_id == 2
+                        )
+                    ).all()
+                )
+            )
+            .reindex(q["municipality"])
+            .to_numpy()
+        )
+    # Across both periods, per municipality: carry = quota1 + quota2 - coupled1 - coupled2.
     np.testing.assert_array_equal(
         carry, (h1["quota"] + q["quota"] - h1["coupled"] - q["coupled"]).to_numpy()
     )
@@ -139,7 +154,9 @@ def test_period_commands_and_errors(tmp_path: Path) -> None:
         close_period(ledger)
 
 
-def test_idempotent_proposal_and_approval_rules(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+def test_idempotent_proposal_and_approval_rules(
+    tmp_path: Path, municipalities: pd.DataFrame
+) -> None:
     """Proposing the same input twice changes nothing; an override needs a reason and is
     audited; a batch cannot be approved twice; a household cannot be coupled twice."""
     ledger = Ledger.open(tmp_path / "l.sqlite", user="rv1")
@@ -159,10 +176,18 @@ def test_idempotent_proposal_and_approval_rules(tmp_path: Path, municipalities: 
     approve(ledger, p1.batch_id, overrides={first: "GM0363"}, reason="family visit agreed")
     with ledger.read() as conn:
         row = conn.execute(sa.select(t.couplings).where(t.couplings.c.household_id == first)).one()
-    assert row.municipality == "GM0363" and row.status == "approved" and row.reason == "family visit agreed"
+    assert (
+        row.municipality == "GM0363"
+        and row.status == "approved"
+        and row.reason == "family visit agreed"
+    )
     a = audit_trail(ledger)
     ov = a[(a["action"] == "override") & (a["subject"] == first)]
-    assert len(ov) == 1 and ov["reason"].iloc[0] == "family visit agreed" and ov["who"].iloc[0] == "rv1"
+    assert (
+        len(ov) == 1
+        and ov["reason"].iloc[0] == "family visit agreed"
+        and ov["who"].iloc[0] == "rv1"
+    )
     with pytest.raises(LedgerError, match="approved"):
         approve(ledger, p1.batch_id)
     from coupler.errors import InputError
@@ -175,9 +200,9 @@ def pinned(tmp_path: Path, hh: pd.DataFrame, code: str, persons: int, name: str)
     """A locks file pinning the first households (about ``persons`` persons) to ``code``."""
     take = hh[hh["size"].cumsum() <= persons]
     path = tmp_path / f"{name}.csv"
-    pd.DataFrame({"household_id": take["household_id"], "municipality": code, "action": "pin"}).to_csv(
-        path, index=False
-    )
+    pd.DataFrame(
+        {"household_id": take["household_id"], "municipality": code, "action": "pin"}
+    ).to_csv(path, index=False)
     return path
 
 
@@ -213,13 +238,26 @@ def test_export_csv_and_excel(tmp_path: Path, municipalities: pd.DataFrame) -> N
     assert (m["remaining"] == m["target"] - m["coupled"]).all()
     assert len(prov) == 12
     runner = CliRunner()
-    out = runner.invoke(main, ["batch", "export", "--db", str(db), "--out", str(tmp_path / "p.xlsx")])
+    out = runner.invoke(
+        main, ["batch", "export", "--db", str(db), "--out", str(tmp_path / "p.xlsx")]
+    )
     assert out.exit_code == 0, out.output
     sheets = pd.read_excel(tmp_path / "p.xlsx", sheet_name=None)
     assert set(sheets) == {"municipalities", "provinces"}
     assert int(sheets["provinces"]["remaining"].sum()) == 1000 - 150
-    out = runner.invoke(main, ["batch", "export", "--db", str(db), "--level", "province",
-                               "--out", str(tmp_path / "p.csv")])
+    out = runner.invoke(
+        main,
+        [
+            "batch",
+            "export",
+            "--db",
+            str(db),
+            "--level",
+            "province",
+            "--out",
+            str(tmp_path / "p.csv"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert list(pd.read_csv(tmp_path / "p.csv")["province"]) == sorted(prov["province"])
 
@@ -251,10 +289,12 @@ def test_schema_upgrade_from_version_1(tmp_path: Path) -> None:
         for table in old:
             table.create(conn)
         conn.execute(sa.text("INSERT INTO schema_version VALUES (1, '2024-01-01')"))
-        conn.execute(sa.text(
-            "INSERT INTO periods (name, total, months, status, opened_at) "
-            "VALUES ('2024-H2', 17600, 6, 'closed', '2024-07-01')"
-        ))
+        conn.execute(
+            sa.text(
+                "INSERT INTO periods (name, total, months, status, opened_at) "
+                "VALUES ('2024-H2', 17600, 6, 'closed', '2024-07-01')"
+            )
+        )
     engine.dispose()
     ledger = Ledger.open(db)
     assert ledger.version() == SCHEMA_VERSION == 2
@@ -285,13 +325,31 @@ def test_cli_round_trip_and_user_errors(tmp_path: Path, municipalities: pd.DataF
         return r.invoke(main, [*args, "--db", db, "--user", "rv2"])
 
     assert run("period", "open", "2025-H1", "--total", "900").exit_code == 0
-    res = run("batch", "propose", "--households", str(tmp_path / "h.csv"), "--criteria", str(tmp_path / "c.csv"))
+    res = run(
+        "batch",
+        "propose",
+        "--households",
+        str(tmp_path / "h.csv"),
+        "--criteria",
+        str(tmp_path / "c.csv"),
+    )
     assert res.exit_code == 0 and "proposed batch 1" in res.output, res.output
-    res = run("batch", "propose", "--households", str(tmp_path / "h.csv"), "--criteria", str(tmp_path / "c.csv"))
+    res = run(
+        "batch",
+        "propose",
+        "--households",
+        str(tmp_path / "h.csv"),
+        "--criteria",
+        str(tmp_path / "c.csv"),
+    )
     assert "nothing changed" in res.output
     assert "proposed" in run("batch", "show").output
     res = run("batch", "approve", "--override", "C-H000001=GM9999", "--reason", "x")
-    assert res.exit_code == 2 and "unknown municipality" in res.output and "Traceback" not in res.output
+    assert (
+        res.exit_code == 2
+        and "unknown municipality" in res.output
+        and "Traceback" not in res.output
+    )
     res = run("batch", "approve", "--override", "nonsense")
     assert res.exit_code == 2
     assert run("batch", "approve").exit_code == 0
@@ -323,8 +381,15 @@ def test_audit_trail_complete(tmp_path: Path, municipalities: pd.DataFrame) -> N
     assert (a["who"] == "auditor").all() and a["at"].str.len().gt(0).all()
     with ledger.read() as conn:
         batch_ids = [b for (b,) in conn.execute(sa.select(t.batches.c.id))]
-        changed = conn.execute(sa.select(t.couplings.c.household_id).where(
-            t.couplings.c.proposed != t.couplings.c.municipality)).scalars().all()
+        changed = (
+            conn.execute(
+                sa.select(t.couplings.c.household_id).where(
+                    t.couplings.c.proposed != t.couplings.c.municipality
+                )
+            )
+            .scalars()
+            .all()
+        )
     for b in batch_ids:
         assert {"propose", "approve"} <= set(a.loc[a["subject"] == f"batch {b}", "action"])
     for h in changed:

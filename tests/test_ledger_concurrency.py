@@ -34,22 +34,26 @@ def municipalities() -> pd.DataFrame:
     return pd.read_csv(str(path))
 
 
-def _batch(tmp_path: Path, municipalities: pd.DataFrame, seed: int, prefix: str, pin: str, pin_persons: int):
+def _batch(
+    tmp_path: Path, municipalities: pd.DataFrame, seed: int, prefix: str, pin: str, pin_persons: int
+):
     hh, cr = generate_cases(municipalities, persons=150, seed=seed)
     hh["household_id"] = prefix + hh["household_id"].astype(str)
     cr["household_id"] = prefix + cr["household_id"].astype(str)
     take = hh[hh["size"].cumsum() <= pin_persons]
     locks = tmp_path / f"locks-{prefix}.csv"
-    pd.DataFrame({"household_id": take["household_id"], "municipality": pin, "action": "pin"}).to_csv(
-        locks, index=False
-    )
+    pd.DataFrame(
+        {"household_id": take["household_id"], "municipality": pin, "action": "pin"}
+    ).to_csv(locks, index=False)
     return hh, cr, locks
 
 
 def _cli(db: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", _CLI, *args, "--db", str(db)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, **(env or {})},
     )
 
@@ -57,7 +61,10 @@ def _cli(db: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.
 def _dump(ledger: Ledger) -> dict[str, list[tuple]]:
     with ledger.read() as conn:
         return {
-            table.name: [tuple(r) for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns))]
+            table.name: [
+                tuple(r)
+                for r in conn.execute(sa.select(table).order_by(*table.primary_key.columns))
+            ]
             for table in t.metadata.sorted_tables
         }
 
@@ -89,7 +96,9 @@ def two_proposals(tmp_path: Path, municipalities: pd.DataFrame) -> tuple[Path, i
     return db, a, b
 
 
-def test_concurrent_approvals_never_overspend(two_proposals: tuple[Path, int, int], tmp_path: Path) -> None:
+def test_concurrent_approvals_never_overspend(
+    two_proposals: tuple[Path, int, int], tmp_path: Path
+) -> None:
     """Two processes approve the two conflicting batches at the same time (each sleeps inside
     its transaction after its quota check): exactly one succeeds, the other is refused for the
     quota, and no municipality is charged beyond quota + backlog."""
@@ -111,15 +120,24 @@ def test_concurrent_approvals_never_overspend(two_proposals: tuple[Path, int, in
     assert int(q.loc[q["municipality"] == "GM0363", "coupled"].iloc[0]) <= 52
 
 
-def test_killed_approval_leaves_ledger_unchanged(two_proposals: tuple[Path, int, int], tmp_path: Path) -> None:
+def test_killed_approval_leaves_ledger_unchanged(
+    two_proposals: tuple[Path, int, int], tmp_path: Path
+) -> None:
     """An approval killed (SIGKILL) after it wrote its couplings but before it committed leaves
     every table as it was; the ledger is not locked afterwards and the approval can be redone."""
     db, a, _ = two_proposals
     ledger = Ledger.open(db)
     before = _dump(ledger)
     marker = tmp_path / "paused"
-    proc = _cli(db, "batch", "approve", str(a), "--reason", "test",
-                env={"COUPLER_LEDGER_PAUSE": "approve:60", "COUPLER_LEDGER_PAUSE_FILE": str(marker)})
+    proc = _cli(
+        db,
+        "batch",
+        "approve",
+        str(a),
+        "--reason",
+        "test",
+        env={"COUPLER_LEDGER_PAUSE": "approve:60", "COUPLER_LEDGER_PAUSE_FILE": str(marker)},
+    )
     _wait_for(marker, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
@@ -136,8 +154,12 @@ def test_killed_period_close_leaves_period_open(tmp_path: Path) -> None:
     open_period(ledger, "2025-H1", 500)
     before = _dump(ledger)
     marker = tmp_path / "paused"
-    proc = _cli(db, "period", "close",
-                env={"COUPLER_LEDGER_PAUSE": "close:60", "COUPLER_LEDGER_PAUSE_FILE": str(marker)})
+    proc = _cli(
+        db,
+        "period",
+        "close",
+        env={"COUPLER_LEDGER_PAUSE": "close:60", "COUPLER_LEDGER_PAUSE_FILE": str(marker)},
+    )
     _wait_for(marker, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)

@@ -9,7 +9,6 @@ the timing gate under "and", passes under "or").
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +20,14 @@ from coupler.generate import generate_cases
 from coupler.geo import haversine_km
 from coupler.ledger import Ledger, Pacing, approve, audit_trail, open_period, propose, quota_state
 from coupler.ledger import schema as t
-from coupler.omkoppeling import RULES, OmkoppelRules, check_request, load_requests, omkoppel, recouple
+from coupler.omkoppeling import (
+    RULES,
+    OmkoppelRules,
+    check_request,
+    load_requests,
+    omkoppel,
+    recouple,
+)
 from coupler.scenario import load_scenario
 
 DATA = Path(__file__).parent / "data" / "ledger"
@@ -49,7 +55,9 @@ def municipalities() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def requests(municipalities: pd.DataFrame) -> pd.DataFrame:
     """The eleven requests of requests.csv, validated."""
-    return load_requests(REQUESTS, municipalities, OmkoppelRules()).set_index("request_id", drop=False)
+    return load_requests(REQUESTS, municipalities, OmkoppelRules()).set_index(
+        "request_id", drop=False
+    )
 
 
 def test_rules_are_all_reported() -> None:
@@ -68,7 +76,9 @@ def test_each_rule_fails_alone(requests: pd.DataFrame, request_id: str, rule: st
 
 def test_eligible_request_passes_every_rule(requests: pd.DataFrame) -> None:
     """R00 meets every rule."""
-    assert all(ok for ok, _ in check_request(requests.loc["R00"].to_dict(), OmkoppelRules()).values())
+    assert all(
+        ok for ok, _ in check_request(requests.loc["R00"].to_dict(), OmkoppelRules()).values()
+    )
 
 
 def test_timing_gate_switch(requests: pd.DataFrame) -> None:
@@ -85,8 +95,10 @@ def test_rules_from_file(tmp_path: Path, requests: pd.DataFrame) -> None:
     """A rules file sets the gate, the excluded job types and the bijstandsnorm per year; a bad
     key or value is a PolicyError naming the file."""
     f = tmp_path / "rules.toml"
-    f.write_text('[omkoppeling]\ngate = "or"\nexcluded_job_types = ["Welding"]\n'
-                 "[omkoppeling.bijstandsnorm]\n2025 = 2500.0\n")
+    f.write_text(
+        '[omkoppeling]\ngate = "or"\nexcluded_job_types = ["Welding"]\n'
+        "[omkoppeling.bijstandsnorm]\n2025 = 2500.0\n"
+    )
     rules = OmkoppelRules.from_file(f)
     result = check_request(requests.loc["R00"].to_dict(), rules)
     assert not result["job_type"][0] and not result["salary"][0]
@@ -99,7 +111,9 @@ def test_rules_from_file(tmp_path: Path, requests: pd.DataFrame) -> None:
         OmkoppelRules.from_file(f)
 
 
-def test_request_validation_names_file_row_column(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+def test_request_validation_names_file_row_column(
+    tmp_path: Path, municipalities: pd.DataFrame
+) -> None:
     """Malformed requests are reported together, each with file, row and column: a bad yes/no,
     an empty yes/no, an unknown municipality, a negative salary, a year without a norm, a
     duplicate request id and a household without an approved coupling."""
@@ -115,9 +129,15 @@ def test_request_validation_names_file_row_column(tmp_path: Path, municipalities
     with pytest.raises(InputError) as err:
         load_requests(path, municipalities, OmkoppelRules(), coupled={"H000001": 1})
     text = str(err.value)
-    for row, column in [(2, "reba_paid"), (3, "payslip_seen"), (3, "job_municipality"),
-                        (4, "monthly_salary"), (4, "contract_year"), (5, "request_id"),
-                        (3, "household_id")]:
+    for row, column in [
+        (2, "reba_paid"),
+        (3, "payslip_seen"),
+        (3, "job_municipality"),
+        (4, "monthly_salary"),
+        (4, "contract_year"),
+        (5, "request_id"),
+        (3, "household_id"),
+    ]:
         assert f"bad.csv, row {row}, column '{column}'" in text, (row, column, text)
     assert "perhaps" not in text  # personal cells are not echoed
     missing = tmp_path / "missing.csv"
@@ -129,14 +149,22 @@ def test_request_validation_names_file_row_column(tmp_path: Path, municipalities
 def test_joint_recoupling_swaps_when_quota_is_full() -> None:
     """Two households whose jobs lie near each other's municipality swap places even though both
     municipalities are full: capacity counts the persons moving out."""
-    state = pd.DataFrame({
-        "municipality": [GRONINGEN, EINDHOVEN],
-        "lat": [53.21869, 51.44998], "lon": [6.62081, 5.45839], "capacity": [0, 0],
-    })
-    eligible = pd.DataFrame({
-        "household_id": ["a", "b"], "persons": [3, 3], "old": [GRONINGEN, EINDHOVEN],
-        "job": [EINDHOVEN, GRONINGEN],
-    })
+    state = pd.DataFrame(
+        {
+            "municipality": [GRONINGEN, EINDHOVEN],
+            "lat": [53.21869, 51.44998],
+            "lon": [6.62081, 5.45839],
+            "capacity": [0, 0],
+        }
+    )
+    eligible = pd.DataFrame(
+        {
+            "household_id": ["a", "b"],
+            "persons": [3, 3],
+            "old": [GRONINGEN, EINDHOVEN],
+            "job": [EINDHOVEN, GRONINGEN],
+        }
+    )
     moves = {m.household_id: m.new for m in recouple(eligible, state, 50.0)}
     assert moves == {"a": EINDHOVEN, "b": GRONINGEN}
     eligible.loc[1, "persons"] = 4  # b no longer fits in a's 3 released places
@@ -162,13 +190,17 @@ def test_omkoppel_in_ledger(tmp_path: Path, municipalities: pd.DataFrame) -> Non
     rule; no other coupling changes; every decision is audited; a request is decided once."""
     ledger = _ledger_with_couplings(tmp_path, municipalities)
     with ledger.read() as conn:
-        before = dict(conn.execute(sa.select(t.couplings.c.household_id, t.couplings.c.municipality)).all())
+        before = dict(
+            conn.execute(sa.select(t.couplings.c.household_id, t.couplings.c.municipality)).all()
+        )
         q0 = quota_state(conn, 1).set_index("municipality")
     report = omkoppel(ledger, REQUESTS).set_index("request_id")
     assert report.loc["R00", "decision"] == "recoupled"
     new = report.loc["R00", "new_municipality"]
     m = municipalities.set_index("code")
-    km = haversine_km(m.at[new, "lat"], m.at[new, "lon"], m.at[EINDHOVEN, "lat"], m.at[EINDHOVEN, "lon"])
+    km = haversine_km(
+        m.at[new, "lat"], m.at[new, "lon"], m.at[EINDHOVEN, "lat"], m.at[EINDHOVEN, "lon"]
+    )
     assert km <= 50.0
     for rid, rule in FAILS_ALONE.items():
         assert report.loc[rid, "decision"] == "rejected"
@@ -176,7 +208,9 @@ def test_omkoppel_in_ledger(tmp_path: Path, municipalities: pd.DataFrame) -> Non
         assert [r for r in RULES if report.loc[rid, r] == "fail"] == [rule]
     assert report.loc["R10", "timing"] == "fail"
     with ledger.read() as conn:
-        after = dict(conn.execute(sa.select(t.couplings.c.household_id, t.couplings.c.municipality)).all())
+        after = dict(
+            conn.execute(sa.select(t.couplings.c.household_id, t.couplings.c.municipality)).all()
+        )
         q1 = quota_state(conn, 1).set_index("municipality")
     changed = {h for h in before if before[h] != after[h]}
     assert changed == {"H000001"} and after["H000001"] == new
@@ -189,4 +223,6 @@ def test_omkoppel_in_ledger(tmp_path: Path, municipalities: pd.DataFrame) -> Non
     with pytest.raises(Exception, match="already decided"):
         omkoppel(ledger, REQUESTS)
     with ledger.read() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(t.omkoppelingen)).scalar_one() == 11
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(t.omkoppelingen)).scalar_one() == 11
+        )

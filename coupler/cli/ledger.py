@@ -87,7 +87,8 @@ def period() -> None:
 @click.option(
     "--from-previous",
     is_flag=True,
-    help="Carry each municipality's backlog (quota + backlog - coupled) from the last closed period.",
+    help="Carry each municipality's backlog (quota + backlog - coupled) "
+    "from the last closed period.",
 )
 @click.option(
     "--scenario",
@@ -390,13 +391,26 @@ def ledger_audit(ledger: Ledger, out: Path | None, last: int) -> None:
 
 
 @click.command("omkoppel")
-@click.option("--requests", type=click.Path(dir_okay=False), required=True,
-              help="Requests table (columns: docs/ledger.md, section Omkoppeling).")
-@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML with an [omkoppeling] table: gate, radius_km, min_contract_months, "
-                   "excluded_job_types, bijstandsnorm per year [default: illustrative values].")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the decision report (CSV: pass/fail and reason per rule) here.")
+@click.option(
+    "--requests",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Requests table (columns: docs/ledger.md, section Omkoppeling).",
+)
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML with an [omkoppeling] table: gate, radius_km, min_contract_months, "
+    "excluded_job_types, bijstandsnorm per year [default: illustrative values].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the decision report (CSV: pass/fail and reason per rule) here.",
+)
 @_ledger_options
 def omkoppel_cmd(ledger: Ledger, requests: str, rules_file: str | None, out: Path | None) -> None:
     """Check a batch of omkoppeling requests and re-couple the eligible ones near their jobs.
@@ -412,8 +426,15 @@ def omkoppel_cmd(ledger: Ledger, requests: str, rules_file: str | None, out: Pat
     report = omkoppel(ledger, requests, rules)
     for r in report.to_dict("records"):
         failed = [f"{k} ({r[k + '_reason']})" for k in RULES if r[k] == "fail"]
-        where = f" -> {r['new_municipality']} ({r['distance_km']} km from the job)" if r["decision"] == "recoupled" else ""
-        click.echo(f"request {r['request_id']}: {r['decision']}{where}" + (f"; failed: {'; '.join(failed)}" if failed else ""))
+        where = (
+            f" -> {r['new_municipality']} ({r['distance_km']} km from the job)"
+            if r["decision"] == "recoupled"
+            else ""
+        )
+        click.echo(
+            f"request {r['request_id']}: {r['decision']}{where}"
+            + (f"; failed: {'; '.join(failed)}" if failed else "")
+        )
     counts = report["decision"].value_counts().to_dict()
     click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if out is not None:
@@ -432,15 +453,33 @@ def kansrijk() -> None:
 
 
 @kansrijk.command("propose")
-@click.option("--households", type=click.Path(dir_okay=False), required=True,
-              help="Cases in procedure, with grant_probability and/or nationality columns.")
-@click.option("--criteria", type=click.Path(dir_okay=False), default=None, help="Hard criteria table.")
-@click.option("--rules", "rules_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML with a [kansrijk] table: min_probability, grant_probability by nationality.")
-@click.option("--policy", "policy_file", type=click.Path(dir_okay=False), default=None, help="Policy TOML.")
+@click.option(
+    "--households",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Cases in procedure, with grant_probability and/or nationality columns.",
+)
+@click.option(
+    "--criteria", type=click.Path(dir_okay=False), default=None, help="Hard criteria table."
+)
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML with a [kansrijk] table: min_probability, grant_probability by nationality.",
+)
+@click.option(
+    "--policy", "policy_file", type=click.Path(dir_okay=False), default=None, help="Policy TOML."
+)
 @_ledger_options
-def kansrijk_propose(ledger: Ledger, households: str, criteria: str | None, rules_file: str | None,
-                     policy_file: str | None) -> None:
+def kansrijk_propose(
+    ledger: Ledger,
+    households: str,
+    criteria: str | None,
+    rules_file: str | None,
+    policy_file: str | None,
+) -> None:
     """Plan provisional couplings and reserve probability x persons of quota for each."""
     from coupler.kansrijk import KansrijkRules, propose_provisional
 
@@ -457,8 +496,12 @@ def kansrijk_propose(ledger: Ledger, households: str, criteria: str | None, rule
 
 
 @kansrijk.command("permit")
-@click.option("--decisions", type=click.Path(dir_okay=False), required=True,
-              help="Table with household_id and decision (granted | refused).")
+@click.option(
+    "--decisions",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="Table with household_id and decision (granted | refused).",
+)
 @_ledger_options
 def kansrijk_permit(ledger: Ledger, decisions: str) -> None:
     """Confirm, re-plan or release provisional couplings when the IND decides."""
@@ -468,8 +511,10 @@ def kansrijk_permit(ledger: Ledger, decisions: str) -> None:
     counts = report["outcome"].value_counts().to_dict()
     click.echo("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if "batch" in report and report["batch"].notna().any():
-        click.echo(f"re-planned households are proposed in batch {int(report['batch'].dropna().iloc[0])}; "
-                   "approve it with `coupler batch approve`")
+        click.echo(
+            f"re-planned households are proposed in batch {int(report['batch'].dropna().iloc[0])}; "
+            "approve it with `coupler batch approve`"
+        )
 
 
 COMMANDS = [period, batch, ledger_group, omkoppel_cmd, kansrijk]

@@ -3,7 +3,8 @@
 Pacing (docs/ledger.md): a period of K months should not be used up early. In month k a batch may
 fill municipality m only up to a cumulative monthly fill target::
 
-    paced[m] = min(remaining[m], max(0, ceil((1 + slack) * k / K * target[m]) - coupled[m] - reserved[m]))
+    cumulative[m] = ceil((1 + slack) * k / K * target[m])
+    paced[m] = min(remaining[m], max(0, cumulative[m] - coupled[m] - reserved[m]))
 
 (``target`` = quota + backlog). The engine then fills these paced capacities, balancing fill with
 its own fill-balance penalty. Pacing never costs a hard criterion or an uncoupled person: when the
@@ -25,11 +26,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from coupler.ledger.solving import solve_batch as solve
 from coupler.errors import CouplerError, InputError, Problem
 from coupler.geo import haversine_km
 from coupler.instance import Instance
 from coupler.ledger import schema as t
+from coupler.ledger.solving import solve_batch as solve
 from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
 from coupler.model import build_model
 from coupler.policy import Policy
@@ -230,6 +231,8 @@ def propose(
         "yielded": yielded,
         "month": month,
     }
+    if paced_error:
+        pacing_info["paced_error"] = paced_error
     plan = result.plan
     with ledger.write("batch propose") as tx:
         conn = tx.conn
@@ -486,7 +489,8 @@ def approve(
             )
             raise LedgerError(
                 f"approving batch {batch_id} would exceed the quota of {len(short)} municipalities "
-                f"[{items}]; nothing was approved. Propose the batch again against the remaining quota"
+                f"[{items}]; nothing was approved. "
+                "Propose the batch again against the remaining quota"
             )
         tx.checkpoint("approve-before")
         updates = [

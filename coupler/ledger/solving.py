@@ -23,8 +23,8 @@ def solve_batch(model: CouplingModel, progress: Any = None) -> Result:
     """``solve(model)``; on an engine failure the penalised MIP over all pairs."""
     try:
         return solve(model, progress=progress)
-    except CouplerError as exc:
-        first = str(exc)
+    except Exception as exc:  # any engine failure; KeyboardInterrupt still propagates
+        first = f"{type(exc).__name__}: {exc}"
     settings = model.policy.solver
     ph, pm = all_pairs(model)
     problem, layout = build_mip(model, ph, pm, objective="penalised", allow_uncoupled=True)

@@ -31,7 +31,7 @@ from coupler.ledger import schema as t
 
 #: Environment variable naming the ledger file when --db is not given.
 DB_ENV = "COUPLER_DB"
-#: Environment variable with a SQLAlchemy URL (e.g. postgresql+psycopg://...) when --db-url is not given.
+#: Environment variable with a SQLAlchemy URL (e.g. postgresql+psycopg://...) for --db-url.
 DB_URL_ENV = "COUPLER_DB_URL"
 DEFAULT_DB = "coupler-ledger.sqlite"
 
@@ -62,7 +62,7 @@ def current_user(user: str | None = None) -> str:
 
 
 def resolve_url(db: str | os.PathLike[str] | None = None, db_url: str | None = None) -> str:
-    """The SQLAlchemy URL of the ledger from --db-url, --db, $COUPLER_DB_URL, $COUPLER_DB or the default."""
+    """The ledger's SQLAlchemy URL: --db-url, --db, $COUPLER_DB_URL, $COUPLER_DB or the default."""
     if db_url and db:
         raise LedgerError("give either --db or --db-url, not both")
     if db_url:
