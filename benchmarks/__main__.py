@@ -45,7 +45,7 @@ def _ints(text: str) -> list[int]:
 @click.option(
     "--memory-limit-gb",
     type=float,
-    default=16.0,
+    default=12.0,
     show_default=True,
     help="Address-space limit per worker process (0 = none).",
 )

@@ -81,8 +81,9 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             c = coupler.get(r["seed"])
             if method == "coupler" or c is None:
                 continue
-            if _total(r) and _total(c):
-                ratios.append(_total(r) / _total(c))
+            tr, tc = _total(r), _total(c)
+            if tr and tc:
+                ratios.append(tr / tc)
             if r.get("objective") is not None and c.get("objective") is not None:
                 deltas.append((r["objective"] - c["objective"]) / max(1.0, abs(c["objective"])))
         statuses = sorted({str(r.get("status")) for r in rs})
@@ -247,7 +248,7 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
             if pts:
                 ax.scatter(
                     [r["households"] for r in pts],
-                    [_total(r) for r in pts],
+                    [_total(r) or 0.0 for r in pts],
                     color=c,
                     marker="o",
                     facecolors="none" if capped else c,

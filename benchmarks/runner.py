@@ -108,7 +108,7 @@ def machine() -> dict[str, Any]:
         ram_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError):
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in PACKAGES:
         try:
             versions[pkg] = metadata.version(pkg)
@@ -248,7 +248,7 @@ def run_method(
             # Every household may stay uncoupled in this model, so it is never infeasible: a
             # solver that says so (CBC via PuLP at its time limit) simply found no plan.
             rec.update(
-                seconds={**seconds, "write": 0.0},
+                seconds=dict(seconds),
                 status="no plan" if sol.status in ("infeasible", "unknown") else str(sol.status),
                 objective=None,
                 bound=None,
@@ -428,15 +428,15 @@ def run(
     *,
     time_cap: float = 600.0,
     results: Path = RESULTS,
-    memory_limit_gb: float | None = 16.0,
+    memory_limit_gb: float | None = 12.0,
     hard_timeout: float | None = None,
     say: Say = _say,
 ) -> list[dict[str, Any]]:
     """Run every (tier, seed, method) in a fresh worker and append its JSON line to ``results``.
 
     ``hard_timeout`` per worker defaults to three times the cap plus ten minutes: PuLP's model
-    build is not under CBC's time limit, and neither solver stops exactly at it. A worker killed at that timeout, or failing, still gets a line
-    (``status`` ``"killed"`` / ``"error"``).
+    build is not under CBC's time limit, and neither solver stops exactly at it. A worker killed
+    at that timeout, or failing, still gets a line (``status`` ``"killed"`` / ``"error"``).
     """
     import pickle
 
