@@ -145,7 +145,7 @@ def build_model(instance: Instance, policy: Policy) -> CouplingModel:
 
     total_remaining = float(remaining.sum())
     ratio = min(1.0, float(size.sum()) / total_remaining) if total_remaining > 0 else 0.0
-    target = np.minimum(ratio * remaining, cap).astype(np.float64)
+    target = np.minimum(np.floor(ratio * remaining + 1e-9), cap).astype(np.float64)
 
     large_size = policy.quota.large_household_size
     m = instance.municipalities

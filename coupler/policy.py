@@ -43,7 +43,7 @@ Example (all defaults)::
     time_limit = 60.0                # seconds
     gap = 0.001                      # relative gap target
     seed = 0
-    polish_time = 0.0                # seconds for an extra MIP polish when the plan misses the gap (0 = off)
+    polish_time = 10.0               # at most this many seconds of MIP when the fast plan misses the gap (0 = off)
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class SolverSettings:
     time_limit: float = 60.0
     gap: float = 0.001
     seed: int = 0
-    polish_time: float = 0.0
+    polish_time: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -176,8 +176,10 @@ def plan_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
     am = np.maximum(a, 0)
     mun = inst.municipalities
     ct = criteria_table(model, a)
+    km = ct["distance_km"].to_numpy(dtype=float)
+    km_text = np.where(np.isnan(km), "-", np.char.mod("%.1f", np.nan_to_num(km)))
     ct["text"] = (
-        ct["kind"] + ":" + ct["criterion_municipality"] + ":" + ct["distance_km"].astype(str) + "km:"
+        ct["kind"].astype(str) + ":" + ct["criterion_municipality"].astype(str) + ":" + km_text + "km:"
         + np.where(ct["met"], "met", np.where(ct["hard"], "BROKEN", "soft"))
     )
     crit_text = ct.groupby("household_id", sort=False)["text"].agg("; ".join)
@@ -197,9 +199,9 @@ def plan_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
         }
     )
     ids = out["household_id"]
-    out["hard_criteria"] = ids.map(crit_text).fillna("")
+    out["hard_criteria"] = ids.map(crit_text).astype(object).fillna("").astype(str)
     out["hard_met"] = ~ids.isin(broken_kinds.index) & coupled
-    out["broken"] = ids.map(broken_kinds).fillna("")
+    out["broken"] = ids.map(broken_kinds).astype(object).fillna("").astype(str)
     for name in SOFT_PARTS:
         out[f"score_{name}"] = np.where(coupled, parts[name][rows, am], 0.0).round(4)
     score = np.where(coupled, model.value[rows, am], 0.0)

@@ -185,11 +185,6 @@ def test_explain_damaged_inputs(demo, tmp_path):
     assert "households.parquet: cannot be read" in result.stderr
 
 
-@pytest.mark.xfail(
-    reason="engine: min-cost-flow column generation does not converge on this 5-household "
-    "instance (coupler/engine/flow.py); reported to the lead",
-    strict=False,
-)
 def test_households_and_criteria_files(tmp_path):
     """A user's households and criteria files solve; the summary names their sources."""
     out = tmp_path / "out"

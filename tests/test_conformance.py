@@ -160,18 +160,8 @@ def _check(inst: Instance, policy: Policy, res) -> None:  # type: ignore[no-unty
 
 @pytest.mark.parametrize(("backend", "method"), ENGINES, ids=IDS)
 @pytest.mark.parametrize("case", KNOWN, ids=[k.name for k in KNOWN])
-def test_known_optimum(
-    case: Known, backend: str | None, method: str | None, request: pytest.FixtureRequest
-) -> None:
+def test_known_optimum(case: Known, backend: str | None, method: str | None) -> None:
     """Each backend (plain MIP) and the default method reach the hand-checked optimum."""
-    if case.name in ("swap", "repair-neighbourhood") and method is None:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="engine bug: the default method stops below the optimum (swap 1.5 < 1.6, "
-                "repair-neighbourhood 0.778 < 1.0) with gap=0; reported to the lead",
-            )
-        )
     res = solve(
         build_model(case.inst, case.policy),
         backend=backend,

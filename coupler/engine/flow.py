@@ -48,8 +48,24 @@ class FlowRelaxation:
     lp_uncoupled: float
     reduced_cost: np.ndarray  # per candidate arc, scaled units (>= 0 at optimality)
     potential_m: np.ndarray  # municipality potentials (scaled units)
+    potential_h: np.ndarray  # household potentials (scaled units)
     rounds: int
     seconds: float
+
+    def reduced_value(self, model: CouplingModel) -> np.ndarray:
+        """Per (household, municipality): how much coupling the whole household there costs
+        against the relaxation's optimum, in objective units (>= 0; inf where forbidden).
+
+        A plan that uses pair (h, m) is worth at most ``bound - reduced_value[h, m]``, so pairs
+        whose reduced value exceeds the gap can be left out without losing a better plan.
+        """
+        size = model.size.astype(np.float64)
+        cost = -np.rint((model.value / size[:, None] - self.broken_penalty * model.breaks) * SCALE)
+        with np.errstate(invalid="ignore"):
+            rc = (cost + self.potential_h[:, None] - self.potential_m[None, :]) / SCALE * size[:, None]
+        rc = np.where(np.isfinite(rc), np.maximum(rc, 0.0), 0.0)
+        rc[model.forbidden] = np.inf
+        return rc
 
     def split_households(self) -> np.ndarray:
         """Households whose persons are spread over more than one place."""
@@ -81,8 +97,13 @@ def solve_relaxation(
     arcs_per_household: int = 10,
     add_per_round: int = 6,
     max_rounds: int = 50,
+    uncoupled: int | None = None,
 ) -> FlowRelaxation:
-    """Solve the transportation relaxation of ``model`` exactly (see the module docstring)."""
+    """Solve the transportation relaxation of ``model`` exactly (see the module docstring).
+
+    With ``uncoupled`` given, exactly that many persons stay uncoupled (stage 1's minimum when
+    integral plans need more than the relaxation), which keeps the bound tight.
+    """
     t0 = time.perf_counter()
     n_h, n_m = model.n_households, model.n_municipalities
     size = model.size.astype(np.int64)
@@ -123,9 +144,10 @@ def solve_relaxation(
         arc_cost = cost[arc_h, arc_m].astype(np.int64)
         n_a = len(arc_h)
         smcf = min_cost_flow.SimpleMinCostFlow()
+        unc_cap = P if uncoupled is None else 0
         starts = np.concatenate([arc_h, np.arange(n_h), n_h + tier_m, [UNC]])
         ends = np.concatenate([n_h + arc_m, np.full(n_h, UNC), np.full(len(tier_m), T), [T]])
-        caps = np.concatenate([size[arc_h], size, tier_cap, [P]])
+        caps = np.concatenate([size[arc_h], size, tier_cap, [unc_cap]])
         costs = np.concatenate([arc_cost, np.full(n_h, cost_u), tier_cost, [0]])
         smcf.add_arcs_with_capacity_and_unit_cost(
             starts.astype(np.int32), ends.astype(np.int32), caps.astype(np.int64), costs.astype(np.int64)
@@ -133,6 +155,9 @@ def solve_relaxation(
         supplies = np.zeros(n_h + n_m + 2, dtype=np.int64)
         supplies[:n_h] = size
         supplies[T] = -P
+        if uncoupled is not None:
+            supplies[T] = -(P - uncoupled)
+            supplies[UNC] = -uncoupled
         smcf.set_nodes_supplies(np.arange(len(supplies), dtype=np.int32), supplies)
         status = smcf.solve()
         if status != smcf.OPTIMAL:
@@ -144,7 +169,8 @@ def solve_relaxation(
         f_uncT = flows[-1]
 
         d_m, d_unc = _potentials(
-            n_h, n_m, arc_h, arc_m, arc_cost, f_arc, size, f_unc, cost_u, tier_m, tier_cap, tier_cost, f_tier, f_uncT, P
+            n_h, n_m, arc_h, arc_m, arc_cost, f_arc, size, f_unc, cost_u, tier_m, tier_cap, tier_cost, f_tier,
+            f_uncT, unc_cap,
         )
         # Household potential: through any arc that carries its flow.
         d_h = np.full(n_h, np.inf)
@@ -152,9 +178,23 @@ def solve_relaxation(
         np.minimum.at(d_h, arc_h[carry], d_m[arc_m[carry]] - arc_cost[carry])
         has_u = f_unc > 0
         d_h[has_u] = np.minimum(d_h[has_u], d_unc - cost_u)
+        # A municipality no household can reach yet has no potential: give it arcs from the
+        # households that value it most (every household carries flow, so all are reachable).
+        unreachable = np.flatnonzero(~np.isfinite(d_m))
+        if len(unreachable) and rounds < max_rounds:
+            k = min(3, n_h)
+            sub = cost[:, unreachable]
+            best_h = np.argpartition(sub, k - 1, axis=0)[:k] if k < n_h else np.tile(np.arange(n_h)[:, None], (1, len(unreachable)))
+            add_h = best_h.ravel()
+            add_m = np.tile(unreachable, k)
+            ok = np.isfinite(cost[add_h, add_m])
+            if ok.any() and not cand[add_h[ok], add_m[ok]].all():
+                cand[add_h[ok], add_m[ok]] = True
+                continue
         # Price every pair not yet a candidate.
-        rc = cost + d_h[:, None] - d_m[None, :]
-        rc[cand | ~np.isfinite(cost)] = 0.0
+        with np.errstate(invalid="ignore"):
+            rc = cost + d_h[:, None] - d_m[None, :]
+        rc[cand | ~np.isfinite(cost) | ~np.isfinite(d_m)[None, :]] = 0.0
         viol = rc < -0.5
         if not viol.any() or rounds >= max_rounds:
             break
@@ -182,7 +222,7 @@ def solve_relaxation(
     return FlowRelaxation(
         arc_h=arc_h, arc_m=arc_m, flow=f_arc.astype(np.int64), uncoupled=f_unc.astype(np.int64),
         bound=bound, broken_penalty=pen_b, uncoupled_penalty=pen_u, lp_broken=broken, lp_uncoupled=unc,
-        reduced_cost=rc_arc, potential_m=d_m, rounds=rounds, seconds=time.perf_counter() - t0,
+        reduced_cost=rc_arc, potential_m=d_m, potential_h=d_h, rounds=rounds, seconds=time.perf_counter() - t0,
     )
 
 

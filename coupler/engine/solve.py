@@ -68,44 +68,78 @@ def solve(
     flow = solve_relaxation(model)
     seconds["relaxation"] = time.perf_counter() - t
 
-    stage1 = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
-    if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5:
-        t = time.perf_counter()
-        say("shortage: minimising broken hard criteria exactly (stage 1)")
-        stage1 = solve_stage1(model, mip, time_limit=max(1.0, deadline - time.perf_counter()), seed=seed)
-        seconds["stage1"] = time.perf_counter() - t
-        if stage1.broken < 0:
-            raise CouplerError(f"stage 1 found no plan ({stage1.status}); the instance may be over-constrained")
+    def run_stage1() -> Stage1:
+        t1 = time.perf_counter()
+        say("minimising uncoupled persons and broken hard criteria exactly (stage 1)")
+        st = solve_stage1(model, mip, time_limit=max(1.0, deadline - time.perf_counter()), seed=seed)
+        seconds["stage1"] = seconds.get("stage1", 0.0) + time.perf_counter() - t1
+        if st.broken < 0:
+            raise CouplerError(
+                f"no plan exists under the side constraints, even leaving households uncoupled ({st.status}); "
+                "check the policy's bands and the dwelling capacities"
+            )
+        return st
+
+    def tighten(st: Stage1) -> None:
+        # Integral plans must leave more persons uncoupled than the relaxation did: re-solve it
+        # with exactly that many uncoupled, so rounding and the bound start from the right place.
+        nonlocal flow
+        if st.proven and st.uncoupled > flow.lp_uncoupled + 0.5:
+            t2 = time.perf_counter()
+            flow = solve_relaxation(model, uncoupled=st.uncoupled)
+            seconds["relaxation"] += time.perf_counter() - t2
+
+    zero = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
+    stage1: Stage1 | None = None
+    if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5 or model.has_side_constraints:
+        stage1 = run_stage1()
+        tighten(stage1)
 
     t = time.perf_counter()
     plain_mip = method == "mip"
+    assignment: np.ndarray | None
+    mip_bound = np.inf
+    status = Status.OPTIMAL
     if model.has_side_constraints or plain_mip:
-        say(f"solving the MIP with side constraints ({backend_name})")
+        say(f"solving the MIP ({backend_name})")
+        stage1 = stage1 or run_stage1()
         assignment, status, mip_bound = _side_mip(model, flow, stage1, mip, deadline, gap, seed, full=plain_mip)
         used_method = "mip" if plain_mip else "flow+mip"
     else:
         say("rounding the split households; re-flowing single persons")
         assignment = _round_with_singles(model, flow)
-        status = Status.OPTIMAL
         used_method = "flow+singles"
-        if assignment is not None and _gap(model, assignment, flow, stage1) > gap:
+        if assignment is not None and _gap(model, assignment, flow, stage1 or zero) > gap:
             say("local search: moving whole households")
-            assignment = improve(model, assignment, flow.arc_h, flow.arc_m)
-            assignment = _reflow_singles(model, assignment, np.flatnonzero(model.size == 1))
-            used_method = "flow+singles+local"
-        if assignment is None or _over_budget(model, assignment, stage1):
-            say("repairing the split households (small MIP)")
-            assignment, status = _repair(model, flow, stage1, mip, deadline, gap, seed)
-            used_method = "flow+repair"
-        elif _gap(model, assignment, flow, stage1) > gap and settings.polish_time > 0:
-            say("polishing: split households and single persons together (MIP)")
+            moved = improve(model, assignment, flow.arc_h, flow.arc_m)
+            moved = _reflow_singles(model, moved, np.flatnonzero(model.size == 1))
+            if moved is not None and model.evaluate(moved).objective >= model.evaluate(assignment).objective:
+                assignment = moved
+                used_method = "flow+singles+local"
+        if assignment is None or _over_budget(model, assignment, stage1 or zero):
+            # Integral plans may need more uncoupled or broken persons than the relaxation.
+            if stage1 is None:
+                stage1 = run_stage1()
+                tighten(stage1)
+                if stage1.uncoupled > 0:
+                    assignment = _round_with_singles(model, flow)
+            if assignment is None or _over_budget(model, assignment, stage1):
+                say("repairing the split households (small MIP)")
+                assignment, status = _repair(model, flow, stage1, mip, deadline, gap, seed)
+                used_method = "flow+repair"
+        if assignment is not None and _gap(model, assignment, flow, stage1 or zero) > gap and settings.polish_time > 0:
+            say("closing the gap: MIP over the pairs reduced costs cannot exclude")
             limit = min(settings.polish_time, deadline - time.perf_counter())
-            better = _polish(model, flow, assignment, stage1, mip, limit, gap, seed)
+            better = _polish(model, flow, assignment, stage1 or zero, mip, limit, gap, seed)
             if better is not None:
-                assignment = better
-                used_method += "+polish"
-        mip_bound = np.inf
-    seconds["mip" if "mip" in used_method else "rounding"] = time.perf_counter() - t
+                assignment, mip_bound = better
+                used_method += "+mip"
+    stage1 = stage1 or zero
+    if assignment is None:
+        say("falling back to the penalised MIP over every pair")
+        assignment, status = _fallback(model, mip, deadline, gap, seed)
+        used_method += "+fallback"
+    seconds["mip" if used_method.endswith("mip") else "rounding"] = time.perf_counter() - t
 
     bound = min(_bound(model, flow, stage1), mip_bound)
     value = model.evaluate(assignment)
@@ -114,7 +148,7 @@ def solve(
         result_status = Status.FEASIBLE
     elif status is not Status.ERROR:
         g = max(0.0, bound - value.objective) / max(1.0, abs(value.objective))
-        result_status = Status.OPTIMAL if g <= gap + 1e-12 and stage1.proven else Status.FEASIBLE
+        result_status = Status.OPTIMAL if g <= gap + 1e-6 and stage1.proven else Status.FEASIBLE
     return make_result(
         model,
         assignment,
@@ -150,43 +184,40 @@ def _gap(model: CouplingModel, assignment: np.ndarray, flow: FlowRelaxation, sta
 
 def _polish(
     model: CouplingModel, flow: FlowRelaxation, assignment: np.ndarray, stage1: Stage1, mip: MipBackend,
-    limit: float, gap: float, seed: int,
-) -> np.ndarray | None:
-    """Re-place the split households (binary) with all single persons free as a continuous flow,
-    warm-started from ``assignment``; the singles are then re-flowed exactly. None if not better."""
+    limit: float, gap: float, seed: int, max_columns: int = 400_000,
+) -> tuple[np.ndarray, float] | None:
+    """Improve a plan with the stage-2 MIP over every pair that could still pay off.
+
+    Reduced-cost fixing: a pair whose reduced value exceeds the current absolute gap cannot be in a
+    plan better than ``assignment``, so the MIP keeps only the other pairs. Its bound, raised to
+    at least the incumbent's objective, is then a valid bound for the whole model. Returns
+    (assignment, bound) or None when the MIP is too large or finds nothing.
+    """
     if limit < 0.2:
         return None
-    n_m = model.n_municipalities
-    split = flow.split_households()
-    singles = np.flatnonzero(model.size == 1)
-    free = np.union1d(split, singles)
-    fixed = assignment.copy()
-    fixed[free] = -1
-    in_free = np.isin(flow.arc_h, free)
-    ph, pm = flow.arc_h[in_free], flow.arc_m[in_free]
-    # Keep the current places of free households available for the warm start.
-    extra = free[~np.isin(free * n_m + assignment[free], ph * n_m + pm)]
-    ph = np.concatenate([ph, extra])
-    pm = np.concatenate([pm, assignment[extra]])
-    relax = np.zeros(model.n_households, dtype=bool)
-    relax[singles] = True
+    current = model.evaluate(assignment).objective
+    gap_abs = _bound(model, flow, stage1) - current
+    rv = flow.reduced_value(model)
+    keep = rv <= gap_abs + 1e-7
+    coupled = assignment >= 0
+    keep[np.flatnonzero(coupled), assignment[coupled]] = True
+    keep &= ~model.forbidden
+    if int(keep.sum()) > max_columns:
+        return None
+    ph, pm = np.nonzero(keep)
     problem, layout = build_mip(
-        model, ph, pm, fixed=fixed, objective="soft", allow_uncoupled=False, relax=relax, start=assignment,
-        max_broken=stage1.broken - model.evaluate(np.where(np.isin(np.arange(model.n_households), free), -1, assignment)).broken_persons,
+        model, ph, pm, objective="soft", allow_uncoupled=stage1.uncoupled > 0,
+        max_broken=stage1.broken, max_uncoupled=stage1.uncoupled, start=assignment,
     )
-    sol = mip.solve(problem, time_limit=limit, gap=gap / 4, seed=seed)
+    sol = mip.solve(problem, time_limit=limit, gap=gap / 2, seed=seed)
     if sol.x is None:
         return None
-    x = sol.x[: layout.n_x]
-    pick = (x > 0.5) & np.isin(layout.pair_h, split)
-    placed = fixed.copy()
-    placed[layout.pair_h[pick]] = layout.pair_m[pick]
-    if (placed[split] < 0).any():
-        return None
-    out = _reflow_singles(model, placed, singles)
-    if out is None or _over_budget(model, out, stage1):
-        return None
-    return out if model.evaluate(out).objective > model.evaluate(assignment).objective else None
+    plan = layout.assignment(sol.x, model.n_households)
+    if _over_budget(model, plan, stage1) or model.evaluate(plan).objective < current:
+        plan = assignment
+    best = model.evaluate(plan).objective
+    bound = max(sol.bound, best) if np.isfinite(sol.bound) else np.inf
+    return plan, bound
 
 
 def _reflow_singles(model: CouplingModel, fixed: np.ndarray, singles: np.ndarray) -> np.ndarray | None:
@@ -270,7 +301,7 @@ def _neighbourhood(model: CouplingModel, flow: FlowRelaxation, rounded: np.ndarr
 def _repair(
     model: CouplingModel, flow: FlowRelaxation, stage1: Stage1, mip: MipBackend, deadline: float,
     gap: float, seed: int,
-) -> tuple[np.ndarray, Status]:
+) -> tuple[np.ndarray | None, Status]:
     rounded = flow.rounded_assignment()
     per_place = 4
     for _ in range(6):
@@ -299,15 +330,13 @@ def _repair(
             out[free] = plan[free]
             return out, Status.OPTIMAL if sol.status is Status.OPTIMAL else Status.FEASIBLE
         per_place *= 4
-    # Last resort: the full stage-2 MIP over every candidate pair.
-    assignment, status, _ = _side_mip(model, flow, stage1, mip, deadline, 1e-4, seed, full=False)
-    return assignment, status
+    return None, Status.UNKNOWN
 
 
 def _side_mip(
     model: CouplingModel, flow: FlowRelaxation, stage1: Stage1, mip: MipBackend,
     deadline: float, gap: float, seed: int, *, full: bool,
-) -> tuple[np.ndarray, Status, float]:
+) -> tuple[np.ndarray | None, Status, float]:
     if full:
         ph, pm = all_pairs(model)
     else:
@@ -327,7 +356,22 @@ def _side_mip(
     )
     sol = mip.solve(problem, time_limit=max(1.0, deadline - time.perf_counter()), gap=gap, seed=seed)
     if sol.x is None:
-        raise CouplerError(f"the MIP found no plan within the limits ({sol.status}); try a longer --time-limit")
+        return None, sol.status, np.inf
     status = Status.OPTIMAL if sol.status is Status.OPTIMAL else Status.FEASIBLE
     bound = sol.bound if full else np.inf
     return layout.assignment(sol.x, model.n_households), status, bound
+
+
+def _fallback(
+    model: CouplingModel, mip: MipBackend, deadline: float, gap: float, seed: int
+) -> tuple[np.ndarray, Status]:
+    """The whole model with dominating penalties over every pair; feasible whenever any plan is."""
+    ph, pm = all_pairs(model)
+    problem, layout = build_mip(model, ph, pm, objective="penalised", allow_uncoupled=True)
+    sol = mip.solve(problem, time_limit=max(5.0, deadline - time.perf_counter()), gap=gap, seed=seed)
+    if sol.x is None:
+        raise CouplerError(
+            f"no plan found within the time limit ({sol.status}); try a longer time limit or check "
+            "the side constraints"
+        )
+    return layout.assignment(sol.x, model.n_households), Status.FEASIBLE
