@@ -137,6 +137,9 @@ def solve_relaxation(
     cand &= np.isfinite(cost)
 
     UNC, T = n_h + n_m, n_h + n_m + 1
+    # The uncoupled option's huge cost slows the cost-scaling solver down; leave it out while the
+    # candidate arcs alone can carry everybody, and bring it in when they cannot.
+    with_unc = uncoupled is not None or int(model.cap.sum()) < 1.1 * P
     rounds = 0
     while True:
         rounds += 1
@@ -145,10 +148,11 @@ def solve_relaxation(
         n_a = len(arc_h)
         smcf = min_cost_flow.SimpleMinCostFlow()
         unc_cap = P if uncoupled is None else 0
+        unc_arc_cap = size if with_unc else np.zeros(n_h, dtype=np.int64)
         starts = np.concatenate([arc_h, np.arange(n_h), n_h + tier_m, [UNC]])
         ends = np.concatenate([n_h + arc_m, np.full(n_h, UNC), np.full(len(tier_m), T), [T]])
-        caps = np.concatenate([size[arc_h], size, tier_cap, [unc_cap]])
-        costs = np.concatenate([arc_cost, np.full(n_h, cost_u), tier_cost, [0]])
+        caps = np.concatenate([size[arc_h], unc_arc_cap, tier_cap, [unc_cap]])
+        costs = np.concatenate([arc_cost, np.full(n_h, cost_u if with_unc else 0), tier_cost, [0]])
         smcf.add_arcs_with_capacity_and_unit_cost(
             starts.astype(np.int32), ends.astype(np.int32), caps.astype(np.int64), costs.astype(np.int64)
         )
@@ -160,6 +164,9 @@ def solve_relaxation(
             supplies[UNC] = -uncoupled
         smcf.set_nodes_supplies(np.arange(len(supplies), dtype=np.int32), supplies)
         status = smcf.solve()
+        if status == smcf.INFEASIBLE and not with_unc:
+            with_unc = True
+            continue
         if status != smcf.OPTIMAL:
             raise CouplerError(f"min-cost flow failed with status {status}")
         flows = smcf.flows(np.arange(len(starts), dtype=np.int32))
@@ -170,7 +177,7 @@ def solve_relaxation(
 
         d_m, d_unc = _potentials(
             n_h, n_m, arc_h, arc_m, arc_cost, f_arc, size, f_unc, cost_u, tier_m, tier_cap, tier_cost, f_tier,
-            f_uncT, unc_cap,
+            f_uncT, unc_cap, unc_arc_cap,
         )
         # Household potential: through any arc that carries its flow.
         d_h = np.full(n_h, np.inf)
@@ -229,7 +236,7 @@ def solve_relaxation(
 def _potentials(
     n_h: int, n_m: int, arc_h: np.ndarray, arc_m: np.ndarray, arc_cost: np.ndarray, f_arc: np.ndarray,
     size: np.ndarray, f_unc: np.ndarray, cost_u: int, tier_m: np.ndarray, tier_cap: np.ndarray,
-    tier_cost: np.ndarray, f_tier: np.ndarray, f_uncT: int, P: int,
+    tier_cost: np.ndarray, f_tier: np.ndarray, f_uncT: int, P: int, unc_arc_cap: np.ndarray,
 ) -> tuple[np.ndarray, float]:
     """Shortest-path distances from the sink in the residual network, contracted to places.
 
@@ -245,7 +252,7 @@ def _potentials(
     cc = np.concatenate([arc_cost, np.full(n_h, cost_u)]).astype(np.float64)
     ff = np.concatenate([f_arc, f_unc])
     carry = ff > 0
-    resid = ff < size[hh]
+    resid = ff < np.concatenate([size[arc_h], unc_arc_cap])
     # Pair every residual arc of a household with every carrying arc of the same household.
     order = np.argsort(hh[carry], kind="stable")
     c_h, c_pl, c_cc = hh[carry][order], pl[carry][order], cc[carry][order]
