@@ -7,7 +7,9 @@
 * ``allowed[h, m]`` the pair meets every hard criterion (after conflicts were resolved);
 * ``forbidden[h, m]`` the pair may never be used (a ban, or any municipality but a pin);
 * ``cap[m]``        persons that may still be coupled: floor(remaining x (1 + tolerance));
-* ``target[m]``     fill-balance target: the national fill ratio x remaining quota.
+* ``target[m]``     fill-balance target: the national fill ratio x remaining quota, rounded down
+  to whole persons (a municipality is behind only by whole persons; fractional targets would
+  also let the relaxation fill them with slivers of families, weakening the bound).
 
 The objective of a plan, in priority order (lexicographic):
 

@@ -29,7 +29,9 @@ Example (all defaults)::
 
     [quota]
     tolerance = 0.0                  # persons <= remaining quota * (1 + tolerance)
-    fill_balance = 0.5               # penalty per person short of the national fill ratio (0 = off)
+    fill_balance = 0.5               # penalty per person short of the fill target (0 = off): the
+                                     # target is floor(national fill ratio x remaining quota), the
+                                     # municipality's fair share of this batch in whole persons
     large_household_size = 5         # households of this size or more need a large dwelling
     # [[quota.bands]]                # optional hard bands on the fill of a province or region
     # level = "province"             # "province" | "labour_market_region"
