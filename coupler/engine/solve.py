@@ -91,21 +91,37 @@ def solve(
 
     zero = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
     stage1: Stage1 | None = None
-    if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5 or model.has_side_constraints:
+    if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5:
         stage1 = run_stage1()
         tighten(stage1)
 
     t = time.perf_counter()
     plain_mip = method == "mip"
-    assignment: np.ndarray | None
+    assignment: np.ndarray | None = None
     mip_bound = np.inf
     status = Status.OPTIMAL
-    if model.has_side_constraints or plain_mip:
+    side_mip = plain_mip
+    if model.has_side_constraints and not plain_mip:
+        # The side constraints often hold already in the fast plan; the flow bound stays valid.
+        say("checking whether the fast plan meets the side constraints")
+        assignment = _round_with_singles(model, flow)
+        if assignment is not None:
+            moved = improve(model, assignment, flow.arc_h, flow.arc_m)
+            moved = _reflow_singles(model, moved, np.flatnonzero(model.size == 1))
+            if moved is not None and _side_ok(model, moved) and (
+                model.evaluate(moved).objective >= model.evaluate(assignment).objective or not _side_ok(model, assignment)
+            ):
+                assignment = moved
+        side_mip = assignment is None or not _side_ok(model, assignment) or _over_budget(model, assignment, stage1 or zero)
+        used_method = "flow+singles+local"
+        if side_mip:
+            assignment = None
+    if side_mip:
         say(f"solving the MIP ({backend_name})")
         stage1 = stage1 or run_stage1()
         assignment, status, mip_bound = _side_mip(model, flow, stage1, mip, deadline, gap, seed, full=plain_mip)
         used_method = "mip" if plain_mip else "flow+mip"
-    else:
+    elif not model.has_side_constraints:
         say("rounding the split households; re-flowing single persons")
         assignment = _round_with_singles(model, flow)
         used_method = "flow+singles"
@@ -166,6 +182,24 @@ def solve(
             "lp_broken_persons": flow.lp_broken,
         },
     )
+
+
+def _side_ok(model: CouplingModel, assignment: np.ndarray) -> bool:
+    """Whether a plan meets every dwelling capacity and band."""
+    on = assignment >= 0
+    n_m = model.n_municipalities
+    for caps, mask in ((model.cap_large, model.is_large), (model.cap_single, model.size == 1)):
+        if caps is not None:
+            used = np.bincount(assignment[on & mask], minlength=n_m)
+            if (used > caps + 1e-9).any():
+                return False
+    if model.bands:
+        persons = np.bincount(assignment[on], weights=model.size[on], minlength=n_m)
+        for band in model.bands:
+            total = persons[band.members].sum()
+            if total < band.lo - 1e-9 or total > band.hi + 1e-9:
+                return False
+    return True
 
 
 def _over_budget(model: CouplingModel, assignment: np.ndarray, stage1: Stage1) -> bool:
@@ -349,10 +383,16 @@ def _side_mip(
                             hh[sub_h] * model.n_municipalities + sub_m])
         )
         ph, pm = pairs // model.n_municipalities, pairs % model.n_municipalities
-    start = flow.rounded_assignment()
-    start[start == -2] = -1
+    # Warm start: the rounded flow plan (HiGHS ignores it where it breaks a side constraint).
+    start = None if full else _round_with_singles(model, flow)
+    if start is not None:
+        n_m = model.n_municipalities
+        on = np.flatnonzero(start >= 0)
+        pairs = np.union1d(ph * n_m + pm, on * n_m + start[on])
+        ph, pm = pairs // n_m, pairs % n_m
     problem, layout = build_mip(
-        model, ph, pm, objective="soft", max_broken=stage1.broken, max_uncoupled=stage1.uncoupled, start=None
+        model, ph, pm, objective="soft", allow_uncoupled=stage1.uncoupled > 0,
+        max_broken=stage1.broken, max_uncoupled=stage1.uncoupled, start=start,
     )
     sol = mip.solve(problem, time_limit=max(1.0, deadline - time.perf_counter()), gap=gap, seed=seed)
     if sol.x is None:
