@@ -144,9 +144,8 @@ def solve(
                 assignment, status = _repair(model, flow, stage1, mip, deadline, gap, seed)
                 used_method = "flow+repair"
         if assignment is not None and _gap(model, assignment, flow, stage1 or zero) > gap and settings.polish_time > 0:
-            say("closing the gap: MIP over the pairs reduced costs cannot exclude")
             limit = min(settings.polish_time, deadline - time.perf_counter())
-            better = _polish(model, flow, assignment, stage1 or zero, mip, limit, gap, seed)
+            better = _polish(model, flow, assignment, stage1 or zero, mip, limit, gap, seed, say=say)
             if better is not None:
                 assignment, mip_bound = better
                 used_method += "+mip"
@@ -218,7 +217,7 @@ def _gap(model: CouplingModel, assignment: np.ndarray, flow: FlowRelaxation, sta
 
 def _polish(
     model: CouplingModel, flow: FlowRelaxation, assignment: np.ndarray, stage1: Stage1, mip: MipBackend,
-    limit: float, gap: float, seed: int, max_columns: int = 400_000,
+    limit: float, gap: float, seed: int, max_columns: int = 400_000, say: Progress = _quiet,
 ) -> tuple[np.ndarray, float] | None:
     """Improve a plan with the stage-2 MIP over every pair that could still pay off.
 
@@ -237,7 +236,9 @@ def _polish(
     keep[np.flatnonzero(coupled), assignment[coupled]] = True
     keep &= ~model.forbidden
     if int(keep.sum()) > max_columns:
+        say(f"gap not closed: {int(keep.sum()):,} pairs could still pay off, too many for a quick MIP")
         return None
+    say(f"closing the gap: MIP over the {int(keep.sum()):,} pairs reduced costs cannot exclude")
     ph, pm = np.nonzero(keep)
     problem, layout = build_mip(
         model, ph, pm, objective="soft", allow_uncoupled=stage1.uncoupled > 0,
