@@ -124,6 +124,26 @@ def _decay(d: np.ndarray, km: float) -> np.ndarray:
     return np.clip(1.0 - d / km, 0.0, 1.0)
 
 
+def _gather_reduce(
+    n: int, table: np.ndarray, rows: np.ndarray, idx: np.ndarray, how: str
+) -> np.ndarray:
+    """``out[r] = reduce(table[i] for the (r, i) pairs)``, with ``how`` in sum / max.
+
+    ``rows`` is sorted (as :func:`_split_long` gives it); the loop runs over the position within a
+    household (a few members at most), never over pairs.
+    """
+    out = np.zeros((n, table.shape[1]))
+    if len(rows) == 0:
+        return out
+    occurrence = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    for k in range(int(occurrence.max()) + 1):
+        sel = occurrence == k
+        r = rows[sel]
+        vals = table[idx[sel]]
+        out[r] = out[r] + vals if how == "sum" else np.maximum(out[r], vals)
+    return out
+
+
 def _split_long(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """';'-joined values -> (row index, value) long arrays, skipping missing."""
     s = series.dropna().astype(str)
@@ -165,14 +185,13 @@ def soft_parts(
         hi, sector = _split_long(hh["sector"])
         if len(hi):
             sidx = pd.Index(SECTORS).get_indexer(sector)
-            member = by_muni[:, np.where(sidx >= 0, sidx, 0)].T * (sidx >= 0)[:, None]
+            known = sidx >= 0
+            # sectors x municipalities, with a zero row for unknown sectors
+            per_sector = np.vstack([by_muni.T, np.zeros((1, n_m))])
             agg = policy.soft.aggregation
-            if agg == "any":
-                np.maximum.at(labour, hi, member)
-            else:
-                np.add.at(labour, hi, member)
-                if agg == "mean":
-                    labour /= np.maximum(np.bincount(hi, minlength=n), 1)[:, None]
+            labour = _gather_reduce(n, per_sector, hi, np.where(known, sidx, len(SECTORS)), "max" if agg == "any" else "sum")
+            if agg == "mean":
+                labour /= np.maximum(np.bincount(hi, minlength=n), 1)[:, None]
     out["labour"] = labour
 
     # network: near any municipality where the household has a network
@@ -182,14 +201,14 @@ def soft_parts(
         if len(hi):
             mi = pd.Series(codes).map(instance.code_index).to_numpy()
             ok = ~pd.isna(mi)
-            np.maximum.at(network, hi[ok], _decay(D[mi[ok].astype(np.int64)], policy.soft.network_km))
+            network = _gather_reduce(n, _decay(D, policy.soft.network_km), hi[ok], mi[ok].astype(np.int64), "max")
     out["network"] = network
 
     # ambition: near the preferred municipality, or inside the preferred region
     ambition = np.zeros((n, n_m))
     pm = instance.municipality_codes("preferred_municipality")[sel]
     has = pm >= 0
-    ambition[has] = _decay(D[pm[has]], policy.soft.ambition_km)
+    ambition[has] = _decay(D, policy.soft.ambition_km)[pm[has]]
     if "preferred_region" in hh:
         pr = pd.Index(region_names).get_indexer(hh["preferred_region"].astype("string").fillna(""))
         has = pr >= 0
@@ -200,7 +219,7 @@ def soft_parts(
     azc = np.zeros((n, n_m))
     a = instance.municipality_codes("azc")[sel]
     has = a >= 0
-    azc[has] = _decay(D[a[has]], policy.soft.azc_km)
+    azc[has] = _decay(D, policy.soft.azc_km)[a[has]]
     out["azc"] = azc
 
     # participation: supplied per (household, municipality) or (household, region)
@@ -215,8 +234,10 @@ def soft_parts(
         if by_region.any():
             ri = pd.Index(region_names).get_indexer(reg[by_region].astype(str))
             hr = hrow[by_region].to_numpy(dtype=np.int64)
-            # region rows first; municipality rows below override them
-            part[hr] = np.where(region_of[None, :] == ri[:, None], score[by_region][:, None], part[hr])
+            # region rows first (a household may have several regions); municipality rows override
+            per_region = np.zeros((n, len(region_names)))
+            per_region[hr, ri] = score[by_region]
+            part = per_region[:, region_of]
         by_muni = ~reg.notna().to_numpy() & hrow.notna().to_numpy()
         if by_muni.any():
             mi = sc["municipality"][by_muni].map(instance.code_index).to_numpy(dtype=np.int64)
@@ -233,7 +254,10 @@ def soft_parts(
             hr = c["household_id"][soft_job].map(pos)
             ok = hr.notna().to_numpy()
             mi = c["municipality"][soft_job].map(instance.code_index).to_numpy(dtype=np.int64)[ok]
-            np.maximum.at(work_soft, hr[ok].to_numpy(dtype=np.int64), _decay(D[mi], policy.hard.radius_km))
+            order = np.argsort(hr[ok].to_numpy(dtype=np.int64), kind="stable")
+            work_soft = _gather_reduce(
+                n, _decay(D, policy.hard.radius_km), hr[ok].to_numpy(dtype=np.int64)[order], mi[order], "max"
+            )
     out["work_soft"] = work_soft
     return out
 
@@ -245,8 +269,10 @@ def soft_score(instance: Instance, policy: Policy, rows: np.ndarray | None = Non
     total = np.zeros_like(parts["labour"])
     for name in SOFT_PARTS:
         weight = getattr(w, name)
+        part = parts.pop(name)
         if weight:
-            total += weight * parts[name]
+            total += weight * part
+        del part
     return total
 
 
