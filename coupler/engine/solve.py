@@ -1,17 +1,23 @@
-"""The engine: flow relaxation, stage 1, repair, and the MIP for side constraints.
+"""The engine: flow relaxation, stage 1, rounding, local search and MIPs where they pay.
 
-``method="auto"`` without side constraints:
+``method="auto"``:
 
 1. solve the transportation relaxation exactly (:mod:`coupler.engine.flow`): a proven bound;
-2. when it breaks hard criteria or leaves persons uncoupled, find the true integer minimum of
-   both with the aggregated stage-1 MIP (:mod:`coupler.engine.stage1`);
-3. round: households the flow keeps whole stay; the few split households are re-placed by a small
-   MIP in which neighbouring households may move too, under the stage-1 budgets;
-4. the gap is measured against the relaxation's bound.
+2. when the relaxation (or later an integral plan) needs uncoupled or broken persons, find the
+   true integer minimum of both with the aggregated stage-1 MIP (:mod:`coupler.engine.stage1`),
+   and re-solve the relaxation with exactly that many uncoupled;
+3. round: households the flow keeps whole stay; the few split households are placed whole and
+   every single person is re-flowed exactly (unit supplies make that flow integral);
+4. when the gap is still open, move whole households by a vectorised local search
+   (:mod:`coupler.engine.local`), then solve the MIP over the pairs that reduced-cost fixing cannot
+   exclude, if there are few enough;
+5. if rounding cannot meet the stage-1 budgets, re-place split households and their neighbours by a
+   small MIP; the last resort is the penalised MIP over every pair.
 
-With side constraints (dwelling types, bands) or ``method="mip"`` the stage-2 MIP is solved by the
-chosen backend over the relaxation's candidate pairs, warm-started from the rounded flow plan; the
-flow bound stays a valid bound because side constraints only remove plans.
+With side constraints (dwelling types, bands) the fast plan is kept when it meets them; otherwise
+the stage-2 MIP runs over the relaxation's candidate pairs, warm-started from the rounded plan. The
+flow bound stays valid because side constraints only remove plans. ``method="mip"`` solves the
+whole model as one MIP with the chosen backend.
 """
 
 from __future__ import annotations
@@ -100,38 +106,20 @@ def solve(
     assignment: np.ndarray | None = None
     mip_bound = np.inf
     status = Status.OPTIMAL
-    side_mip = plain_mip
-    if model.has_side_constraints and not plain_mip:
-        # The side constraints often hold already in the fast plan; the flow bound stays valid.
-        say("checking whether the fast plan meets the side constraints")
-        assignment = _round_with_singles(model, flow)
-        if assignment is not None:
-            moved = improve(model, assignment, flow.arc_h, flow.arc_m)
-            moved = _reflow_singles(model, moved, np.flatnonzero(model.size == 1))
-            if moved is not None and _side_ok(model, moved) and (
-                model.evaluate(moved).objective >= model.evaluate(assignment).objective or not _side_ok(model, assignment)
-            ):
-                assignment = moved
-        side_mip = assignment is None or not _side_ok(model, assignment) or _over_budget(model, assignment, stage1 or zero)
-        used_method = "flow+singles+local"
-        if side_mip:
+    used_method = "mip" if plain_mip else "flow+singles"
+    if not plain_mip:
+        say("rounding the split households; re-flowing single persons")
+        assignment, used_method = _fast_plan(model, flow, stage1 or zero, gap, say)
+    if model.has_side_constraints and not plain_mip and assignment is not None:
+        # The side constraints often hold in the fast plan already; the flow bound stays valid.
+        if not _side_ok(model, assignment) or _over_budget(model, assignment, stage1 or zero):
             assignment = None
-    if side_mip:
+    if plain_mip or (model.has_side_constraints and assignment is None):
         say(f"solving the MIP ({backend_name})")
         stage1 = stage1 or run_stage1()
         assignment, status, mip_bound = _side_mip(model, flow, stage1, mip, deadline, gap, seed, full=plain_mip)
         used_method = "mip" if plain_mip else "flow+mip"
     elif not model.has_side_constraints:
-        say("rounding the split households; re-flowing single persons")
-        assignment = _round_with_singles(model, flow)
-        used_method = "flow+singles"
-        if assignment is not None and _gap(model, assignment, flow, stage1 or zero) > gap:
-            say("local search: moving whole households")
-            moved = improve(model, assignment, flow.arc_h, flow.arc_m)
-            moved = _reflow_singles(model, moved, np.flatnonzero(model.size == 1))
-            if moved is not None and model.evaluate(moved).objective >= model.evaluate(assignment).objective:
-                assignment = moved
-                used_method = "flow+singles+local"
         if assignment is None or _over_budget(model, assignment, stage1 or zero):
             # Integral plans may need more uncoupled or broken persons than the relaxation.
             if stage1 is None:
@@ -181,6 +169,21 @@ def solve(
             "lp_broken_persons": flow.lp_broken,
         },
     )
+
+
+def _fast_plan(
+    model: CouplingModel, flow: FlowRelaxation, stage1: Stage1, gap: float, say: Progress
+) -> tuple[np.ndarray | None, str]:
+    """Round the relaxation, then move whole households while that pays (when the gap is open)."""
+    assignment = _round_with_singles(model, flow)
+    if assignment is None or _gap(model, assignment, flow, stage1) <= gap:
+        return assignment, "flow+singles"
+    say("local search: moving whole households")
+    moved = improve(model, assignment, flow.arc_h, flow.arc_m)
+    moved = _reflow_singles(model, moved, np.flatnonzero(model.size == 1))
+    if moved is None or model.evaluate(moved).objective < model.evaluate(assignment).objective:
+        return assignment, "flow+singles"
+    return moved, "flow+singles+local"
 
 
 def _side_ok(model: CouplingModel, assignment: np.ndarray) -> bool:
