@@ -173,12 +173,11 @@ class Policy:
                 problems.append(Problem(source, f"[{key}] must be a table"))
                 continue
             sections[key] = _section(known[key].default_factory(), key, value, source, problems)  # type: ignore[misc]
-        if problems:
-            raise PolicyError(problems)
         policy = object.__new__(cls)
         for name, f in known.items():
             object.__setattr__(policy, name, sections.get(name, f.default_factory()))  # type: ignore[misc]
-        problems = _check(policy, source)
+        # Range checks run on the well-typed values too, so one run reports every problem.
+        problems += _check(policy, source)
         if problems:
             raise PolicyError(problems)
         return policy
