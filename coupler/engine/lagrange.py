@@ -1,0 +1,202 @@
+"""A Lagrangian bound that sees whole households: one knapsack per municipality.
+
+The transportation relaxation (:mod:`coupler.engine.flow`) lets a household split, so a large
+family can fill several fill-balance targets with slivers of persons, and its bound is weak for
+monthly batches. Relaxing only the assignment rows (each household exactly once) with multipliers
+``u[h]`` leaves, per municipality m, a 0/1 knapsack over whole households::
+
+    knap_m(u) = max  sum_{h in S} (value[h, m] - u[h]) + fill * min(persons(S), target[m])
+                s.t. persons(S) <= cap[m],  (h, m) neither forbidden nor breaking a hard criterion
+
+and for every ``u`` (equality rows: no sign restriction)::
+
+    L(u) = sum_h u[h] + sum_m knap_m(u) - fill * sum_m target[m]
+
+bounds ``soft - fill * shortfall`` of every plan with no broken and no uncoupled persons. Side
+constraints only remove plans, so the bound holds with them too.
+
+Multipliers come from the flow's optimal potentials: with ``d`` the shortest-path distances of
+the residual network from the sink (scaled units), the flow's optimality conditions read
+``value[h, m] / size[h] <= (d_h - d_m) / SCALE`` (up to cost rounding), so ``d_h / SCALE`` is the
+per-person price of household h and ``u[h] = size[h] * d_h / SCALE`` its price as a whole. With
+these, ``L(u)`` is at most the LP bound (up to rounding); a few subgradient steps then lower it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coupler.engine.flow import SCALE, FlowRelaxation
+from coupler.model import CouplingModel
+
+#: Items whose best gain is at most this (objective units, per item) are left out of the dynamic
+#: programme; their gains are added to the bound instead, so it stays valid.
+_TINY = 1e-6
+
+
+def knapsack_bound(
+    model: CouplingModel,
+    flow: FlowRelaxation,
+    *,
+    steps: int = 0,
+    lower: float | None = None,
+) -> float:
+    """Upper bound on ``soft - fill * shortfall`` over plans with 0 broken and 0 uncoupled persons.
+
+    Parameters
+    ----------
+    model
+        The coupling model.
+    flow
+        The optimal transportation relaxation of ``model`` (its potentials give the multipliers).
+    steps
+        Subgradient steps after the flow's multipliers (0: the flow's multipliers only).
+    lower
+        Objective of a known plan; the subgradient step sizes aim at it (Polyak). Without it the
+        steps aim 0.5 % below the best bound so far.
+
+    Returns
+    -------
+    float
+        ``min(flow.bound, best L(u))``; ``inf`` when the relaxation needs broken or uncoupled
+        persons (the bound is then not about this objective).
+    """
+    if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5:
+        return float("inf")
+    d_h = np.asarray(flow.potential_h, dtype=np.float64)
+    if not np.isfinite(d_h).all():
+        return float(flow.bound)
+    size = model.size.astype(np.int64)
+    u = size * (d_h / SCALE)
+    usable = ~model.forbidden & ~model.breaks
+    best = float(flow.bound)
+    step_scale = 1.0
+    for it in range(steps + 1):
+        value, chosen = lagrangian_value(model, u, usable)
+        best = min(best, value)
+        if it == steps:
+            break
+        g = 1.0 - chosen
+        norm = float((g * g).sum())
+        if norm == 0.0:
+            break  # the knapsacks pick every household once: the bound is that plan's value
+        aim = lower if lower is not None and lower < best else best - 0.005 * max(1.0, abs(best))
+        u = u - step_scale * (value - aim) / norm * g
+        if value > best + 1e-9:
+            step_scale *= 0.5
+    return best
+
+
+def lagrangian_value(
+    model: CouplingModel, u: np.ndarray, usable: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    """``L(u)`` and, per household, how many knapsacks chose it (a subgradient is 1 minus that)."""
+    if usable is None:
+        usable = ~model.forbidden & ~model.breaks
+    size = model.size.astype(np.int64)
+    lam = float(model.fill_weight)
+    profit = model.value - u[:, None]
+    # Taking an item gains at most its profit plus fill for each of its persons; items that cannot
+    # gain are never needed in an optimal knapsack.
+    gain = np.where(usable, profit + lam * size[:, None], -np.inf)
+    chosen = np.zeros(model.n_households)
+    total = float(u.sum()) - lam * float(model.target.sum())
+    slack = 0.0
+    tiny = (gain > 0) & (gain <= _TINY)
+    if tiny.any():
+        slack = float(gain[tiny].sum())
+    keep = gain > _TINY
+    for m in range(model.n_municipalities):
+        hs = np.flatnonzero(keep[:, m])
+        v, pick = _knapsack(profit[hs, m], size[hs], int(model.cap[m]), float(model.target[m]), lam)
+        total += v
+        chosen[hs[pick]] += 1.0
+    return total + slack, chosen
+
+
+def _knapsack(
+    q: np.ndarray, w: np.ndarray, cap: int, target: float, lam: float
+) -> tuple[float, np.ndarray]:
+    """max sum q[S] + lam * min(w(S), target) s.t. w(S) <= cap; returns value and a mask of S."""
+    pos = q > 0
+    if len(q) and int(w[pos].sum()) <= cap and int(target) + int(w.max()) - 1 <= cap:
+        return _knapsack_to_target(q, w, target, lam)
+    return _knapsack_dp(q, w, cap, target, lam)
+
+
+def _knapsack_to_target(
+    q: np.ndarray, w: np.ndarray, target: float, lam: float
+) -> tuple[float, np.ndarray]:
+    """The knapsack when its capacity cannot bind (see :func:`_knapsack`).
+
+    Every item of positive profit is taken. The others only buy fill up to the target, so a best
+    set of them weighs less than the rest of the target plus the largest item; and of the items of
+    one size only the most profitable few fit in that range. Items of one size are added at once
+    with their profit prefix sums (a bounded knapsack over counts).
+    """
+    pick = q > 0
+    w_pos = int(w[pick].sum())
+    value = float(q[pick].sum())
+    rest = int(target) - w_pos
+    if rest <= 0:
+        return value + lam * target, pick
+    value += lam * w_pos
+    neg = np.flatnonzero(~pick)
+    if len(neg) == 0:
+        return value, pick
+    top = rest + int(w[neg].max()) - 1
+    best = np.full(top + 1, -np.inf)
+    best[0] = 0.0
+    n = np.arange(top + 1)
+    groups = []
+    for s in np.unique(w[neg]):
+        s = int(s)
+        members = neg[w[neg] == s]
+        members = members[np.argsort(-q[members], kind="stable")][: top // s]
+        if len(members) == 0:
+            continue
+        prefix = np.concatenate([[0.0], np.cumsum(q[members])])
+        idx = n[None, :] - s * np.arange(len(prefix))[:, None]
+        cand = np.where(idx >= 0, best[np.maximum(idx, 0)] + prefix[:, None], -np.inf)
+        k = np.argmax(cand, axis=0)
+        best = cand[k, n]
+        groups.append((s, members, k))
+    total = best + lam * np.minimum(n, rest)
+    at = int(np.argmax(total))
+    value += float(total[at])
+    for s, members, k in reversed(groups):
+        c = int(k[at])
+        pick[members[:c]] = True
+        at -= c * s
+    return value, pick
+
+
+def _knapsack_dp(
+    q: np.ndarray, w: np.ndarray, cap: int, target: float, lam: float
+) -> tuple[float, np.ndarray]:
+    """The knapsack by a plain 0/1 dynamic programme over persons 0..cap."""
+    n = len(q)
+    fill = lam * np.minimum(np.arange(cap + 1, dtype=np.float64), target)
+    if n == 0 or cap <= 0:
+        return 0.0, np.zeros(n, dtype=bool)
+    # best[k]: most profit with exactly k persons; took[i, k]: item i raised best[k].
+    best = np.full(cap + 1, -np.inf)
+    best[0] = 0.0
+    took = np.zeros((n, cap + 1), dtype=bool)
+    for i in range(n):
+        s = int(w[i])
+        if s > cap:
+            continue
+        cand = best[: cap + 1 - s] + q[i]
+        better = cand > best[s:]
+        took[i, s:] = better
+        best[s:] = np.where(better, cand, best[s:])
+    total = best + fill
+    k = int(np.argmax(total))
+    value = float(total[k])
+    pick = np.zeros(n, dtype=bool)
+    for i in range(n - 1, -1, -1):
+        if k > 0 and took[i, k]:
+            pick[i] = True
+            k -= int(w[i])
+    return value, pick
