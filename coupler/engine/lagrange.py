@@ -123,7 +123,9 @@ def lagrangian_value(
     w_pos = size @ pos
     s_all = np.where(keep, size[:, None], 0).max(axis=0, initial=0)
     s_neg = np.where(neg, size[:, None], 0).max(axis=0, initial=0)
-    free = (w_pos <= cap) & (target + s_all - 1 <= cap)
+    # Fractional targets (sub-models may carry them) go through the plain programme.
+    whole = np.abs(model.target - target) < 1e-9
+    free = (w_pos <= cap) & (target + s_all - 1 <= cap) & whole
     rest = target - w_pos
     top = np.where(free & (rest > 0) & (s_neg > 0), rest + s_neg - 1, 0)
     total += float(np.where(pos[:, free], profit[:, free], 0.0).sum())
@@ -192,7 +194,8 @@ def _knapsack(
 ) -> tuple[float, np.ndarray]:
     """max sum q[S] + lam * min(w(S), target) s.t. w(S) <= cap; returns value and a mask of S."""
     pos = q > 0
-    if len(q) and int(w[pos].sum()) <= cap and int(target) + int(w.max()) - 1 <= cap:
+    whole = float(target).is_integer()
+    if len(q) and whole and int(w[pos].sum()) <= cap and int(target) + int(w.max()) - 1 <= cap:
         return _knapsack_to_target(q, w, target, lam)
     return _knapsack_dp(q, w, cap, target, lam)
 
