@@ -144,7 +144,7 @@ def lagrangian_value(
         )
         groups.append((int(s), rows, order, prefix))
     for m in np.flatnonzero(top > 0):
-        v, picked = _fill_to_target(groups, m, int(top[m]), int(rest[m]), lam)
+        v, picked = _fill_to_target(groups, int(m), int(top[m]), int(rest[m]), lam)
         total += v
         np.add.at(chosen, picked, 1.0)
     for m in np.flatnonzero(~free):
