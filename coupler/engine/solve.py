@@ -220,7 +220,8 @@ def _gap(model: CouplingModel, assignment: np.ndarray, flow: FlowRelaxation, sta
 
 def _polish(
     model: CouplingModel, flow: FlowRelaxation, assignment: np.ndarray, stage1: Stage1, mip: MipBackend,
-    limit: float, gap: float, seed: int, max_columns: int = 400_000, say: Progress = _quiet,
+    limit: float, gap: float, seed: int, max_columns: int = 60_000, max_candidates: int = 20_000,
+    say: Progress = _quiet,
 ) -> tuple[np.ndarray, float] | None:
     """Improve a plan with the stage-2 MIP over every pair that could still pay off.
 
@@ -238,14 +239,29 @@ def _polish(
     coupled = assignment >= 0
     keep[np.flatnonzero(coupled), assignment[coupled]] = True
     keep &= ~model.forbidden
-    if int(keep.sum()) > max_columns:
-        say(f"gap not closed: {int(keep.sum()):,} pairs could still pay off, too many for a quick MIP")
+    exact = int(keep.sum()) <= max_columns
+    if exact:
+        say(f"closing the gap: MIP over the {int(keep.sum()):,} pairs reduced costs cannot exclude")
+        ph, pm = np.nonzero(keep)
+    elif len(flow.arc_h) <= max_candidates:
+        # Too many pairs to prove anything quickly: improve the plan over the relaxation's
+        # candidate pairs instead; the bound then stays the relaxation's.
+        say(f"improving the plan: MIP over the relaxation's {len(flow.arc_h):,} candidate pairs")
+        n_m = model.n_municipalities
+        on = np.flatnonzero(coupled)
+        pairs = np.union1d(flow.arc_h * n_m + flow.arc_m, on * n_m + assignment[on])
+        ph, pm = pairs // n_m, pairs % n_m
+    else:
+        say(f"gap left open: {int(keep.sum()):,} pairs could still pay off, too many for a quick MIP")
         return None
-    say(f"closing the gap: MIP over the {int(keep.sum()):,} pairs reduced costs cannot exclude")
-    ph, pm = np.nonzero(keep)
+    if stage1.broken == 0:
+        # No budget row: simply leave out every pair that would break a criterion.
+        ok = ~model.breaks[ph, pm]
+        ph, pm = ph[ok], pm[ok]
     problem, layout = build_mip(
         model, ph, pm, objective="soft", allow_uncoupled=stage1.uncoupled > 0,
-        max_broken=stage1.broken, max_uncoupled=stage1.uncoupled, start=assignment,
+        max_broken=stage1.broken if stage1.broken > 0 else None,
+        max_uncoupled=stage1.uncoupled, start=assignment,
     )
     sol = mip.solve(problem, time_limit=limit, gap=gap / 2, seed=seed)
     if sol.x is None:
@@ -254,7 +270,7 @@ def _polish(
     if _over_budget(model, plan, stage1) or model.evaluate(plan).objective < current:
         plan = assignment
     best = model.evaluate(plan).objective
-    bound = max(sol.bound, best) if np.isfinite(sol.bound) else np.inf
+    bound = max(sol.bound, best) if exact and np.isfinite(sol.bound) else np.inf
     return plan, bound
 
 
