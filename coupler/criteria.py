@@ -155,7 +155,7 @@ def _split_long(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def soft_parts(
-    instance: Instance, policy: Policy, hard: HardCriteria | None = None, rows: np.ndarray | None = None
+    instance: Instance, policy: Policy, rows: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """Each soft part as a matrix (households x municipalities) of scores in [0, 1].
 

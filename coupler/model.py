@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from coupler.criteria import HardCriteria, hard_criteria, soft_score
+from coupler.errors import PolicyError, Problem
 from coupler.instance import Instance
 from coupler.policy import Policy
 
@@ -159,8 +160,6 @@ def build_model(instance: Instance, policy: Policy) -> CouplingModel:
         col = "province" if band.level == "province" else "labour_market_region"
         members = (m[col].astype(str).str.casefold() == band.name.casefold()).to_numpy()
         if not members.any():
-            from coupler.errors import PolicyError, Problem
-
             raise PolicyError(Problem("<policy>", f"policy [quota] band {band.level} '{band.name}' matches no municipality"))
         share = ratio * float(remaining[members].sum())
         lo = math.ceil(band.min_fill * share - 1e-9)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
+from coupler.engine.mip import penalties
 from coupler.errors import CouplerError
 from coupler.model import CouplingModel
 
@@ -85,8 +86,6 @@ class FlowRelaxation:
 
 def flow_penalties(model: CouplingModel) -> tuple[float, float]:
     """Per-person penalties (broken, uncoupled) in objective units for the relaxation."""
-    from coupler.engine.mip import penalties
-
     broken, _ = penalties(model)
     return broken, 4.0 * broken
 

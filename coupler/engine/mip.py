@@ -213,8 +213,6 @@ def build_mip(
     integer[: n_x + n_u] = True
     if relax is not None:
         integer[:n_x] &= ~np.asarray(relax, dtype=bool)[pair_h]
-    if objective in ("soft", "penalised") and use_s:
-        offset = 0.0
 
     x0 = None
     if start is not None:
