@@ -12,15 +12,14 @@ The pipeline, one module per stage::
 
 from __future__ import annotations
 
-from coupler.engine.base import Status
 from coupler.engine.solve import solve
 from coupler.errors import CouplerError, InputError, PolicyError, Problem
 from coupler.generate import generate_cases
-from coupler.instance import Instance, embedded_scenario
+from coupler.instance import Instance
 from coupler.model import CouplingModel, build_model
 from coupler.policy import Policy
-from coupler.result import Result
-from coupler.scenario import load_instance, load_scenario
+from coupler.result import Result, Status
+from coupler.scenario import embedded_scenario, load_instance, load_scenario
 
 __version__ = "0.1.0"
 

@@ -48,7 +48,9 @@ def qualifies_as_hard(criteria: pd.DataFrame, policy: Policy) -> np.ndarray:
     """Which criteria rows count as hard: all family/study/medical, and work only when it qualifies."""
     kind = criteria["kind"].astype(str).to_numpy()
     hours = pd.to_numeric(criteria.get("hours_per_week"), errors="coerce")
-    hours = np.zeros(len(criteria)) if hours is None else hours.to_numpy(dtype=float, na_value=np.nan)
+    hours = (
+        np.zeros(len(criteria)) if hours is None else hours.to_numpy(dtype=float, na_value=np.nan)
+    )
     ok = ~np.isnan(hours) & (hours >= policy.hard.work_min_hours)
     for col, required in (
         ("contract_signed", policy.hard.work_requires_contract),
@@ -107,7 +109,9 @@ def hard_criteria(instance: Instance, policy: Policy) -> HardCriteria:
                 break
         conflict_rows.append((int(h), ";".join(dropped)))
     active &= ~yielded
-    has_hard = np.bincount(h_idx[active], minlength=n_h) > 0 if len(c) else np.zeros(n_h, dtype=bool)
+    has_hard = (
+        np.bincount(h_idx[active], minlength=n_h) > 0 if len(c) else np.zeros(n_h, dtype=bool)
+    )
     allowed[~has_hard] = True
     table = pd.DataFrame(
         {"household": h_idx, "municipality": m_idx, "kind": kind, "hard": hard, "yielded": yielded}
@@ -163,7 +167,11 @@ def soft_parts(
     ``len(rows)`` rows in that order. The labour part aggregates members' sectors by
     ``policy.soft.aggregation`` (sum, mean, or any = the best member) and may exceed 1 under sum.
     """
-    hh = instance.households if rows is None else instance.households.iloc[rows].reset_index(drop=True)
+    hh = (
+        instance.households
+        if rows is None
+        else instance.households.iloc[rows].reset_index(drop=True)
+    )
     sel = np.arange(instance.n_households) if rows is None else np.asarray(rows, dtype=np.int64)
     n, n_m = len(hh), instance.n_municipalities
     D = instance.distance_km
@@ -189,7 +197,13 @@ def soft_parts(
             # sectors x municipalities, with a zero row for unknown sectors
             per_sector = np.vstack([by_muni.T, np.zeros((1, n_m))])
             agg = policy.soft.aggregation
-            labour = _gather_reduce(n, per_sector, hi, np.where(known, sidx, len(SECTORS)), "max" if agg == "any" else "sum")
+            labour = _gather_reduce(
+                n,
+                per_sector,
+                hi,
+                np.where(known, sidx, len(SECTORS)),
+                "max" if agg == "any" else "sum",
+            )
             if agg == "mean":
                 labour /= np.maximum(np.bincount(hi, minlength=n), 1)[:, None]
     out["labour"] = labour
@@ -201,7 +215,9 @@ def soft_parts(
         if len(hi):
             mi = pd.Series(codes).map(instance.code_index).to_numpy()
             ok = ~pd.isna(mi)
-            network = _gather_reduce(n, _decay(D, policy.soft.network_km), hi[ok], mi[ok].astype(np.int64), "max")
+            network = _gather_reduce(
+                n, _decay(D, policy.soft.network_km), hi[ok], mi[ok].astype(np.int64), "max"
+            )
     out["network"] = network
 
     # ambition: near the preferred municipality, or inside the preferred region
@@ -212,7 +228,9 @@ def soft_parts(
     if "preferred_region" in hh:
         pr = pd.Index(region_names).get_indexer(hh["preferred_region"].astype("string").fillna(""))
         has = pr >= 0
-        ambition[has] = np.maximum(ambition[has], (region_of[None, :] == pr[has, None]).astype(float))
+        ambition[has] = np.maximum(
+            ambition[has], (region_of[None, :] == pr[has, None]).astype(float)
+        )
     out["ambition"] = ambition
 
     # azc: staying near the current azc
@@ -229,7 +247,11 @@ def soft_parts(
         pos = pd.Series(np.arange(n), index=instance.household_ids[sel])
         hrow = sc["household_id"].map(pos)
         score = sc["score"].to_numpy(dtype=float)
-        reg = sc["labour_market_region"] if "labour_market_region" in sc else pd.Series(pd.NA, index=sc.index)
+        reg = (
+            sc["labour_market_region"]
+            if "labour_market_region" in sc
+            else pd.Series(pd.NA, index=sc.index)
+        )
         by_region = reg.notna().to_numpy() & hrow.notna().to_numpy()
         if by_region.any():
             ri = pd.Index(region_names).get_indexer(reg[by_region].astype(str))
@@ -256,7 +278,11 @@ def soft_parts(
             mi = c["municipality"][soft_job].map(instance.code_index).to_numpy(dtype=np.int64)[ok]
             order = np.argsort(hr[ok].to_numpy(dtype=np.int64), kind="stable")
             work_soft = _gather_reduce(
-                n, _decay(D, policy.hard.radius_km), hr[ok].to_numpy(dtype=np.int64)[order], mi[order], "max"
+                n,
+                _decay(D, policy.hard.radius_km),
+                hr[ok].to_numpy(dtype=np.int64)[order],
+                mi[order],
+                "max",
             )
     out["work_soft"] = work_soft
     return out
@@ -276,4 +302,11 @@ def soft_score(instance: Instance, policy: Policy, rows: np.ndarray | None = Non
     return total
 
 
-__all__ = ["CRITERION_KINDS", "SOFT_PARTS", "HardCriteria", "hard_criteria", "soft_parts", "soft_score"]
+__all__ = [
+    "CRITERION_KINDS",
+    "SOFT_PARTS",
+    "HardCriteria",
+    "hard_criteria",
+    "soft_parts",
+    "soft_score",
+]

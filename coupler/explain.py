@@ -28,12 +28,11 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from coupler.criteria import SOFT_PARTS, soft_parts
-from coupler.engine.base import Status
 from coupler.errors import CouplerError, InputError, Problem
 from coupler.instance import Instance
 from coupler.model import CouplingModel, build_model
 from coupler.policy import Policy
-from coupler.result import Result, make_result
+from coupler.result import Result, Status, make_result
 
 __all__ = [
     "BROKEN_COLUMNS",

@@ -12,8 +12,6 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,15 +19,6 @@ import pandas as pd
 
 from coupler.errors import InputError, Problem
 from coupler.geo import distance_matrix
-from coupler.quota import DEFAULT_NATIONAL_TOTAL, proportional_quotas
-
-
-def embedded_scenario(name: str = "nl-2024") -> Path:
-    """Path of a scenario folder shipped with coupler (``nl-2024``: the national reference)."""
-    path = Path(str(resources.files("coupler.scenarios") / name))
-    if not (path / "municipalities.csv").is_file():
-        raise InputError(Problem(name, "no such embedded scenario"))
-    return path
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -162,7 +151,11 @@ class Instance:
 
     def municipality_codes(self, column: str) -> np.ndarray:
         """Index (into municipalities) of a household column of codes; -1 where missing."""
-        s = self.households[column] if column in self.households else pd.Series(pd.NA, index=self.households.index)
+        s = (
+            self.households[column]
+            if column in self.households
+            else pd.Series(pd.NA, index=self.households.index)
+        )
         return s.map(self.code_index).fillna(-1).to_numpy(dtype=np.int64)
 
     def checksum(self) -> dict[str, str]:
@@ -182,29 +175,3 @@ class Instance:
         m = self.municipalities.copy()
         m["remaining"] = np.asarray(remaining, dtype=np.int64)
         return self.replace(municipalities=m)
-
-
-def fill_quotas(municipalities: pd.DataFrame, total: int | None, source: str) -> pd.DataFrame:
-    """Fill ``quota`` (from ``total`` by population when the file has none) and ``remaining``.
-
-    ``remaining`` = quota + backlog (persons carried over; a negative backlog is a surplus),
-    never below 0. A quota column that is only partly filled is an error, never a silent 0.
-    """
-    m = municipalities.copy()
-    has_quota = "quota" in m and m["quota"].notna().any()
-    if has_quota and total is not None:
-        raise InputError(Problem(source, "has a quota column; do not also give a national total"))
-    if has_quota:
-        missing = m.index[m["quota"].isna()]
-        if len(missing):
-            raise InputError(
-                [Problem(source, "quota is missing; give every municipality a quota or none", row=int(i) + 2,
-                         column="quota") for i in missing]
-            )
-        quota = m["quota"].to_numpy(dtype=np.int64)
-    else:
-        quota = proportional_quotas(m["population"].to_numpy(), DEFAULT_NATIONAL_TOTAL if total is None else total)
-    m["quota"] = quota
-    backlog = m["backlog"].fillna(0).to_numpy(dtype=np.int64) if "backlog" in m else 0
-    m["remaining"] = np.maximum(quota + backlog, 0)
-    return m

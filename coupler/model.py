@@ -97,7 +97,9 @@ class CouplingModel:
         a = np.asarray(assignment, dtype=np.int64)
         coupled = a >= 0
         h = np.flatnonzero(coupled)
-        assigned = np.bincount(a[coupled], weights=self.size[coupled], minlength=self.n_municipalities)
+        assigned = np.bincount(
+            a[coupled], weights=self.size[coupled], minlength=self.n_municipalities
+        )
         soft = float(self.value[h, a[h]].sum())
         shortfall = float(np.maximum(self.target - assigned, 0.0).sum())
         broken = int(self.size[h][self.breaks[h, a[h]]].sum())
@@ -160,10 +162,19 @@ def build_model(instance: Instance, policy: Policy) -> CouplingModel:
         col = "province" if band.level == "province" else "labour_market_region"
         members = (m[col].astype(str).str.casefold() == band.name.casefold()).to_numpy()
         if not members.any():
-            raise PolicyError(Problem("<policy>", f"policy [quota] band {band.level} '{band.name}' matches no municipality"))
+            raise PolicyError(
+                Problem(
+                    "<policy>",
+                    f"policy [quota] band {band.level} '{band.name}' matches no municipality",
+                )
+            )
         share = ratio * float(remaining[members].sum())
         lo = math.ceil(band.min_fill * share - 1e-9)
-        hi = int(cap[members].sum()) if math.isinf(band.max_fill) else math.floor(band.max_fill * share + 1e-9)
+        hi = (
+            int(cap[members].sum())
+            if math.isinf(band.max_fill)
+            else math.floor(band.max_fill * share + 1e-9)
+        )
         bands.append(BandRows(f"{band.level}:{band.name}", members, lo, hi))
 
     for a in (size, cap, value, forbidden, pinned, target):
@@ -193,7 +204,9 @@ def _optional_caps(m: pd.DataFrame, column: str) -> np.ndarray | None:
     return m[column].astype("Float64").fillna(np.inf).to_numpy(dtype=np.float64)
 
 
-def restrict(model: CouplingModel, households: np.ndarray, cap: np.ndarray, target: np.ndarray) -> CouplingModel:
+def restrict(
+    model: CouplingModel, households: np.ndarray, cap: np.ndarray, target: np.ndarray
+) -> CouplingModel:
     """A sub-model over some households with other capacities and fill targets.
 
     Used by the engine to re-optimise a part of a plan while the rest stays fixed. Side

@@ -32,7 +32,9 @@ def _write_one(path: Path, content: Content) -> None:
         else:
             content.to_csv(path, index=False, lineterminator="\n")
     elif isinstance(content, dict):
-        path.write_text(json.dumps(content, indent=2, default=_json_default) + "\n", encoding="utf-8")
+        path.write_text(
+            json.dumps(content, indent=2, default=_json_default) + "\n", encoding="utf-8"
+        )
     elif callable(content):
         content(path)
     else:  # pragma: no cover - programming error

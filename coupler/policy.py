@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from coupler.errors import PolicyError, Problem
-from coupler.schema import CRITERION_KINDS
+from coupler.schema import BACKEND_NAMES, CRITERION_KINDS
 
 Aggregation = Literal["sum", "mean", "any"]
 Backend = Literal["highs", "ortools", "cbc"]
@@ -167,7 +167,9 @@ class Policy:
         known = {f.name: f for f in fields(cls)}
         for key, value in raw.items():
             if key not in known:
-                problems.append(Problem(source, f"unknown table [{key}]; known: {', '.join(known)}"))
+                problems.append(
+                    Problem(source, f"unknown table [{key}]; known: {', '.join(known)}")
+                )
                 continue
             if not isinstance(value, dict):
                 problems.append(Problem(source, f"[{key}] must be a table"))
@@ -191,7 +193,10 @@ class Policy:
             for sf in fields(section):
                 v = getattr(section, sf.name)
                 if sf.name == "bands":
-                    v = [{k: getattr(b, k) for k in ("level", "name", "min_fill", "max_fill")} for b in v]
+                    v = [
+                        {k: getattr(b, k) for k in ("level", "name", "min_fill", "max_fill")}
+                        for b in v
+                    ]
                 elif isinstance(v, tuple):
                     v = list(v)
                 d[sf.name] = v
@@ -206,7 +211,9 @@ class Policy:
         return Policy.from_dict(raw)
 
 
-def _section(default: Any, name: str, values: dict[str, Any], source: str, problems: list[Problem]) -> Any:
+def _section(
+    default: Any, name: str, values: dict[str, Any], source: str, problems: list[Problem]
+) -> Any:
     known = {f.name: f for f in fields(default)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
@@ -220,23 +227,38 @@ def _section(default: Any, name: str, values: dict[str, Any], source: str, probl
         if key == "bands":
             bands = []
             if not isinstance(value, list):
-                problems.append(Problem(source, f"{where} must be an array of tables; got {value!r}"))
+                problems.append(
+                    Problem(source, f"{where} must be an array of tables; got {value!r}")
+                )
                 continue
             for i, b in enumerate(value):
-                unknown = set(b) - {"level", "name", "min_fill", "max_fill"} if isinstance(b, dict) else None
+                unknown = (
+                    set(b) - {"level", "name", "min_fill", "max_fill"}
+                    if isinstance(b, dict)
+                    else None
+                )
                 if not isinstance(b, dict) or unknown or "level" not in b or "name" not in b:
                     problems.append(
-                        Problem(source, f"{where}[{i}] must have level, name and optional min_fill, max_fill"
-                                + (f"; unknown keys {sorted(unknown)}" if unknown else ""))
+                        Problem(
+                            source,
+                            f"{where}[{i}] must have level, name and optional min_fill, max_fill"
+                            + (f"; unknown keys {sorted(unknown)}" if unknown else ""),
+                        )
                     )
                     continue
                 try:
                     bands.append(
-                        Band(str(b["level"]), str(b["name"]), float(b.get("min_fill", 0.0)),  # type: ignore[arg-type]
-                             float(b.get("max_fill", math.inf)))
+                        Band(
+                            str(b["level"]),
+                            str(b["name"]),
+                            float(b.get("min_fill", 0.0)),  # type: ignore[arg-type]
+                            float(b.get("max_fill", math.inf)),
+                        )
                     )
                 except (TypeError, ValueError):
-                    problems.append(Problem(source, f"{where}[{i}] min_fill/max_fill must be numbers"))
+                    problems.append(
+                        Problem(source, f"{where}[{i}] min_fill/max_fill must be numbers")
+                    )
             kwargs[key] = tuple(bands)
         elif isinstance(expected, bool):
             if not isinstance(value, bool):
@@ -255,7 +277,9 @@ def _section(default: Any, name: str, values: dict[str, Any], source: str, probl
                 kwargs[key] = float(value)
         elif isinstance(expected, tuple):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                problems.append(Problem(source, f"{where} must be a list of strings; got {value!r}"))
+                problems.append(
+                    Problem(source, f"{where} must be a list of strings; got {value!r}")
+                )
             else:
                 kwargs[key] = tuple(value)
         else:
@@ -300,8 +324,8 @@ def _check(policy: Policy, source: str) -> list[Problem]:
             bad("quota", f"bands[{i}].level", f"one of {list(get_args(BandLevel))}", b.level)
         if not (0 <= b.min_fill <= b.max_fill):
             bad("quota", f"bands[{i}]", "0 <= min_fill <= max_fill", (b.min_fill, b.max_fill))
-    if sv.backend not in get_args(Backend):
-        bad("solver", "backend", f"one of {list(get_args(Backend))}", sv.backend)
+    if sv.backend not in BACKEND_NAMES:
+        bad("solver", "backend", f"one of {list(BACKEND_NAMES)}", sv.backend)
     if sv.method not in get_args(Method):
         bad("solver", "method", f"one of {list(get_args(Method))}", sv.method)
     if not sv.time_limit > 0:

@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from coupler.criteria import SOFT_PARTS, soft_parts
-from coupler.engine.base import Status
 from coupler.model import CouplingModel
+
+
+class Status(StrEnum):
+    """Outcome of a solve."""
+
+    OPTIMAL = "optimal"  # proven within the gap target
+    FEASIBLE = "feasible"  # a plan, stopped at a limit; see the gap
+    INFEASIBLE = "infeasible"
+    UNKNOWN = "unknown"  # stopped with no plan, or a native status we do not know
+    ERROR = "error"
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,18 +189,29 @@ def plan_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
     km = ct["distance_km"].to_numpy(dtype=float)
     km_text = np.where(np.isnan(km), "-", np.char.mod("%.1f", np.nan_to_num(km)))
     ct["text"] = (
-        ct["kind"].astype(str) + ":" + ct["criterion_municipality"].astype(str) + ":" + km_text + "km:"
+        ct["kind"].astype(str)
+        + ":"
+        + ct["criterion_municipality"].astype(str)
+        + ":"
+        + km_text
+        + "km:"
         + np.where(ct["met"], "met", np.where(ct["hard"], "BROKEN", "soft"))
     )
     crit_text = ct.groupby("household_id", sort=False)["text"].agg("; ".join)
-    broken_kinds = ct[ct["hard"] & ~ct["met"]].groupby("household_id", sort=False)["kind"].agg(";".join)
+    broken_kinds = (
+        ct[ct["hard"] & ~ct["met"]].groupby("household_id", sort=False)["kind"].agg(";".join)
+    )
     parts = soft_parts(inst, model.policy)
     out = pd.DataFrame(
         {
             "household_id": inst.household_ids,
             "municipality": pd.array(np.where(coupled, inst.codes[am], None), dtype="string"),
-            "municipality_name": pd.array(np.where(coupled, mun["name"].to_numpy()[am], None), dtype="string"),
-            "province": pd.array(np.where(coupled, mun["province"].to_numpy()[am], None), dtype="string"),
+            "municipality_name": pd.array(
+                np.where(coupled, mun["name"].to_numpy()[am], None), dtype="string"
+            ),
+            "province": pd.array(
+                np.where(coupled, mun["province"].to_numpy()[am], None), dtype="string"
+            ),
             "labour_market_region": pd.array(
                 np.where(coupled, mun["labour_market_region"].to_numpy()[am], None), dtype="string"
             ),
@@ -242,7 +263,9 @@ def municipality_table(model: CouplingModel, assigned: np.ndarray, a: np.ndarray
 
 def group_table(municipalities: pd.DataFrame, by: str) -> pd.DataFrame:
     """Quota and fill aggregated per province or labour-market region."""
-    g = municipalities.groupby(by, sort=True)[["quota", "remaining", "capacity", "assigned_persons", "assigned_households"]].sum()
+    g = municipalities.groupby(by, sort=True)[
+        ["quota", "remaining", "capacity", "assigned_persons", "assigned_households"]
+    ].sum()
     g["fill"] = (g["assigned_persons"] / g["remaining"].where(g["remaining"] > 0)).round(4)
     return g.reset_index()
 

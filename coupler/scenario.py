@@ -7,18 +7,30 @@ optionally ``demand.csv`` (labour demand, region x sector). ``nl-2024`` ships wi
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
 from coupler import io
 from coupler.errors import InputError, Problem
-from coupler.instance import Instance, embedded_scenario, fill_quotas
+from coupler.instance import Instance
+from coupler.quota import fill_quotas
 
 PathLike = str | os.PathLike[str]
 
 
-def load_scenario(scenario: PathLike | None = None, total: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def embedded_scenario(name: str = "nl-2024") -> Path:
+    """Path of a scenario folder shipped with coupler (``nl-2024``: the national reference)."""
+    path = Path(str(resources.files("coupler.scenarios") / name))
+    if not (path / "municipalities.csv").is_file():
+        raise InputError(Problem(name, "no such embedded scenario"))
+    return path
+
+
+def load_scenario(
+    scenario: PathLike | None = None, total: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(municipalities with quota and remaining filled, demand table or None) of a scenario folder."""
     folder = embedded_scenario() if scenario is None else Path(scenario)
     if not folder.is_dir():
@@ -77,7 +89,9 @@ def load_instance(
     if hh is None:
         raise InputError(problems)
     if criteria is None:
-        cr = pd.DataFrame({c: pd.Series(dtype="string") for c in ("household_id", "kind", "municipality")})
+        cr = pd.DataFrame(
+            {c: pd.Series(dtype="string") for c in ("household_id", "kind", "municipality")}
+        )
         cr["hours_per_week"] = pd.Series(dtype="Float64")
         cr["contract_signed"] = pd.Series(dtype="boolean")
         cr["payslip_seen"] = pd.Series(dtype="boolean")
@@ -92,10 +106,21 @@ def load_instance(
     ds = attempt(io.load_distances, distances, municipalities) if distances is not None else None
     if problems:
         raise InputError(problems)
-    for name, p in (("scores", scores), ("locks", locks), ("demand", demand), ("distances", distances)):
+    for name, p in (
+        ("scores", scores),
+        ("locks", locks),
+        ("demand", demand),
+        ("distances", distances),
+    ):
         if p is not None:
             sources[name] = str(p)
     return Instance(
-        municipalities=municipalities, households=hh, criteria=cr, scores=sc, locks=lk,
-        demand=dm, distances=ds, sources=sources,
+        municipalities=municipalities,
+        households=hh,
+        criteria=cr,
+        scores=sc,
+        locks=lk,
+        demand=dm,
+        distances=ds,
+        sources=sources,
     )

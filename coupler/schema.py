@@ -152,3 +152,7 @@ DISTANCE_DTYPES: Final = (
     ("to", "string"),
     ("km", "float64"),
 )
+
+
+#: The MIP backends, in registry order (engine/backends.py maps each to its module).
+BACKEND_NAMES: tuple[str, ...] = ("highs", "ortools", "cbc")

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from coupler import schema
-from coupler.instance import Instance, fill_quotas
+from coupler.instance import Instance
 from coupler.model import CouplingModel
+from coupler.quota import fill_quotas
 
 #: Points on one parallel (lat 52.0), 0.5 degree of longitude apart: about 34.3 km between
 #: neighbours, 68.6 km two apart. With the default 50 km radius a criterion at place i allows

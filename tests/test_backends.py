@@ -18,8 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coupler.engine.backends import BACKENDS, available_backends, get_backend
-from coupler.engine.base import MipProblem, MipSolution, Status
+from coupler.engine.base import MipProblem, MipSolution
 from coupler.errors import CouplerError
+from coupler.result import Status
 
 INF = np.inf
 TOL = 1e-6

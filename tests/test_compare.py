@@ -18,12 +18,12 @@ from coupler import (
     load_scenario,
     solve,
 )
-from coupler.agreements import Agreement
+from coupler.analysis.agreements import Agreement
+from coupler.analysis.compare import Floor, apply_floor, compare, load_variants
+from coupler.analysis.kpi import compute_kpis
 from coupler.cli import main
-from coupler.compare import Floor, apply_floor, compare, load_variants
 from coupler.criteria import soft_parts
 from coupler.errors import InputError, PolicyError
-from coupler.kpi import compute_kpis
 
 AGREEMENTS = embedded_scenario() / "agreements"
 POLICIES = embedded_scenario() / "policies"

@@ -64,7 +64,9 @@ def test_participation_by_several_regions_keeps_each_region(inst):
         {
             "household_id": pd.array([h, h, h], dtype="string"),
             "municipality": pd.array([pd.NA, pd.NA, "GM0363"], dtype="string"),
-            "labour_market_region": pd.array(["Groot Amsterdam", "Rijnmond", pd.NA], dtype="string"),
+            "labour_market_region": pd.array(
+                ["Groot Amsterdam", "Rijnmond", pd.NA], dtype="string"
+            ),
             "score": [0.7, 0.3, 0.9],
         }
     )

@@ -1,4 +1,4 @@
-"""Tests of Kansrijke Koppeling (coupler.kansrijk): grant probabilities from the input or the
+"""Tests of Kansrijke Koppeling (coupler.ledger.kansrijk): grant probabilities from the input or the
 nationality table, provisional couplings reserving probability x persons, proposals planning
 around the reservations, and confirmation, re-planning or release when the permit comes."""
 
@@ -12,10 +12,10 @@ import sqlalchemy as sa
 
 from coupler.errors import InputError, PolicyError
 from coupler.generate import generate_cases
-from coupler.kansrijk import KansrijkRules, grant_probabilities, permit, propose_provisional
 from coupler.ledger import Ledger, Pacing, approve, audit_trail, open_period, propose, quota_state
 from coupler.ledger import schema as t
 from coupler.ledger.batches import paced_remaining
+from coupler.ledger.kansrijk import KansrijkRules, grant_probabilities, permit, propose_provisional
 from coupler.scenario import load_scenario
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from coupler import Policy, build_model, generate_cases, load_instance, load_scenario, solve
-from coupler.kpi import KPI_LABELS, compute_kpis, fill_table, gini
+from coupler.analysis.kpi import KPI_LABELS, compute_kpis, fill_table, gini
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of omkoppeling (coupler.omkoppeling): every rule of DOMAIN.md section 6 fails alone
+"""Tests of omkoppeling (coupler.ledger.omkoppeling): every rule of DOMAIN.md section 6 fails alone
 with a named reason, the AND/OR timing switch, request validation, and the joint re-coupling in
 the ledger (quota released at the old municipality, charged at the new one, nothing else moved).
 
@@ -20,7 +20,7 @@ from coupler.generate import generate_cases
 from coupler.geo import haversine_km
 from coupler.ledger import Ledger, Pacing, approve, audit_trail, open_period, propose, quota_state
 from coupler.ledger import schema as t
-from coupler.omkoppeling import (
+from coupler.ledger.omkoppeling import (
     RULES,
     OmkoppelRules,
     check_request,

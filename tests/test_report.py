@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from coupler import generate_cases, load_instance, load_scenario
+from coupler.analysis.compare import compare
+from coupler.analysis.report import render, sweep_json
+from coupler.analysis.sweep import pareto_front
 from coupler.cli import main
-from coupler.compare import compare
-from coupler.report import render, sweep_json
-from coupler.sweep import pareto_front
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def comparison_json():
     municipalities, _ = load_scenario()
     hh, cr = generate_cases(municipalities, persons=120, seed=6)
     inst = load_instance(hh, cr)
-    from coupler.compare import Variant
+    from coupler.analysis.compare import Variant
     from coupler.policy import Policy
 
     c = compare(

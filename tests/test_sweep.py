@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from coupler.analysis.sweep import Grid, make_tasks, pareto_front, run_sweep
 from coupler.errors import InputError
-from coupler.sweep import Grid, make_tasks, pareto_front, run_sweep
 
 
 def test_grid_is_the_full_product_times_seeds(tmp_path: Path) -> None:

@@ -146,9 +146,9 @@ def compare(
           scenarios/nl-2024/agreements/eindhoven-jobs.toml \\
           scenarios/nl-2024/agreements/utrecht-pool.toml
     """
-    from coupler.compare import Floor, load_variants
-    from coupler.compare import compare as run_compare
-    from coupler.report import render
+    from coupler.analysis.compare import Floor, load_variants
+    from coupler.analysis.compare import compare as run_compare
+    from coupler.analysis.report import render
 
     say = _say(time.perf_counter())
     floor = Floor.parse(floor_text) if floor_text else None
@@ -279,11 +279,11 @@ def sweep(
     Example:
       coupler sweep --weight labour=0,1,2 --weight azc=0,0.5 --seeds 0,1 --persons 1000
     """
+    from coupler.analysis.report import render, sweep_json
+    from coupler.analysis.sweep import Grid, make_tasks, pareto_front, run_sweep
     from coupler.io import load_criteria, load_households
     from coupler.policy import Policy
-    from coupler.report import render, sweep_json
     from coupler.scenario import load_scenario
-    from coupler.sweep import Grid, make_tasks, pareto_front, run_sweep
 
     grid = Grid.parse(weights, seeds, grid_file)
     base = Policy.from_file(policy) if policy else Policy()
@@ -344,7 +344,7 @@ def report(data: Path, out: Path | None, title: str | None) -> None:
 
     The file needs no network to view: styles, plots (SVG) and the map are inline.
     """
-    from coupler.report import render
+    from coupler.analysis.report import render
 
     try:
         raw = json.loads(data.read_text(encoding="utf-8"))

@@ -420,7 +420,7 @@ def omkoppel_cmd(ledger: Ledger, requests: str, rules_file: str | None, out: Pat
     types). Eligible households are re-coupled jointly within 50 km of the job; the quota moves
     from the old municipality to the new one; every other coupling stays.
     """
-    from coupler.omkoppeling import RULES, OmkoppelRules, omkoppel
+    from coupler.ledger.omkoppeling import RULES, OmkoppelRules, omkoppel
 
     rules = OmkoppelRules.from_file(rules_file) if rules_file else OmkoppelRules()
     report = omkoppel(ledger, requests, rules)
@@ -481,7 +481,7 @@ def kansrijk_propose(
     policy_file: str | None,
 ) -> None:
     """Plan provisional couplings and reserve probability x persons of quota for each."""
-    from coupler.kansrijk import KansrijkRules, propose_provisional
+    from coupler.ledger.kansrijk import KansrijkRules, propose_provisional
 
     rules = KansrijkRules.from_file(rules_file) if rules_file else KansrijkRules()
     policy = Policy.from_file(policy_file) if policy_file else Policy()
@@ -505,7 +505,7 @@ def kansrijk_propose(
 @_ledger_options
 def kansrijk_permit(ledger: Ledger, decisions: str) -> None:
     """Confirm, re-plan or release provisional couplings when the IND decides."""
-    from coupler.kansrijk import permit
+    from coupler.ledger.kansrijk import permit
 
     report = permit(ledger, decisions)
     counts = report["outcome"].value_counts().to_dict()

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from coupler import schema
 from coupler.engine.solve import solve as solve_model
 from coupler.errors import CouplerError, InputError, Problem
 from coupler.generate import generate_cases
@@ -17,7 +18,6 @@ from coupler.policy import Policy
 from coupler.scenario import load_instance, load_scenario
 from coupler.write import FORMATS, write_result
 
-_BACKENDS = ("highs", "ortools", "cbc")
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -102,7 +102,9 @@ def _gap(ctx: click.Context, param: click.Parameter, value: float | None) -> flo
     help="Seed of the generated batch and of the solver [default: 0 / the policy's].",
 )
 @click.option(
-    "--backend", type=click.Choice(_BACKENDS), help="MIP backend [default: the policy's, highs]."
+    "--backend",
+    type=click.Choice(schema.BACKEND_NAMES),
+    help="MIP backend [default: the policy's, highs].",
 )
 @click.option(
     "--time-limit", type=float, callback=_positive, help="Seconds [default: the policy's, 60]."

@@ -11,9 +11,9 @@ import pandas as pd
 
 from coupler import io
 from coupler.errors import InputError, Problem
-from coupler.instance import embedded_scenario
 from coupler.policy import Policy
 from coupler.quota import DEFAULT_NATIONAL_TOTAL, proportional_quotas
+from coupler.scenario import embedded_scenario
 from coupler.verify import verify_plan
 
 _SUFFIXES = (".csv", ".xlsx", ".parquet", ".txt")

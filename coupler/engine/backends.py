@@ -1,4 +1,4 @@
-"""The registry of MIP backends, by name.
+"""The registry of MIP backends, by name; a backend's solver is imported only when it is asked for.
 
 >>> sorted(BACKENDS)
 ['cbc', 'highs', 'ortools']
@@ -8,21 +8,27 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, cast
 
 from coupler.engine.base import MipBackend
-from coupler.engine.cbc import CbcBackend
-from coupler.engine.highs import HighsBackend
-from coupler.engine.ortools_backend import OrtoolsBackend
 from coupler.errors import CouplerError
+from coupler.schema import BACKEND_NAMES
 
 __all__ = ["BACKENDS", "available_backends", "get_backend"]
 
-BACKENDS: dict[str, type] = {
-    HighsBackend.name: HighsBackend,
-    OrtoolsBackend.name: OrtoolsBackend,
-    CbcBackend.name: CbcBackend,
+#: name -> (module, class); the module (and its solver package) is imported on first use.
+BACKENDS: dict[str, tuple[str, str]] = {
+    "highs": ("coupler.engine.highs", "HighsBackend"),
+    "ortools": ("coupler.engine.ortools_backend", "OrtoolsBackend"),
+    "cbc": ("coupler.engine.cbc", "CbcBackend"),
 }
+assert tuple(BACKENDS) == BACKEND_NAMES
+
+
+def _backend_class(name: str) -> type:
+    module, cls = BACKENDS[name]
+    return cast(type, getattr(importlib.import_module(module), cls))
 
 
 def get_backend(name: str) -> MipBackend:
@@ -38,15 +44,14 @@ def get_backend(name: str) -> MipBackend:
     CouplerError
         When ``name`` is not a known backend; the message lists the known names.
     """
-    try:
-        cls = BACKENDS[name.strip().lower()]
-    except (KeyError, AttributeError):
+    key = name.strip().lower() if isinstance(name, str) else ""
+    if key not in BACKENDS:
         known = ", ".join(sorted(BACKENDS))
-        raise CouplerError(f"unknown backend {name!r}; known backends: {known}") from None
-    backend: MipBackend = cls()
+        raise CouplerError(f"unknown backend {name!r}; known backends: {known}")
+    backend: MipBackend = _backend_class(key)()
     return backend
 
 
 def available_backends() -> tuple[str, ...]:
     """Names of the backends whose solver can run on this machine, in registry order."""
-    return tuple(name for name, cls in BACKENDS.items() if cast(Any, cls).available())
+    return tuple(name for name in BACKENDS if cast(Any, _backend_class(name)).available())

@@ -9,21 +9,12 @@ Native statuses map onto :class:`Status`; an unknown native status becomes ``UNK
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
 
-
-class Status(StrEnum):
-    """Outcome of a solve."""
-
-    OPTIMAL = "optimal"  # proven within the gap target
-    FEASIBLE = "feasible"  # a plan, stopped at a limit; see the gap
-    INFEASIBLE = "infeasible"
-    UNKNOWN = "unknown"  # stopped with no plan, or a native status we do not know
-    ERROR = "error"
+from coupler.result import Status
 
 
 @dataclass(frozen=True, eq=False)

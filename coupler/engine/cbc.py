@@ -18,7 +18,8 @@ import time
 import numpy as np
 import pulp
 
-from coupler.engine.base import MipProblem, MipSolution, Status
+from coupler.engine.base import MipProblem, MipSolution
+from coupler.result import Status
 
 __all__ = ["CbcBackend"]
 

@@ -63,7 +63,11 @@ class FlowRelaxation:
         size = model.size.astype(np.float64)
         cost = -np.rint((model.value / size[:, None] - self.broken_penalty * model.breaks) * SCALE)
         with np.errstate(invalid="ignore"):
-            rc = (cost + self.potential_h[:, None] - self.potential_m[None, :]) / SCALE * size[:, None]
+            rc = (
+                (cost + self.potential_h[:, None] - self.potential_m[None, :])
+                / SCALE
+                * size[:, None]
+            )
         rc = np.where(np.isfinite(rc), np.maximum(rc, 0.0), 0.0)
         rc[model.forbidden] = np.inf
         return rc
@@ -123,14 +127,22 @@ def solve_relaxation(
     tier_m = np.concatenate([np.arange(n_m), np.arange(n_m), np.arange(n_m)])
     tier_cap = np.concatenate([t_floor, has_frac.astype(np.int64), model.cap - t_floor - has_frac])
     tier_cost = np.concatenate(
-        [np.full(n_m, -round(lam * SCALE)), -np.rint(lam * frac * SCALE).astype(np.int64), np.zeros(n_m, np.int64)]
+        [
+            np.full(n_m, -round(lam * SCALE)),
+            -np.rint(lam * frac * SCALE).astype(np.int64),
+            np.zeros(n_m, np.int64),
+        ]
     ).astype(np.int64)
     keep = tier_cap > 0
     tier_m, tier_cap, tier_cost = tier_m[keep], tier_cap[keep], tier_cost[keep]
 
     # Initial candidates: each household's best arcs.
     k0 = min(arcs_per_household, n_m)
-    best = np.argpartition(cost, k0 - 1, axis=1)[:, :k0] if k0 < n_m else np.tile(np.arange(n_m), (n_h, 1))
+    best = (
+        np.argpartition(cost, k0 - 1, axis=1)[:, :k0]
+        if k0 < n_m
+        else np.tile(np.arange(n_m), (n_h, 1))
+    )
     cand = np.zeros((n_h, n_m), dtype=bool)
     cand[np.arange(n_h)[:, None], best] = True
     cand &= np.isfinite(cost)
@@ -153,7 +165,10 @@ def solve_relaxation(
         caps = np.concatenate([size[arc_h], unc_arc_cap, tier_cap, [unc_cap]])
         costs = np.concatenate([arc_cost, np.full(n_h, cost_u if with_unc else 0), tier_cost, [0]])
         smcf.add_arcs_with_capacity_and_unit_cost(
-            starts.astype(np.int32), ends.astype(np.int32), caps.astype(np.int64), costs.astype(np.int64)
+            starts.astype(np.int32),
+            ends.astype(np.int32),
+            caps.astype(np.int64),
+            costs.astype(np.int64),
         )
         supplies = np.zeros(n_h + n_m + 2, dtype=np.int64)
         supplies[:n_h] = size
@@ -175,8 +190,22 @@ def solve_relaxation(
         f_uncT = flows[-1]
 
         d_m, d_unc = _potentials(
-            n_h, n_m, arc_h, arc_m, arc_cost, f_arc, size, f_unc, cost_u, tier_m, tier_cap, tier_cost, f_tier,
-            f_uncT, unc_cap, unc_arc_cap,
+            n_h,
+            n_m,
+            arc_h,
+            arc_m,
+            arc_cost,
+            f_arc,
+            size,
+            f_unc,
+            cost_u,
+            tier_m,
+            tier_cap,
+            tier_cost,
+            f_tier,
+            f_uncT,
+            unc_cap,
+            unc_arc_cap,
         )
         # Household potential: through any arc that carries its flow.
         d_h = np.full(n_h, np.inf)
@@ -190,7 +219,11 @@ def solve_relaxation(
         if len(unreachable) and rounds < max_rounds:
             k = min(3, n_h)
             sub = cost[:, unreachable]
-            best_h = np.argpartition(sub, k - 1, axis=0)[:k] if k < n_h else np.tile(np.arange(n_h)[:, None], (1, len(unreachable)))
+            best_h = (
+                np.argpartition(sub, k - 1, axis=0)[:k]
+                if k < n_h
+                else np.tile(np.arange(n_h)[:, None], (1, len(unreachable)))
+            )
             add_h = best_h.ravel()
             add_m = np.tile(unreachable, k)
             ok = np.isfinite(cost[add_h, add_m])
@@ -207,7 +240,11 @@ def solve_relaxation(
         rows = np.flatnonzero(viol.any(axis=1))
         sub = rc[rows]
         k = min(add_per_round, n_m)
-        pick = np.argpartition(sub, k - 1, axis=1)[:, :k] if k < n_m else np.tile(np.arange(n_m), (len(rows), 1))
+        pick = (
+            np.argpartition(sub, k - 1, axis=1)[:, :k]
+            if k < n_m
+            else np.tile(np.arange(n_m), (len(rows), 1))
+        )
         ok = sub[np.arange(len(rows))[:, None], pick] < -0.5
         cand[np.repeat(rows, k)[ok.ravel()], pick.ravel()[ok.ravel()]] = True
 
@@ -226,16 +263,40 @@ def solve_relaxation(
     bound = value + (P + 1) / SCALE
     rc_arc = arc_cost + d_h[arc_h] - d_m[arc_m]
     return FlowRelaxation(
-        arc_h=arc_h, arc_m=arc_m, flow=f_arc.astype(np.int64), uncoupled=f_unc.astype(np.int64),
-        bound=bound, broken_penalty=pen_b, uncoupled_penalty=pen_u, lp_broken=broken, lp_uncoupled=unc,
-        reduced_cost=rc_arc, potential_m=d_m, potential_h=d_h, rounds=rounds, seconds=time.perf_counter() - t0,
+        arc_h=arc_h,
+        arc_m=arc_m,
+        flow=f_arc.astype(np.int64),
+        uncoupled=f_unc.astype(np.int64),
+        bound=bound,
+        broken_penalty=pen_b,
+        uncoupled_penalty=pen_u,
+        lp_broken=broken,
+        lp_uncoupled=unc,
+        reduced_cost=rc_arc,
+        potential_m=d_m,
+        potential_h=d_h,
+        rounds=rounds,
+        seconds=time.perf_counter() - t0,
     )
 
 
 def _potentials(
-    n_h: int, n_m: int, arc_h: np.ndarray, arc_m: np.ndarray, arc_cost: np.ndarray, f_arc: np.ndarray,
-    size: np.ndarray, f_unc: np.ndarray, cost_u: int, tier_m: np.ndarray, tier_cap: np.ndarray,
-    tier_cost: np.ndarray, f_tier: np.ndarray, f_uncT: int, P: int, unc_arc_cap: np.ndarray,
+    n_h: int,
+    n_m: int,
+    arc_h: np.ndarray,
+    arc_m: np.ndarray,
+    arc_cost: np.ndarray,
+    f_arc: np.ndarray,
+    size: np.ndarray,
+    f_unc: np.ndarray,
+    cost_u: int,
+    tier_m: np.ndarray,
+    tier_cap: np.ndarray,
+    tier_cost: np.ndarray,
+    f_tier: np.ndarray,
+    f_uncT: int,
+    P: int,
+    unc_arc_cap: np.ndarray,
 ) -> tuple[np.ndarray, float]:
     """Shortest-path distances from the sink in the residual network, contracted to places.
 

@@ -11,7 +11,8 @@ import time
 import highspy
 import numpy as np
 
-from coupler.engine.base import MipProblem, MipSolution, Status
+from coupler.engine.base import MipProblem, MipSolution
+from coupler.result import Status
 
 __all__ = ["HighsBackend"]
 

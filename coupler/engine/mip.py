@@ -112,7 +112,9 @@ def build_mip(
         fx = np.flatnonzero(~isfree & (fixed >= 0))
         base = np.bincount(fixed[fx], weights=size[fx], minlength=n_m)
         base_large = np.bincount(fixed[fx], weights=model.is_large[fx].astype(float), minlength=n_m)
-        base_single = np.bincount(fixed[fx], weights=(model.size[fx] == 1).astype(float), minlength=n_m)
+        base_single = np.bincount(
+            fixed[fx], weights=(model.size[fx] == 1).astype(float), minlength=n_m
+        )
 
     u_h = free if allow_uncoupled else np.zeros(0, dtype=np.int64)
     n_u = len(u_h)
@@ -147,14 +149,14 @@ def build_mip(
     hi: list[np.ndarray] = []
     r0 = 0
 
-    def add(r: np.ndarray, cc: np.ndarray, v: np.ndarray, l: np.ndarray, h: np.ndarray) -> None:
+    def add(r: np.ndarray, cc: np.ndarray, v: np.ndarray, low: np.ndarray, h: np.ndarray) -> None:
         nonlocal r0
         rows.append(r + r0)
         cols.append(cc)
         vals.append(v)
-        lo.append(l)
+        lo.append(low)
         hi.append(h)
-        r0 += len(l)
+        r0 += len(low)
 
     ones_x = np.ones(n_x)
     # Assignment: sum_m x[h, m] + u[h] = 1.
@@ -187,21 +189,42 @@ def build_mip(
         rel = np.isfinite(caps)
         idx = np.cumsum(rel) - 1
         sel = mask[pair_h] & rel[pair_m]
-        add(idx[pair_m[sel]], np.flatnonzero(sel), np.ones(int(sel.sum())),
-            np.full(int(rel.sum()), -np.inf), caps[rel] - b[rel])
+        add(
+            idx[pair_m[sel]],
+            np.flatnonzero(sel),
+            np.ones(int(sel.sum())),
+            np.full(int(rel.sum()), -np.inf),
+            caps[rel] - b[rel],
+        )
     # Bands.
-    for k, band in enumerate(model.bands):
+    for band in model.bands:
         sel = band.members[pair_m]
         b = float(base[band.members].sum())
-        add(np.zeros(int(sel.sum()), dtype=np.int64), np.flatnonzero(sel), sz[sel],
-            np.array([band.lo - b]), np.array([band.hi - b]))
+        add(
+            np.zeros(int(sel.sum()), dtype=np.int64),
+            np.flatnonzero(sel),
+            sz[sel],
+            np.array([band.lo - b]),
+            np.array([band.hi - b]),
+        )
     # Budgets.
     if max_broken is not None:
         sel = np.flatnonzero(broken_p)
-        add(np.zeros(len(sel), dtype=np.int64), sel, sz[sel], np.array([-np.inf]), np.array([float(max_broken)]))
+        add(
+            np.zeros(len(sel), dtype=np.int64),
+            sel,
+            sz[sel],
+            np.array([-np.inf]),
+            np.array([float(max_broken)]),
+        )
     if max_uncoupled is not None and n_u:
-        add(np.zeros(n_u, dtype=np.int64), n_x + np.arange(n_u), size[u_h],
-            np.array([-np.inf]), np.array([float(max_uncoupled)]))
+        add(
+            np.zeros(n_u, dtype=np.int64),
+            n_x + np.arange(n_u),
+            size[u_h],
+            np.array([-np.inf]),
+            np.array([float(max_uncoupled)]),
+        )
 
     A = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, n_cols)
@@ -225,14 +248,25 @@ def build_mip(
             x0[n_x + n_u :] = np.maximum(model.target - assigned, 0.0)
 
     problem = MipProblem(
-        c=c, A=A, row_lo=np.concatenate(lo), row_hi=np.concatenate(hi),
-        col_lo=col_lo, col_hi=col_hi, integer=integer, offset=offset, start=x0,
+        c=c,
+        A=A,
+        row_lo=np.concatenate(lo),
+        row_hi=np.concatenate(hi),
+        col_lo=col_lo,
+        col_hi=col_hi,
+        integer=integer,
+        offset=offset,
+        start=x0,
     )
-    layout = MipLayout(households=free, pair_h=pair_h, pair_m=pair_m, n_x=n_x, u_households=u_h, n_s=n_s)
+    layout = MipLayout(
+        households=free, pair_h=pair_h, pair_m=pair_m, n_x=n_x, u_households=u_h, n_s=n_s
+    )
     return problem, layout
 
 
-def all_pairs(model: CouplingModel, households: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def all_pairs(
+    model: CouplingModel, households: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Every usable pair (not forbidden) of the given households (all by default)."""
     if households is None:
         h, m = np.nonzero(~model.forbidden)

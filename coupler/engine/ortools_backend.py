@@ -19,7 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 from ortools.linear_solver.python import model_builder_helper as mbh
 
-from coupler.engine.base import MipProblem, MipSolution, Status
+from coupler.engine.base import MipProblem, MipSolution
+from coupler.result import Status
 
 __all__ = ["OrtoolsBackend"]
 

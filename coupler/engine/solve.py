@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from coupler.engine.backends import get_backend
-from coupler.engine.base import MipBackend, Status
+from coupler.engine.base import MipBackend
 from coupler.engine.flow import FlowRelaxation, solve_relaxation
 from coupler.engine.lagrange import knapsack_bound
 from coupler.engine.local import improve
@@ -36,7 +36,7 @@ from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.stage1 import Stage1, solve_stage1
 from coupler.errors import CouplerError
 from coupler.model import CouplingModel, restrict
-from coupler.result import Result, make_result
+from coupler.result import Result, Status, make_result
 
 Progress = Callable[[str], None]
 
@@ -82,7 +82,9 @@ def solve(
     def run_stage1() -> Stage1:
         t1 = time.perf_counter()
         say("minimising uncoupled persons and broken hard criteria exactly (stage 1)")
-        st = solve_stage1(model, mip, time_limit=max(1.0, deadline - time.perf_counter()), seed=seed)
+        st = solve_stage1(
+            model, mip, time_limit=max(1.0, deadline - time.perf_counter()), seed=seed
+        )
         seconds["stage1"] = seconds.get("stage1", 0.0) + time.perf_counter() - t1
         if st.broken < 0:
             raise CouplerError(
@@ -122,7 +124,9 @@ def solve(
     if plain_mip or (model.has_side_constraints and assignment is None):
         say(f"solving the MIP ({backend_name})")
         stage1 = stage1 or run_stage1()
-        assignment, status, mip_bound = _side_mip(model, flow, stage1, mip, deadline, gap, seed, full=plain_mip)
+        assignment, status, mip_bound = _side_mip(
+            model, flow, stage1, mip, deadline, gap, seed, full=plain_mip
+        )
         used_method = "mip" if plain_mip else "flow+mip"
     elif not model.has_side_constraints:
         if assignment is None or _over_budget(model, assignment, stage1 or zero):
@@ -136,9 +140,15 @@ def solve(
                 say("repairing the split households (small MIP)")
                 assignment, status = _repair(model, flow, stage1, mip, deadline, gap, seed)
                 used_method = "flow+repair"
-        if assignment is not None and _gap(model, assignment, flow, stage1 or zero) > gap and settings.polish_time > 0:
+        if (
+            assignment is not None
+            and _gap(model, assignment, flow, stage1 or zero) > gap
+            and settings.polish_time > 0
+        ):
             limit = min(settings.polish_time, deadline - time.perf_counter())
-            better = _polish(model, flow, assignment, stage1 or zero, mip, limit, gap, seed, say=say)
+            better = _polish(
+                model, flow, assignment, stage1 or zero, mip, limit, gap, seed, say=say
+            )
             if better is not None:
                 assignment, mip_bound = better
                 used_method += "+mip"
@@ -153,7 +163,9 @@ def solve(
     value = model.evaluate(assignment)
     if (
         max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap
-        and stage1.broken == 0 and stage1.uncoupled == 0 and model.persons <= _KNAPSACK_PERSONS
+        and stage1.broken == 0
+        and stage1.uncoupled == 0
+        and model.persons <= _KNAPSACK_PERSONS
         and time.perf_counter() < deadline
     ):
         # Small batches: the household-integral Lagrangian bound is much tighter than the LP's.
@@ -173,7 +185,9 @@ def solve(
         status=result_status,
         bound=bound,
         broken_lower_bound=stage1.broken if stage1.proven else int(np.ceil(flow.lp_broken - 1e-9)),
-        uncoupled_lower_bound=stage1.uncoupled if stage1.proven else int(np.ceil(flow.lp_uncoupled - 1e-9)),
+        uncoupled_lower_bound=stage1.uncoupled
+        if stage1.proven
+        else int(np.ceil(flow.lp_uncoupled - 1e-9)),
         backend=backend_name,
         method=used_method,
         seconds=seconds,
@@ -225,17 +239,29 @@ def _over_budget(model: CouplingModel, assignment: np.ndarray, stage1: Stage1) -
 
 
 def _bound(model: CouplingModel, flow: FlowRelaxation, stage1: Stage1) -> float:
-    return flow.bound + flow.broken_penalty * stage1.broken + flow.uncoupled_penalty * stage1.uncoupled
+    return (
+        flow.bound + flow.broken_penalty * stage1.broken + flow.uncoupled_penalty * stage1.uncoupled
+    )
 
 
-def _gap(model: CouplingModel, assignment: np.ndarray, flow: FlowRelaxation, stage1: Stage1) -> float:
+def _gap(
+    model: CouplingModel, assignment: np.ndarray, flow: FlowRelaxation, stage1: Stage1
+) -> float:
     obj = model.evaluate(assignment).objective
     return max(0.0, _bound(model, flow, stage1) - obj) / max(1.0, abs(obj))
 
 
 def _polish(
-    model: CouplingModel, flow: FlowRelaxation, assignment: np.ndarray, stage1: Stage1, mip: MipBackend,
-    limit: float, gap: float, seed: int, max_columns: int = 60_000, max_candidates: int = 20_000,
+    model: CouplingModel,
+    flow: FlowRelaxation,
+    assignment: np.ndarray,
+    stage1: Stage1,
+    mip: MipBackend,
+    limit: float,
+    gap: float,
+    seed: int,
+    max_columns: int = 60_000,
+    max_candidates: int = 20_000,
     say: Progress = _quiet,
 ) -> tuple[np.ndarray, float] | None:
     """Improve a plan with the stage-2 MIP over every pair that could still pay off.
@@ -267,16 +293,23 @@ def _polish(
         pairs = np.union1d(flow.arc_h * n_m + flow.arc_m, on * n_m + assignment[on])
         ph, pm = pairs // n_m, pairs % n_m
     else:
-        say(f"gap left open: {int(keep.sum()):,} pairs could still pay off, too many for a quick MIP")
+        say(
+            f"gap left open: {int(keep.sum()):,} pairs could still pay off, too many for a quick MIP"
+        )
         return None
     if stage1.broken == 0:
         # No budget row: simply leave out every pair that would break a criterion.
         ok = ~model.breaks[ph, pm]
         ph, pm = ph[ok], pm[ok]
     problem, layout = build_mip(
-        model, ph, pm, objective="soft", allow_uncoupled=stage1.uncoupled > 0,
+        model,
+        ph,
+        pm,
+        objective="soft",
+        allow_uncoupled=stage1.uncoupled > 0,
         max_broken=stage1.broken if stage1.broken > 0 else None,
-        max_uncoupled=stage1.uncoupled, start=assignment,
+        max_uncoupled=stage1.uncoupled,
+        start=assignment,
     )
     sol = mip.solve(problem, time_limit=limit, gap=gap / 2, seed=seed)
     if sol.x is None:
@@ -289,7 +322,9 @@ def _polish(
     return plan, bound
 
 
-def _reflow_singles(model: CouplingModel, fixed: np.ndarray, singles: np.ndarray) -> np.ndarray | None:
+def _reflow_singles(
+    model: CouplingModel, fixed: np.ndarray, singles: np.ndarray
+) -> np.ndarray | None:
     """Place every single person by an exact min-cost flow into the room ``fixed`` leaves."""
     n_m = model.n_municipalities
     out = fixed.copy()
@@ -339,7 +374,9 @@ def _round_with_singles(model: CouplingModel, flow: FlowRelaxation) -> np.ndarra
             usable = ~model.forbidden[h] & (room >= s)
             if not usable.any():
                 return None
-            price = model.value[h] / s + flow.potential_m / 1e6 - flow.broken_penalty * model.breaks[h]
+            price = (
+                model.value[h] / s + flow.potential_m / 1e6 - flow.broken_penalty * model.breaks[h]
+            )
             m = int(np.argmax(np.where(usable, price, -np.inf)))
         else:
             m = int(ok[0])
@@ -348,7 +385,9 @@ def _round_with_singles(model: CouplingModel, flow: FlowRelaxation) -> np.ndarra
     return _reflow_singles(model, fixed, singles)
 
 
-def _neighbourhood(model: CouplingModel, flow: FlowRelaxation, rounded: np.ndarray, per_place: int) -> np.ndarray:
+def _neighbourhood(
+    model: CouplingModel, flow: FlowRelaxation, rounded: np.ndarray, per_place: int
+) -> np.ndarray:
     """Split households plus, at every place they touch, the households cheapest to move."""
     split = flow.split_households()
     touched = np.unique(flow.arc_m[np.isin(flow.arc_h, split) & (flow.flow > 0)])
@@ -368,8 +407,13 @@ def _neighbourhood(model: CouplingModel, flow: FlowRelaxation, rounded: np.ndarr
 
 
 def _repair(
-    model: CouplingModel, flow: FlowRelaxation, stage1: Stage1, mip: MipBackend, deadline: float,
-    gap: float, seed: int,
+    model: CouplingModel,
+    flow: FlowRelaxation,
+    stage1: Stage1,
+    mip: MipBackend,
+    deadline: float,
+    gap: float,
+    seed: int,
 ) -> tuple[np.ndarray | None, Status]:
     rounded = flow.rounded_assignment()
     per_place = 4
@@ -384,9 +428,14 @@ def _repair(
         fixed_unc = int(model.size[np.setdiff1d(np.flatnonzero(rounded == -1), free)].sum())
         unc_budget = stage1.uncoupled - fixed_unc
         problem, layout = build_mip(
-            model, ph, pm, fixed=fixed, objective="soft",
+            model,
+            ph,
+            pm,
+            fixed=fixed,
+            objective="soft",
             max_broken=stage1.broken - fixed_val.broken_persons,
-            allow_uncoupled=unc_budget > 0, max_uncoupled=unc_budget,
+            allow_uncoupled=unc_budget > 0,
+            max_uncoupled=unc_budget,
         )
         remaining = max(1.0, deadline - time.perf_counter())
         # Spend at most half of the overall gap target on this sub-problem, in absolute terms.
@@ -403,8 +452,15 @@ def _repair(
 
 
 def _side_mip(
-    model: CouplingModel, flow: FlowRelaxation, stage1: Stage1, mip: MipBackend,
-    deadline: float, gap: float, seed: int, *, full: bool,
+    model: CouplingModel,
+    flow: FlowRelaxation,
+    stage1: Stage1,
+    mip: MipBackend,
+    deadline: float,
+    gap: float,
+    seed: int,
+    *,
+    full: bool,
 ) -> tuple[np.ndarray | None, Status, float]:
     if full:
         ph, pm = all_pairs(model)
@@ -414,8 +470,12 @@ def _side_mip(
         hh = np.flatnonzero(model.has_hard)
         sub_h, sub_m = np.nonzero(model.allowed[hh] & ~model.forbidden[hh])
         pairs = np.unique(
-            np.concatenate([flow.arc_h * model.n_municipalities + flow.arc_m,
-                            hh[sub_h] * model.n_municipalities + sub_m])
+            np.concatenate(
+                [
+                    flow.arc_h * model.n_municipalities + flow.arc_m,
+                    hh[sub_h] * model.n_municipalities + sub_m,
+                ]
+            )
         )
         ph, pm = pairs // model.n_municipalities, pairs % model.n_municipalities
     # Warm start: the rounded flow plan (HiGHS ignores it where it breaks a side constraint).
@@ -426,10 +486,18 @@ def _side_mip(
         pairs = np.union1d(ph * n_m + pm, on * n_m + start[on])
         ph, pm = pairs // n_m, pairs % n_m
     problem, layout = build_mip(
-        model, ph, pm, objective="soft", allow_uncoupled=stage1.uncoupled > 0,
-        max_broken=stage1.broken, max_uncoupled=stage1.uncoupled, start=start,
+        model,
+        ph,
+        pm,
+        objective="soft",
+        allow_uncoupled=stage1.uncoupled > 0,
+        max_broken=stage1.broken,
+        max_uncoupled=stage1.uncoupled,
+        start=start,
     )
-    sol = mip.solve(problem, time_limit=max(1.0, deadline - time.perf_counter()), gap=gap, seed=seed)
+    sol = mip.solve(
+        problem, time_limit=max(1.0, deadline - time.perf_counter()), gap=gap, seed=seed
+    )
     if sol.x is None:
         return None, sol.status, np.inf
     status = Status.OPTIMAL if sol.status is Status.OPTIMAL else Status.FEASIBLE
@@ -443,7 +511,9 @@ def _fallback(
     """The whole model with dominating penalties over every pair; feasible whenever any plan is."""
     ph, pm = all_pairs(model)
     problem, layout = build_mip(model, ph, pm, objective="penalised", allow_uncoupled=True)
-    sol = mip.solve(problem, time_limit=max(5.0, deadline - time.perf_counter()), gap=gap, seed=seed)
+    sol = mip.solve(
+        problem, time_limit=max(5.0, deadline - time.perf_counter()), gap=gap, seed=seed
+    )
     if sol.x is None:
         raise CouplerError(
             f"no plan found within the time limit ({sol.status}); try a longer time limit or check "

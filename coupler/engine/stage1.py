@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from coupler.engine.base import MipBackend, MipProblem, Status
+from coupler.engine.base import MipBackend, MipProblem
 from coupler.model import CouplingModel
+from coupler.result import Status
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,9 @@ class Stage1:
     seconds: float
 
 
-def solve_stage1(model: CouplingModel, backend: MipBackend, *, time_limit: float, seed: int) -> Stage1:
+def solve_stage1(
+    model: CouplingModel, backend: MipBackend, *, time_limit: float, seed: int
+) -> Stage1:
     n_m = model.n_municipalities
     size = model.size
     special = model.has_hard | model.forbidden.any(axis=1)
@@ -61,32 +64,45 @@ def solve_stage1(model: CouplingModel, backend: MipBackend, *, time_limit: float
     rows, cols, vals, lo, hi = [], [], [], [], []
     r0 = 0
 
-    def add(r, cc, v, l, h):  # type: ignore[no-untyped-def]
+    def add(r, cc, v, low, h):  # type: ignore[no-untyped-def]
         nonlocal r0
         rows.append(np.asarray(r) + r0)
         cols.append(np.asarray(cc))
         vals.append(np.asarray(v, dtype=float))
-        lo.append(np.asarray(l, dtype=float))
+        lo.append(np.asarray(low, dtype=float))
         hi.append(np.asarray(h, dtype=float))
-        r0 += len(l)
+        r0 += len(low)
 
     pos_sp = np.searchsorted(sp_idx, ph)
     b_pos = np.searchsorted(sp_idx, hard_sp)
     # Special households: x + b + w = 1.
-    add(np.concatenate([pos_sp, b_pos, np.arange(n_w)]),
+    add(
+        np.concatenate([pos_sp, b_pos, np.arange(n_w)]),
         np.concatenate([np.arange(n_x), o_b + np.arange(n_b), o_w + np.arange(n_w)]),
-        np.ones(n_x + n_b + n_w), np.ones(n_w), np.ones(n_w))
+        np.ones(n_x + n_b + n_w),
+        np.ones(n_w),
+        np.ones(n_w),
+    )
     # Pool balance per size: sum_m n[s, m] + u[s] - broken specials of size s = count[s].
     s_of_b = np.array([size_pos[int(s)] for s in size[hard_sp]], dtype=np.int64)
     n_cols_idx = o_n + np.arange(n_s * n_m)
-    add(np.concatenate([np.repeat(np.arange(n_s), n_m), np.arange(n_s), s_of_b]),
+    add(
+        np.concatenate([np.repeat(np.arange(n_s), n_m), np.arange(n_s), s_of_b]),
         np.concatenate([n_cols_idx, o_u + np.arange(n_s), o_b + np.arange(n_b)]),
-        np.concatenate([np.ones(n_s * n_m), np.ones(n_s), -np.ones(n_b)]), count, count)
+        np.concatenate([np.ones(n_s * n_m), np.ones(n_s), -np.ones(n_b)]),
+        count,
+        count,
+    )
     n_m_of = np.tile(np.arange(n_m), n_s)
     n_size = np.repeat(sizes, n_m).astype(float)
     # Capacity.
-    add(np.concatenate([pm, n_m_of]), np.concatenate([np.arange(n_x), n_cols_idx]),
-        np.concatenate([size[ph].astype(float), n_size]), np.full(n_m, -np.inf), model.cap)
+    add(
+        np.concatenate([pm, n_m_of]),
+        np.concatenate([np.arange(n_x), n_cols_idx]),
+        np.concatenate([size[ph].astype(float), n_size]),
+        np.full(n_m, -np.inf),
+        model.cap,
+    )
     # Dwellings (counted in households).
     large = model.policy.quota.large_household_size
     for caps, is_kind, size_kind in (
@@ -99,21 +115,38 @@ def solve_stage1(model: CouplingModel, backend: MipBackend, *, time_limit: float
         idx = np.cumsum(rel) - 1
         sx = is_kind[ph] & rel[pm]
         sn = np.repeat(size_kind, n_m) & rel[n_m_of]
-        add(np.concatenate([idx[pm[sx]], idx[n_m_of[sn]]]), np.concatenate([np.flatnonzero(sx), n_cols_idx[sn]]),
-            np.ones(int(sx.sum() + sn.sum())), np.full(int(rel.sum()), -np.inf), caps[rel])
+        add(
+            np.concatenate([idx[pm[sx]], idx[n_m_of[sn]]]),
+            np.concatenate([np.flatnonzero(sx), n_cols_idx[sn]]),
+            np.ones(int(sx.sum() + sn.sum())),
+            np.full(int(rel.sum()), -np.inf),
+            caps[rel],
+        )
     for band in model.bands:
         sx = band.members[pm]
         sn = band.members[n_m_of]
-        add(np.zeros(int(sx.sum() + sn.sum()), dtype=np.int64), np.concatenate([np.flatnonzero(sx), n_cols_idx[sn]]),
-            np.concatenate([size[ph][sx].astype(float), n_size[sn]]), [band.lo], [band.hi])
+        add(
+            np.zeros(int(sx.sum() + sn.sum()), dtype=np.int64),
+            np.concatenate([np.flatnonzero(sx), n_cols_idx[sn]]),
+            np.concatenate([size[ph][sx].astype(float), n_size[sn]]),
+            [band.lo],
+            [band.hi],
+        )
 
-    A = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, n_cols))
+    A = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r0, n_cols)
+    )
     col_hi = np.ones(n_cols)
     col_hi[o_n:o_u] = np.repeat(count + np.bincount(s_of_b, minlength=n_s), n_m)
     col_hi[o_u:] = count + np.bincount(s_of_b, minlength=n_s)
     problem = MipProblem(
-        c=c, A=A, row_lo=np.concatenate(lo), row_hi=np.concatenate(hi), col_lo=np.zeros(n_cols),
-        col_hi=col_hi, integer=np.ones(n_cols, dtype=bool),
+        c=c,
+        A=A,
+        row_lo=np.concatenate(lo),
+        row_hi=np.concatenate(hi),
+        col_lo=np.zeros(n_cols),
+        col_hi=col_hi,
+        integer=np.ones(n_cols, dtype=bool),
     )
     sol = backend.solve(problem, time_limit=time_limit, gap=0.0, seed=seed)
     if sol.x is None:
@@ -122,5 +155,9 @@ def solve_stage1(model: CouplingModel, backend: MipBackend, *, time_limit: float
     unc = int(round(float(size[sp_idx] @ x[o_w:o_n] + sizes @ x[o_u:])))
     broken = int(round(float(size[hard_sp] @ x[o_b:o_w])))
     # Integral objective: a bound within 1 of the objective proves it.
-    proven = sol.status is Status.OPTIMAL or (np.isfinite(sol.bound) and sol.bound - sol.objective < 1 - 1e-6)
-    return Stage1(uncoupled=unc, broken=broken, proven=bool(proven), status=sol.status, seconds=sol.seconds)
+    proven = sol.status is Status.OPTIMAL or (
+        np.isfinite(sol.bound) and sol.bound - sol.objective < 1 - 1e-6
+    )
+    return Stage1(
+        uncoupled=unc, broken=broken, proven=bool(proven), status=sol.status, seconds=sol.seconds
+    )

@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from coupler.engine.backends import get_backend
-from coupler.engine.base import Status
 from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.solve import solve
 from coupler.errors import CouplerError
 from coupler.model import CouplingModel
-from coupler.result import Result, make_result
+from coupler.result import Result, Status, make_result
 
 
 def solve_batch(model: CouplingModel, progress: Any = None) -> Result:

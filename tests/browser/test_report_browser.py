@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from coupler.compare import compare, load_variants
-from coupler.report import render
+from coupler.analysis.compare import compare, load_variants
+from coupler.analysis.report import render
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -25,11 +25,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from coupler.agreements import Agreement, build_variant, is_agreement_file
+from coupler.analysis.agreements import Agreement, build_variant, is_agreement_file
+from coupler.analysis.kpi import HIGHER_IS_BETTER, KPI_LABELS, KPIs, compute_kpis
 from coupler.engine.solve import solve
 from coupler.errors import InputError, Problem
 from coupler.instance import Instance
-from coupler.kpi import HIGHER_IS_BETTER, KPI_LABELS, KPIs, compute_kpis
 from coupler.model import CouplingModel
 from coupler.policy import Policy
 from coupler.result import Result, make_result
@@ -312,7 +312,7 @@ class Comparison:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def to_json(self) -> dict[str, Any]:
-        """Everything the HTML report needs (see :mod:`coupler.report`)."""
+        """Everything the HTML report needs (see :mod:`coupler.analysis.report`)."""
         return {
             "kind": "comparison",
             "reach_km": self.reach_km,

@@ -193,9 +193,9 @@ def make_tasks(
 
 def run_task(task: SweepTask) -> dict[str, Any]:
     """Solve one grid point and return its row (runs in a worker process)."""
+    from coupler.analysis.kpi import compute_kpis
     from coupler.engine.solve import solve
     from coupler.generate import generate_cases
-    from coupler.kpi import compute_kpis
     from coupler.model import build_model
     from coupler.scenario import load_instance, load_scenario
 

@@ -7,7 +7,7 @@ Definitions (docs/analysis.md explains each):
 
 * a *job* is one ``work`` criterion row (one working member), qualifying as hard or not; it is
   *kept* when the chosen municipality lies within ``reach_km`` of the job (default: the model's
-  radius; :func:`coupler.compare.compare` passes the first variant's radius so that a 30 km
+  radius; :func:`coupler.analysis.compare.compare` passes the first variant's radius so that a 30 km
   agreement is judged by the same yardstick);
 * *fill share* of a municipality = assigned persons / its fair share of this batch
   (``persons / total remaining x remaining``), so 1.0 means exactly proportional whether the batch

@@ -1,6 +1,6 @@
 """One self-contained HTML report: summary, KPI tables, plots, a map, side-by-side panels.
 
-:func:`render` turns the JSON of a comparison (:meth:`coupler.compare.Comparison.to_json`) or of a
+:func:`render` turns the JSON of a comparison (:meth:`coupler.analysis.compare.Comparison.to_json`) or of a
 sweep (:func:`sweep_json`) into a single HTML string. Everything is inline - CSS, a few lines of
 JavaScript (table sorting), matplotlib plots as SVG, and the map as SVG drawn from the
 municipalities' reference points - so the file opens without a network.
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coupler.kpi import KPI_LABELS
+from coupler.analysis.kpi import KPI_LABELS
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;max-width:1400px}
