@@ -51,12 +51,12 @@ Example (all defaults)::
 from __future__ import annotations
 
 import math
-import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_type_hints
 
 from coupler.errors import PolicyError, Problem
+from coupler.io.rules import read_rules, read_toml
 from coupler.schema import BACKEND_NAMES, CRITERION_KINDS
 
 Aggregation = Literal["sum", "mean", "any"]
@@ -148,36 +148,27 @@ class Policy:
     @classmethod
     def from_file(cls, path: str | Path) -> Policy:
         """Read a policy TOML file; raises :class:`PolicyError` naming every bad key or value."""
-        path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PolicyError(Problem(path.name, "file not found")) from None
-        except UnicodeDecodeError:
-            raise PolicyError(Problem(path.name, "is not UTF-8 text")) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(Problem(path.name, f"is not valid TOML: {exc}")) from None
-        return cls.from_dict(raw, source=path.name)
+        return cls.from_dict(read_toml(path), source=Path(path).name)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "<policy>") -> Policy:
-        """Build a policy from nested dicts as TOML gives them."""
+        """Build a policy from nested dicts as TOML gives them (:func:`coupler.io.read_rules`)."""
         problems: list[Problem] = []
         sections: dict[str, Any] = {}
         known = {f.name: f for f in fields(cls)}
+        types = get_type_hints(cls)
         for key, value in raw.items():
             if key not in known:
                 problems.append(
                     Problem(source, f"unknown table [{key}]; known: {', '.join(known)}")
                 )
                 continue
-            if not isinstance(value, dict):
-                problems.append(Problem(source, f"[{key}] must be a table"))
-                continue
-            sections[key] = _section(known[key].default_factory(), key, value, source, problems)  # type: ignore[misc]
+            sections[key] = read_rules(
+                types[key], value, table=f"[{key}]", source=source, problems=problems
+            )
         policy = object.__new__(cls)
-        for name, f in known.items():
-            object.__setattr__(policy, name, sections.get(name, f.default_factory()))  # type: ignore[misc]
+        for name in known:
+            object.__setattr__(policy, name, sections.get(name) or types[name]())
         # Range checks run on the well-typed values too, so one run reports every problem.
         problems += _check(policy, source)
         if problems:
@@ -209,85 +200,6 @@ class Policy:
         for section, values in changes.items():
             raw.setdefault(section, {}).update(values)
         return Policy.from_dict(raw)
-
-
-def _section(
-    default: Any, name: str, values: dict[str, Any], source: str, problems: list[Problem]
-) -> Any:
-    known = {f.name: f for f in fields(default)}
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in known:
-            problems.append(
-                Problem(source, f"unknown key [{name}] {key}; known: {', '.join(known)}")
-            )
-            continue
-        expected = getattr(default, key)
-        where = f"policy [{name}] {key}"
-        if key == "bands":
-            bands = []
-            if not isinstance(value, list):
-                problems.append(
-                    Problem(source, f"{where} must be an array of tables; got {value!r}")
-                )
-                continue
-            for i, b in enumerate(value):
-                unknown = (
-                    set(b) - {"level", "name", "min_fill", "max_fill"}
-                    if isinstance(b, dict)
-                    else None
-                )
-                if not isinstance(b, dict) or unknown or "level" not in b or "name" not in b:
-                    problems.append(
-                        Problem(
-                            source,
-                            f"{where}[{i}] must have level, name and optional min_fill, max_fill"
-                            + (f"; unknown keys {sorted(unknown)}" if unknown else ""),
-                        )
-                    )
-                    continue
-                try:
-                    bands.append(
-                        Band(
-                            str(b["level"]),
-                            str(b["name"]),
-                            float(b.get("min_fill", 0.0)),  # type: ignore[arg-type]
-                            float(b.get("max_fill", math.inf)),
-                        )
-                    )
-                except (TypeError, ValueError):
-                    problems.append(
-                        Problem(source, f"{where}[{i}] min_fill/max_fill must be numbers")
-                    )
-            kwargs[key] = tuple(bands)
-        elif isinstance(expected, bool):
-            if not isinstance(value, bool):
-                problems.append(Problem(source, f"{where} must be true or false; got {value!r}"))
-            else:
-                kwargs[key] = value
-        elif isinstance(expected, int) and not isinstance(expected, bool):
-            if isinstance(value, bool) or not isinstance(value, int):
-                problems.append(Problem(source, f"{where} must be a whole number; got {value!r}"))
-            else:
-                kwargs[key] = value
-        elif isinstance(expected, float):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                problems.append(Problem(source, f"{where} must be a number; got {value!r}"))
-            else:
-                kwargs[key] = float(value)
-        elif isinstance(expected, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                problems.append(
-                    Problem(source, f"{where} must be a list of strings; got {value!r}")
-                )
-            else:
-                kwargs[key] = tuple(value)
-        else:
-            if not isinstance(value, str):
-                problems.append(Problem(source, f"{where} must be a string; got {value!r}"))
-            else:
-                kwargs[key] = value
-    return replace(default, **kwargs)
 
 
 def _check(policy: Policy, source: str) -> list[Problem]:

@@ -7,8 +7,10 @@ optionally ``demand.csv`` (labour demand, region x sector). ``nl-2024`` ships wi
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -16,6 +18,7 @@ from coupler import io
 from coupler.errors import InputError, Problem
 from coupler.instance import Instance
 from coupler.quota import fill_quotas
+from coupler.schema import MAX_COUNT
 
 PathLike = str | os.PathLike[str]
 
@@ -38,8 +41,8 @@ def load_scenario(
     mfile = _find(folder, "municipalities")
     if mfile is None:
         raise InputError(Problem(str(folder), "has no municipalities.csv (or .xlsx / .parquet)"))
-    if total is not None and total < 0:
-        raise InputError(Problem("--total", f"must be >= 0; got {total}"))
+    if total is not None and not 0 <= total <= MAX_COUNT:
+        raise InputError(Problem("--total", f"must be between 0 and {MAX_COUNT:,}; got {total}"))
     municipalities = fill_quotas(io.load_municipalities(mfile), total, mfile.name)
     dfile = _find(folder, "demand")
     demand = io.load_demand(dfile, municipalities) if dfile is not None else None
@@ -64,19 +67,25 @@ def load_instance(
     locks: PathLike | None = None,
     demand: PathLike | None = None,
     distances: PathLike | None = None,
+    sheet: str | None = None,
+    ignore_columns: Collection[str] = (),
 ) -> Instance:
     """Read and validate every input into one immutable :class:`Instance`.
 
     ``households`` / ``criteria`` may be files or frames already in canonical form (e.g. from
-    :func:`coupler.generate.generate_cases`). Every file's problems are reported together.
+    :func:`coupler.generate.generate_cases`). ``sheet`` names the sheet of every workbook input
+    (``book.xlsx#Sheet`` names one file's); ``ignore_columns`` lists columns to skip in every
+    input file, any other unknown column being an error (docs/inputs.md). Every file's problems
+    are reported together.
     """
     municipalities, scenario_demand = load_scenario(scenario, total)
     problems: list[Problem] = []
     sources: dict[str, str] = {}
+    options: dict[str, Any] = {"sheet": sheet, "ignore_columns": ignore_columns}
 
     def attempt(fn, *args):  # type: ignore[no-untyped-def]
         try:
-            return fn(*args)
+            return fn(*args, **options)
         except InputError as exc:
             problems.extend(exc.problems)
             return None

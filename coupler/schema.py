@@ -76,6 +76,8 @@ LOCK_ACTIONS: Final = ("pin", "ban")
 
 #: Labour demand: labour_market_region x sector -> demand index in [0, 1].
 DEMAND_REQUIRED: Final = ("labour_market_region", "sector", "demand")
+#: source: where a figure comes from (free text, not used).
+DEMAND_OPTIONAL: Final = ("source",)
 
 #: Distance matrix (long form): from, to, km.
 DISTANCE_REQUIRED: Final = ("from", "to", "km")
@@ -90,6 +92,14 @@ MUNICIPALITY_CODE_PATTERN: Final = r"^GM\d{4}$"
 
 #: Scores name exactly one of these per row.
 SCORES_TARGETS: Final = ("municipality", "labour_market_region")
+
+#: Plausible ranges of the numbers in the input tables (docs/inputs.md); a value outside is an
+#: error, never a silent overflow.
+MAX_HOUSEHOLD_SIZE: Final = 30
+MAX_HOURS_PER_WEEK: Final = 80
+#: Population, quota, backlog (either sign) and dwelling capacities.
+MAX_COUNT: Final = 10**8
+MAX_KM: Final = 1500
 
 #: File types :func:`coupler.io.read_table` understands (lower-case suffixes).
 TABLE_SUFFIXES: Final = (".csv", ".txt", ".xlsx", ".parquet")

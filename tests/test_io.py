@@ -68,7 +68,8 @@ MALFORMED_CASES: dict[str, tuple[str, str, int | None, str | None, int]] = {
     "municipalities_outside_nl.csv": (
         "municipalities", "(inside the Netherlands); got 48.8566", 2, "lat", 1),
     "municipalities_negative_quota.csv": (
-        "municipalities", "quota must be a whole number >= 0; got -5", 3, "quota", 1),
+        "municipalities", "quota must be a whole number between 0 and 100,000,000; got -5",
+        3, "quota", 1),
     "municipalities_population_text.csv": (
         "municipalities", "'abc' is not a whole number", 2, "population", 1),
     "municipalities_lon_inf.csv": (
@@ -77,24 +78,40 @@ MALFORMED_CASES: dict[str, tuple[str, str, int | None, str | None, int]] = {
         "municipalities", "duplicate name 'eindhoven' (first on row 2)", 3, "name", 1),
     "municipalities_thousands.csv": (
         "municipalities", "thousands separator", 2, "population", 1),
+    "municipalities_population_1e16.csv": (
+        "municipalities",
+        "'10000000000000000' is far too large; population must be a whole number between 0 "
+        "and 100,000,000",
+        3, "population", 1),
+    "municipalities_quota_2_63.csv": (
+        "municipalities", "quota must be a whole number between 0 and 100,000,000", 3, "quota", 1),
+    "municipalities_backlog_1e308.csv": (
+        "municipalities", "backlog must be a whole number between -100,000,000 and 100,000,000",
+        3, "backlog", 1),
+    "municipalities_huge_digits.csv": (
+        "municipalities", "population must be a whole number between 0 and 100,000,000",
+        3, "population", 1),
     "households_unknown_azc.csv": (
-        "households", "unknown municipality 'Eindhovn'; did you mean 'Eindhoven'?", 3, "azc", 1),
+        "households", "unknown municipality; did you mean 'Eindhoven'?", 3, "azc", 1),
     "households_size_zero.csv": (
-        "households", "size must be a whole number >= 1", 2, "size", 1),
+        "households", "size must be a whole number between 1 and 30", 2, "size", 1),
     "households_fractional_size.csv": (
-        "households", "size must be a whole number >= 1", 3, "size", 1),
+        "households", "size must be a whole number between 1 and 30", 3, "size", 1),
     "households_size_nan.csv": (
         "households", "not NaN or infinity", 2, "size", 1),
+    "households_size_1e23.csv": (
+        "households", "size must be a whole number between 1 and 30", 3, "size", 1),
+    "households_size_million.csv": (
+        "households", "size must be a whole number between 1 and 30", 2, "size", 1),
     "households_duplicate_id.csv": (
-        "households", "duplicate household_id 'H002' (first on row 3)", 4, "household_id", 1),
+        "households", "duplicate household_id (first on row 3)", 4, "household_id", 1),
     "households_header_only.csv": ("households", "has no data rows", None, None, 1),
     "households_adults_children.csv": (
         "households", "adults + children must equal size", 2, "size", 1),
     "households_unknown_education.csv": (
         "households", "education must be ';'-separated values from", 2, "education", 1),
     "households_unknown_region.csv": (
-        "households",
-        "unknown labour_market_region 'Zuidoost Brabant'; did you mean 'Zuidoost-Brabant'?",
+        "households", "unknown labour_market_region; did you mean 'Zuidoost-Brabant'?",
         2, "preferred_region", 1),
     "households_ragged.csv": (
         "households", "has 4 cells but the header has 3", 3, None, 1),
@@ -103,43 +120,85 @@ MALFORMED_CASES: dict[str, tuple[str, str, int | None, str | None, int]] = {
     "households_utf16.csv": ("households", "UTF-16", None, None, 1),
     "empty.csv": ("households", "file is empty", None, None, 1),
     "corrupt.xlsx": ("households", "cannot be read as an Excel workbook", None, None, 1),
+    "households_two_sheets.xlsx": (
+        "households", "has 2 visible sheets ('Households', 'Lists'); name the one to read with "
+        "--sheet NAME or as FILE.xlsx#NAME", None, None, 1),
     "households_missing_size.csv": (
         "households", "missing required column 'size' (found: 'household_id', 'azc')",
         None, "size", 1),
     "households_unknown_network.csv": (
-        "households", "unknown municipality 'Atlantis'", 2, "network", 1),
+        "households", "unknown municipality", 2, "network", 1),
     "households_duplicate_header.csv": (
         "households", "column 'size' appears twice in the header", 1, "size", 1),
+    "households_misspelt_sector.csv": (
+        "households", "unknown column 'sectr' (column 3); did you mean 'sector'?",
+        1, "sectr", 1),
+    "households_misspelt_preferred.csv": (
+        "households",
+        "unknown column 'prefered_municipality' (column 3); did you mean "
+        "'preferred_municipality'?",
+        1, "prefered_municipality", 1),
+    "households_control_char.csv": (
+        "households", "contains a control character (U+0007)", 3, "household_id", 1),
+    "households_newline_in_cell.csv": (
+        "households", "contains a control character (U+000A)", 3, "gender", 1),
+    "households_bidi_override.csv": (
+        "households", "contains a control character (U+202E)", 3, "age_group", 1),
+    "households_no_header.csv": (
+        "households", "the first row is not a header", 1, None, 1),
     "households.json": ("table", "unknown file type '.json'", None, None, 1),
     "households_three_errors.csv": (
-        "households", "unknown municipality 'Eindhovn'", 3, "azc", 3),
+        "households", "unknown municipality; did you mean 'Eindhoven'?", 3, "azc", 3),
     "criteria_unknown_household.csv": (
-        "criteria", "criterion points to unknown household 'H00123'", 3, "household_id", 1),
+        "criteria", "criterion points to a household that is not in the households file",
+        3, "household_id", 1),
     "criteria_unknown_kind.csv": (
         "criteria", "kind must be one of: work, family, study, medical", 2, "kind", 1),
     "criteria_bad_boolean.csv": (
         "criteria", "contract_signed must be yes or no", 2, "contract_signed", 1),
     "criteria_negative_hours.csv": (
-        "criteria", "hours_per_week must be a number >= 0", 2, "hours_per_week", 1),
+        "criteria", "hours_per_week must be a number between 0 and 80", 2, "hours_per_week", 1),
+    "criteria_hours_81.csv": (
+        "criteria", "hours_per_week must be a number between 0 and 80", 3, "hours_per_week", 1),
+    "criteria_hours_1e308.csv": (
+        "criteria", "hours_per_week must be a number between 0 and 80", 2, "hours_per_week", 1),
     "criteria_empty.csv": ("criteria", "file is empty (0 bytes)", None, None, 1),
+    "criteria_misspelt_payslip.csv": (
+        "criteria", "unknown column 'payslip seen' (column 6); did you mean 'payslip_seen'?",
+        1, "payslip seen", 1),
+    "criteria_misspelt_hours.csv": (
+        "criteria", "unknown column 'hours' (column 4); did you mean 'hours_per_week'?",
+        1, "hours", 1),
+    "criteria_no_header.csv": ("criteria", "the first row is not a header", 1, None, 1),
     "scores_out_of_range.csv": (
         "scores", "score must be a number between 0 and 1", 3, "score", 1),
     "scores_both_targets.csv": ("scores", "not both", 2, "municipality", 1),
     "scores_duplicate.csv": (
-        "scores", "duplicate score for household 'H001' and 'GM0772' (first on row 2)",
+        "scores", "a second score for the same household and place (first on row 2)",
         3, "household_id", 1),
     "locks_two_pins.csv": (
-        "locks", "household 'H001' is pinned twice (first pin on row 2)", 3, "action", 1),
+        "locks", "the household is pinned twice (first pin on row 2)", 3, "action", 1),
     "locks_pin_and_ban.csv": (
-        "locks", "household 'H001' is both pinned and banned at 'GM0772'", 3, "action", 1),
+        "locks", "the household is both pinned and banned at this municipality (row 2)",
+        3, "action", 1),
     "locks_unknown_action.csv": ("locks", "action must be one of: pin, ban", 2, "action", 1),
+    "locks_no_header.csv": ("locks", "the first row is not a header", 1, None, 1),
     "demand_unknown_sector.csv": ("demand", "unknown sector 'healthcare'", 2, "sector", 1),
     "demand_duplicate.csv": (
         "demand", "duplicate demand for 'Zuidoost-Brabant' and 'care' (first on row 2)",
         3, "sector", 1),
     "demand_out_of_range.csv": (
         "demand", "demand must be a number between 0 and 1; got 2", 2, "demand", 1),
-    "distances_negative_km.csv": ("distances", "km must be a number >= 0; got -5", 2, "km", 1),
+    "demand_unknown_column.csv": (
+        "demand", "unknown column 'sourse' (column 4); did you mean 'source'?", 1, "sourse", 1),
+    "distances_negative_km.csv": (
+        "distances", "km must be a number between 0 and 1,500; got -5", 2, "km", 1),
+    "distances_km_1e308.csv": (
+        "distances", "km must be a number between 0 and 1,500", 2, "km", 1),
+    "distances_km_2000.csv": (
+        "distances", "km must be a number between 0 and 1,500; got 2000", 3, "km", 1),
+    "distances_self.csv": (
+        "distances", "the distance from GM0772 to itself must be 0; got 100", 3, "km", 1),
     "distances_duplicate.csv": (
         "distances", "duplicate distance from 'GM0772' to 'GM0344' (first on row 2)",
         3, "to", 1),
@@ -175,8 +234,8 @@ def test_three_errors_reported_together(municipalities: pd.DataFrame) -> None:
         load_households(MALFORMED / "households_three_errors.csv", municipalities)
     problems = caught.value.problems
     assert [(p.row, p.column) for p in problems] == [(2, "size"), (3, "household_id"), (3, "azc")]
-    assert "size must be a whole number >= 1" in problems[0].message
-    assert "duplicate household_id 'H001'" in problems[1].message
+    assert "size must be a whole number between 1 and 30" in problems[0].message
+    assert "duplicate household_id (first on row 2)" in problems[1].message
     assert "did you mean 'Eindhoven'?" in problems[2].message
 
 
@@ -247,10 +306,12 @@ def test_csv_xlsx_parquet_give_identical_frames(
 
 
 def test_semicolon_bom_file_equals_comma_file(municipalities: pd.DataFrame) -> None:
-    """A Dutch-Excel CSV (BOM, ';', CRLF, padded cells, mixed-case header) loads like the
-    plain comma-separated one."""
+    """A Dutch-Excel CSV (BOM, ';', CRLF, padded cells, mixed-case header, an extra 'Notes'
+    column skipped by ignore_columns) loads like the plain comma-separated one."""
     pd.testing.assert_frame_equal(
-        load_households(VALID / "households_semicolon.csv", municipalities),
+        load_households(
+            VALID / "households_semicolon.csv", municipalities, ignore_columns=["Notes"]
+        ),
         load_households(VALID / "households.csv", municipalities),
     )
 

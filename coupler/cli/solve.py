@@ -18,7 +18,8 @@ from coupler.policy import Policy
 from coupler.scenario import load_instance, load_scenario
 from coupler.write import FORMATS, write_result
 
-_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+# Input files are checked by coupler.io, which also reads 'book.xlsx#Sheet'.
+_FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 class _Clock:
@@ -75,6 +76,19 @@ def _gap(ctx: click.Context, param: click.Parameter, value: float | None) -> flo
 @click.option("--locks", type=_FILE, help="Pins and bans (household_id, municipality, action).")
 @click.option("--distances", type=_FILE, help="Distance matrix (from, to, km), e.g. road km.")
 @click.option("--demand", type=_FILE, help="Labour demand (labour_market_region, sector, demand).")
+@click.option(
+    "--sheet",
+    help="Sheet to read in every .xlsx input with more than one sheet; or name it per file as "
+    "FILE.xlsx#SHEET. Hidden sheets are only read when named.",
+)
+@click.option(
+    "--ignore-columns",
+    "ignore_columns",
+    multiple=True,
+    metavar="NAMES",
+    help="Comma-separated columns to skip in every input file (repeatable). Any other column "
+    "coupler does not know is an error (docs/inputs.md).",
+)
 @click.option(
     "--policy",
     "policy_file",
@@ -135,6 +149,8 @@ def solve(
     locks: Path | None,
     distances: Path | None,
     demand: Path | None,
+    sheet: str | None,
+    ignore_columns: tuple[str, ...],
     policy_file: Path | None,
     total: int | None,
     persons: int,
@@ -198,6 +214,8 @@ def solve(
             locks=locks,
             demand=demand,
             distances=distances,
+            sheet=sheet,
+            ignore_columns=[c.strip() for v in ignore_columns for c in v.split(",") if c.strip()],
         )
         inst = None
         try:

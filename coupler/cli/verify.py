@@ -30,7 +30,7 @@ def _find(folder: Path, stem: str) -> Path | None:
 def _municipalities(path: Path, total: int | None) -> pd.DataFrame:
     """Municipalities with quota filled from ``total`` by population when the file has none, and
     the ``remaining`` column kept when the file has one (a solve's inputs/ carry it)."""
-    m = io.load_municipalities(path)
+    m = io.load_municipalities(path, ignore_columns=("remaining",))
     raw = io.read_table(path)
     if "remaining" in raw.columns:
         rem = pd.to_numeric(raw["remaining"], errors="coerce")

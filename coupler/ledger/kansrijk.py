@@ -32,7 +32,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from coupler.errors import InputError, PolicyError, Problem
-from coupler.io import _Checker, load_criteria, load_households, read_table
+from coupler.io import Checker, load_criteria, load_households, read_table
 from coupler.ledger.solving import solve_batch as solve
 from coupler.model import build_model
 from coupler.policy import Policy
@@ -109,7 +109,7 @@ class KansrijkRules:
 def grant_probabilities(path: str | os.PathLike[str], rules: KansrijkRules) -> pd.Series:
     """Household id -> grant probability from ``grant_probability`` or else ``nationality``."""
     file = os.fspath(path)
-    c = _Checker(file, read_table(path), personal=True)
+    c = Checker(file, read_table(path), personal=True)
     c.require(["household_id"])
     if not (c.has("grant_probability") or c.has("nationality")):
         c.add("needs a grant_probability or a nationality column for Kansrijke Koppeling")
@@ -166,7 +166,10 @@ def propose_provisional(
         done = coupled_households(conn)
         active = active_provisional(conn)
     municipalities, _ = load_scenario(period.scenario, period.total)
-    hh = load_households(households, municipalities)
+    # The cases file also carries the columns grant_probabilities reads.
+    hh = load_households(
+        households, municipalities, ignore_columns=("grant_probability", "nationality")
+    )
     cr = load_criteria(criteria, hh, municipalities) if criteria is not None else None
     prob = grant_probabilities(households, rules)
     clash = [
@@ -270,7 +273,7 @@ def permit(
 
     policy = policy or Policy()
     file = os.fspath(decisions)
-    c = _Checker(file, read_table(decisions), personal=True)
+    c = Checker(file, read_table(decisions), personal=True)
     c.require(["household_id", "decision"])
     c.finish()
     ids = c.text("household_id", required=True)

@@ -48,7 +48,7 @@ from coupler.engine.backends import get_backend
 from coupler.engine.base import MipProblem
 from coupler.errors import InputError, PolicyError, Problem
 from coupler.geo import haversine_km
-from coupler.io import _Checker, _Places, read_table
+from coupler.io import Checker, Places, read_table
 
 #: Rules in the order they are reported.
 RULES = (
@@ -202,11 +202,11 @@ def load_requests(
     """
     file = os.fspath(path)
     table = read_table(path)
-    c = _Checker(file, table, personal=True)
+    c = Checker(file, table, personal=True)
     c.require(REQUEST_COLUMNS)
     if c.problems:
         c.finish()
-    places = _Places(municipalities)
+    places = Places(municipalities)
     ids = c.text("request_id", required=True)
     c.unique(ids, "request_id", lambda k: f"duplicate request_id '{k}'")
     households = c.text("household_id", required=True)
