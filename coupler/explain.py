@@ -30,6 +30,7 @@ from scipy.sparse.csgraph import connected_components
 from coupler.criteria import SOFT_PARTS, soft_parts
 from coupler.errors import CouplerError, InputError, Problem
 from coupler.instance import Instance
+from coupler.io import Places
 from coupler.model import CouplingModel, build_model
 from coupler.policy import Policy
 from coupler.result import Result, Status, make_result
@@ -128,21 +129,14 @@ def _id_key(text: str) -> tuple[str, int | None]:
 
 
 def _municipality_index(model: CouplingModel, ref: str) -> int:
-    """Index of a municipality given by code (any case) or exact name; suggests close ones."""
+    """Index of a municipality given by code or name (:class:`coupler.io.Places`)."""
     inst = model.instance
-    text = str(ref).strip()
-    m = inst.code_index.get(text.upper())
-    if m is not None:
-        return m
-    names = pd.Series(_names(model))
-    hit = np.flatnonzero(names.str.casefold().to_numpy() == text.casefold())
-    if len(hit):
-        return int(hit[0])
-    by_key = {c.casefold(): c for c in inst.codes}
-    by_key.update({n.casefold(): f"{n} ({c})" for n, c in zip(names, inst.codes, strict=True)})
-    close = difflib.get_close_matches(text.casefold(), list(by_key), n=3, cutoff=0.6)
-    hint = f"; did you mean {', '.join(by_key[c] for c in close)}?" if close else ""
-    raise InputError(Problem("--why-not", f"unknown municipality '{text}'{hint}"))
+    places = Places(inst.municipalities)
+    code = places.code(str(ref))
+    if code is None:
+        message = places.unknown_municipality(str(ref).strip(), n=3)
+        raise InputError(Problem("--why-not", message))
+    return int(inst.code_index[code])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,9 +42,7 @@ Format (every table optional, every unknown key an error)::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +53,8 @@ import pandas as pd
 from coupler.criteria import SOFT_PARTS, qualifies_as_hard, soft_parts
 from coupler.errors import InputError, PolicyError, Problem
 from coupler.instance import Instance
+from coupler.io import Places, read_toml
+from coupler.io.cells import normalise_name, short, suggest
 from coupler.model import BandRows, CouplingModel, build_model
 from coupler.policy import Policy
 from coupler.schema import CRITERION_KINDS
@@ -81,15 +81,16 @@ class Area:
             mask = municipalities["code"].astype(str).isin(codes).to_numpy()
         else:
             col = municipalities[self.level].astype(str)
-            known = {v.casefold(): v for v in col.unique()}
+            keys = col.map(normalise_name)
+            known = {normalise_name(v): v for v in col.unique()}
             mask = np.zeros(len(municipalities), dtype=bool)
             for name in self.names:
-                if name.casefold() not in known:
+                if normalise_name(name) not in known:
                     problems.append(
                         Problem(source, f"{where}: {_unknown(self.level, name, known)}")
                     )
                 else:
-                    mask |= (col.str.casefold() == name.casefold()).to_numpy()
+                    mask |= (keys == normalise_name(name)).to_numpy()
         if problems:
             raise InputError(problems)
         return mask
@@ -142,7 +143,7 @@ class Agreement:
     def from_file(cls, path: str | Path) -> Agreement:
         """Read an agreement TOML file; every problem is reported at once."""
         path = Path(path)
-        return cls.from_dict(_read_toml(path), source=path.name, default_name=path.stem)
+        return cls.from_dict(read_toml(path), source=path.name, default_name=path.stem)
 
     @classmethod
     def from_dict(
@@ -345,7 +346,7 @@ def build_variant(
 
 def is_agreement_file(path: str | Path) -> bool:
     """True when a TOML file is an agreement overlay rather than a plain policy."""
-    raw = _read_toml(Path(path))
+    raw = read_toml(Path(path))
     return bool(set(raw) & {"agreement", "policy", "ban_outside", "pool", "weight_multiplier"})
 
 
@@ -356,47 +357,28 @@ def resolve_names(
     where: str,
     problems: list[Problem],
 ) -> list[str]:
-    """Municipality names or codes -> codes; unknown ones become problems with a suggestion."""
-    codes = municipalities["code"].astype(str)
-    by_key = {c.casefold(): c for c in codes}
-    by_key |= {
-        str(n).strip().casefold(): c for n, c in zip(municipalities["name"], codes, strict=True)
-    }
-    labels = {str(n).casefold(): str(n) for n in municipalities["name"]} | {
-        c.casefold(): c for c in codes
-    }
+    """Municipality names or codes -> codes (:class:`coupler.io.Places`); unknown ones become
+    problems with a suggestion."""
+    places = Places(municipalities)
     out = []
     for name in names:
-        code = by_key.get(str(name).strip().casefold())
+        code = places.code(str(name))
         if code is None:
-            problems.append(
-                Problem(source, f"{where}: {_unknown('municipality', str(name), labels)}")
-            )
+            problems.append(Problem(source, f"{where}: {places.unknown_municipality(str(name))}"))
         else:
             out.append(code)
     return out
 
 
 # -- parsing helpers ------------------------------------------------------------------------------
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(Problem(str(path), "file not found")) from None
-    except UnicodeDecodeError:
-        raise PolicyError(Problem(path.name, "is not UTF-8 text")) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(Problem(path.name, f"is not valid TOML: {exc}")) from None
-
-
 def _unknown(what: str, text: str, candidates: dict[str, str]) -> str:
-    close = difflib.get_close_matches(text.strip().casefold(), list(candidates), n=1, cutoff=0.6)
-    hint = f"; did you mean '{candidates[close[0]]}'?" if close else ""
-    return f"unknown {what} '{text[:40]}'{hint}"
+    close = suggest(text, candidates)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{short(text)}'{hint}"
 
 
 def _hint(key: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
+    close = suggest(key, {normalise_name(k): k for k in known})
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
