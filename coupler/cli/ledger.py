@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from coupler.jsonsafe import dumps
 from coupler.ledger import (
     Ledger,
     LedgerError,
@@ -32,6 +33,7 @@ from coupler.ledger import (
 )
 from coupler.ledger.batches import write_export
 from coupler.policy import Policy
+from coupler.rundir import write_file
 
 
 def _ledger_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,7 +70,7 @@ def _say(message: str) -> None:
 
 
 def _echo_json(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    click.echo(dumps(data, indent=2))
 
 
 # --- period ----------------------------------------------------------------------------------
@@ -244,10 +246,9 @@ def batch_propose(
         f"persons, uncoupled {s['uncoupled_persons']}; status {s['status']}"
     )
     if out is not None and p.result is not None:
-        from coupler.output import write_atomically
-
-        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: p.result.plan})
-        click.echo(f"wrote {out}")
+        click.echo(
+            f"wrote {write_file(out, p.result.plan, inputs=(households, criteria, policy_file, scores, locks))}"
+        )
 
 
 @batch.command("show")
@@ -276,10 +277,7 @@ def batch_show(ledger: Ledger, batch_id: int | None, out: Path | None) -> None:
         changed = rows[(rows["status"] == "approved") & (rows["proposed"] != rows["municipality"])]
         click.echo(f"  overridden or re-coupled:  {len(changed)} households")
     if out is not None:
-        from coupler.output import write_atomically
-
-        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: rows})
-        click.echo(f"wrote {out}")
+        click.echo(f"wrote {write_file(out, rows)}")
 
 
 def _parse_override(
@@ -377,10 +375,7 @@ def ledger_audit(ledger: Ledger, out: Path | None, last: int) -> None:
     """Show the audit log: who, when, what, why."""
     a = audit_trail(ledger)
     if out is not None:
-        from coupler.output import write_atomically
-
-        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: a})
-        click.echo(f"wrote {out}")
+        click.echo(f"wrote {write_file(out, a)}")
         return
     for r in a.tail(last).itertuples(index=False):
         why = f" -- {r.reason}" if r.reason else ""
@@ -438,10 +433,7 @@ def omkoppel_cmd(ledger: Ledger, requests: str, rules_file: str | None, out: Pat
     counts = report["decision"].value_counts().to_dict()
     click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if out is not None:
-        from coupler.output import write_atomically
-
-        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: report})
-        click.echo(f"wrote {out}")
+        click.echo(f"wrote {write_file(out, report, inputs=(requests, rules_file))}")
 
 
 # --- Kansrijke Koppeling ---------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from coupler.errors import CouplerError
+from coupler.jsonsafe import dumps
 from coupler.ledger import schema as t
 
 #: Environment variable naming the ledger file when --db is not given.
@@ -93,7 +93,7 @@ class Tx:
                 command=self.command,
                 action=action,
                 subject=subject,
-                detail=None if detail is None else json.dumps(detail, default=str, sort_keys=True),
+                detail=None if detail is None else dumps(detail, sort_keys=True),
                 reason=reason,
             )
         )
@@ -305,7 +305,7 @@ def backup(ledger: Ledger, path: str | os.PathLike[str]) -> Path:
                     order = list(table.primary_key.columns)
                     rows = conn.execute(sa.select(table).order_by(*order)).mappings().all()
                     dump[table.name] = [dict(r) for r in rows]
-            tmp.write_text(json.dumps(dump, indent=1, default=str) + "\n", encoding="utf-8")
+            tmp.write_text(dumps(dump, indent=1) + "\n", encoding="utf-8")
         else:
             if ledger.engine.dialect.name != "sqlite":
                 raise LedgerError(
