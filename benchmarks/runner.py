@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import platform
 import resource
@@ -43,9 +42,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks.workloads import PreparedCase, Workload
+from coupler.jsonsafe import dumps, json_safe
 
 METHODS = ("coupler", "pulp-cbc", "highs-mip")
 BASELINES = {"pulp-cbc": "cbc", "highs-mip": "highs"}
@@ -149,7 +147,8 @@ def git_commit() -> tuple[str | None, bool | None]:
 
 
 def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
+    value: float | None = json_safe(None if x is None else float(x))
+    return value
 
 
 def _peak_rss_mb() -> float:
@@ -160,23 +159,10 @@ def _peak_rss_mb() -> float:
 
 def _write_plan(result: Any, model: Any, out_dir: Path) -> str:
     """Write the plan as ``coupler solve`` does (explanations included); the writer used."""
-    try:
-        from coupler.write import write_result
-    except ImportError:  # an older tree without the writer: the plain tables only
-        from coupler.output import write_atomically
+    from coupler.rundir import write_result
 
-        write_atomically(
-            out_dir,
-            {
-                "plan.csv": result.plan,
-                "criteria.csv": result.criteria,
-                "municipalities.csv": result.municipalities,
-                "summary.json": result.to_json(),
-            },
-        )
-        return "write_atomically"
-    write_result(result, model, out_dir)
-    return "coupler.write.write_result"
+    write_result(result, model, out_dir, force=True)
+    return "coupler.rundir.write_result"
 
 
 def run_method(
@@ -350,14 +336,8 @@ def worker_main(case_file: Path, method: str, time_cap: float, out_file: Path) -
 
 def _dump(rec: dict[str, Any], path: Path) -> None:
     tmp = path.with_suffix(".part")
-    tmp.write_text(json.dumps(rec, default=_json_default), encoding="utf-8")
+    tmp.write_text(dumps(rec), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 # -- the parent ----------------------------------------------------------------------------------
@@ -493,7 +473,7 @@ def run(
                         machine=host,
                     )
                     with open(results, "a", encoding="utf-8") as f:
-                        f.write(json.dumps(rec, default=_json_default) + "\n")
+                        f.write(dumps(rec) + "\n")
                     records.append(rec)
                     say(_line(rec))
     return records

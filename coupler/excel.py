@@ -4,7 +4,8 @@ A spreadsheet program treats a cell that begins with ``=``, ``+``, ``-``, ``@``,
 carriage return as a formula (OWASP: CSV injection). Every text value coupler writes to a CSV
 or xlsx file that a person may open goes through :func:`safe_text` (one value) or
 :func:`safe_frame` (a whole table): such a value gets a leading apostrophe, which Excel shows as
-text and never evaluates. Numbers stay numbers, so a negative count is still ``-3``.
+text and never evaluates. Numbers stay numbers, so a negative count is still ``-3``. :func:`write_csv` and
+:func:`write_xlsx` are the two table writers; both apply the rule.
 
 >>> safe_text("=HYPERLINK(1)")
 "'=HYPERLINK(1)"
@@ -14,9 +15,16 @@ text and never evaluates. Numbers stay numbers, so a negative count is still ``-
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 #: First characters that make a spreadsheet cell a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -34,7 +42,54 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     for col in out.columns:
         s = out[col]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(object)
         if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
             out[col] = s.map(safe_text)
     out.columns = [safe_text(c) for c in out.columns]
     return out
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write ``frame`` as CSV (UTF-8, ``\\n`` line ends, no index) with every text cell safe."""
+    safe_frame(frame).to_csv(path, index=False, lineterminator="\n")
+
+
+def _xlsx_cell(value: Any) -> Any:
+    """A cell value openpyxl stores as itself: text safe and without illegal control characters."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isinf(value):
+        return str(value)
+    if isinstance(value, str):
+        # openpyxl refuses control characters; U+FFFD marks where one was.
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", safe_text(value))
+    return value
+
+
+def write_xlsx(sheets: Mapping[str, pd.DataFrame], path: str | os.PathLike[str]) -> None:
+    """Write each frame to a sheet of one workbook; every text cell is a string, never a formula.
+
+    Text goes through :func:`safe_text`; control characters that a workbook cannot hold become
+    U+FFFD, so a hostile id never stops the export.
+    """
+    wb = Workbook(write_only=True)
+    for name, frame in sheets.items():
+        ws = wb.create_sheet(title=name)
+        ws.append([_text_cell(ws, _xlsx_cell(str(c))) for c in frame.columns])
+        for row in frame.itertuples(index=False, name=None):
+            ws.append([_text_cell(ws, _xlsx_cell(v)) for v in row])
+    wb.save(path)
+
+
+def _text_cell(ws: Any, value: Any) -> Any:
+    """Text as an explicit string cell (data type 's'), so nothing is ever read as a formula."""
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(ws, value=value)
+    cell.data_type = "s"
+    return cell

@@ -8,17 +8,15 @@
   criteria allow nothing else. It is found as a minimum cut of a max-flow on the aggregated
   structure (households with the same allowed set form one group), so the graph has one node per
   group and per municipality, never one per (household, municipality) pair.
-* :func:`load_run` rebuilds the model and the result from a folder written by
-  :func:`coupler.write.write_result`, so ``coupler explain`` needs no original input paths.
+
+Reading a run folder back (``load_run``) lives in :mod:`coupler.rundir`.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -29,17 +27,15 @@ from scipy.sparse.csgraph import connected_components
 
 from coupler.criteria import SOFT_PARTS, soft_parts
 from coupler.errors import CouplerError, InputError, Problem
-from coupler.instance import Instance
 from coupler.io import Places
-from coupler.model import CouplingModel, build_model
+from coupler.model import CouplingModel
 from coupler.policy import Policy
-from coupler.result import Result, Status, make_result
+from coupler.result import Result
 
 __all__ = [
     "BROKEN_COLUMNS",
     "explain_broken",
     "explain_household",
-    "load_run",
     "render_household",
     "score_table",
 ]
@@ -59,18 +55,6 @@ BROKEN_COLUMNS: tuple[str, ...] = (
     "shortage",
     "cause",
 )
-
-#: Input tables saved with a plan (``inputs/<name>.parquet``); the first three are required.
-INPUT_TABLES: tuple[str, ...] = (
-    "municipalities",
-    "households",
-    "criteria",
-    "scores",
-    "locks",
-    "demand",
-    "distances",
-)
-
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -712,80 +696,3 @@ def _parts_lines(parts: list[dict[str, Any]], indent: int = 4) -> list[str]:
         for p in parts
         if p["weight"] or p["value"]
     ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Rebuilding a run from its output folder
-
-
-def _read_saved(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise InputError(
-            Problem(str(path), f"cannot be read ({type(exc).__name__}); re-run `coupler solve`")
-        ) from None
-
-
-def load_run(out_dir: str | Path) -> tuple[CouplingModel, Result, dict[str, Any]]:
-    """Rebuild ``(model, result, summary)`` from a folder written by ``write_result``.
-
-    Raises
-    ------
-    CouplerError
-        The folder is not a coupler output folder (no summary.json or saved inputs).
-    """
-    out = Path(out_dir)
-    summary_path = out / "summary.json"
-    if not summary_path.is_file():
-        raise InputError(
-            Problem(
-                str(out),
-                "is not a coupler output folder (no summary.json); run `coupler solve` first",
-            )
-        )
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(Problem(str(summary_path), f"is not valid JSON: {exc}")) from None
-    tables: dict[str, pd.DataFrame | None] = {}
-    missing = []
-    for name in INPUT_TABLES:
-        p = out / "inputs" / f"{name}.parquet"
-        if p.is_file():
-            tables[name] = _read_saved(p)
-        elif name in INPUT_TABLES[:3]:
-            missing.append(p.name)
-        else:
-            tables[name] = None
-    plan_path = out / "inputs" / "assignment.parquet"
-    if not plan_path.is_file():
-        missing.append(plan_path.name)
-    if missing:
-        raise InputError(
-            Problem(str(out / "inputs"), f"missing {', '.join(missing)}; re-run `coupler solve`")
-        )
-    policy_file = out / "policy.toml"
-    policy = (
-        Policy.from_file(policy_file)
-        if policy_file.is_file()
-        else Policy.from_dict(summary["policy"])
-    )
-    instance = Instance(**tables)  # type: ignore[arg-type]
-    model = build_model(instance, policy)
-    plan = _read_saved(plan_path)
-    codes = pd.Series(instance.household_ids).map(plan.set_index("household_id")["municipality"])
-    assignment = codes.map(instance.code_index).fillna(-1).to_numpy(dtype=np.int64)
-    bound = summary.get("bound")
-    result = make_result(
-        model,
-        assignment,
-        status=Status(summary.get("status", "unknown")),
-        bound=math.inf if bound is None else float(bound),
-        broken_lower_bound=int(summary.get("broken_lower_bound", 0)),
-        uncoupled_lower_bound=int(summary.get("uncoupled_lower_bound", 0)),
-        backend=str(summary.get("backend", "")),
-        method=str(summary.get("method", "")),
-        seconds=summary.get("seconds", {}),
-    )
-    return model, result, summary

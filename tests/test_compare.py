@@ -290,6 +290,7 @@ def test_cli_compare_writes_everything(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "share of jobs within reach" in r.output and "delta base+radius-30" in r.output
     assert {p.name for p in out.iterdir()} == {
+        ".coupler-manifest.json",
         "kpis.csv",
         "kpis.json",
         "impact.csv",

@@ -20,11 +20,10 @@ from coupler import (
 from coupler.explain import (
     explain_broken,
     explain_household,
-    load_run,
     render_household,
     score_table,
 )
-from coupler.write import policy_toml, write_result
+from coupler.rundir import load_run, policy_toml, write_result
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from coupler.criteria import SOFT_PARTS
+from coupler.jsonsafe import json_safe
 from coupler.model import CouplingModel
 from coupler.result import Result
 
@@ -257,11 +258,8 @@ def group_outcomes(result: Result, model: CouplingModel, reach_km: float) -> pd.
 
 
 def _clean(v: Any) -> Any:
-    if isinstance(v, float | np.floating):
-        return None if not math.isfinite(float(v)) else round(float(v), 6)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
+    v = json_safe(v)
+    return round(v, 6) if isinstance(v, float) else v
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

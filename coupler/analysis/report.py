@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from coupler.analysis.kpi import KPI_LABELS
+from coupler.jsonsafe import json_safe
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;max-width:1400px}
@@ -436,19 +437,8 @@ def _e(s: Any) -> str:
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for r in df.to_dict(orient="records"):
-        clean: dict[str, Any] = {}
-        for k, v in r.items():
-            if isinstance(v, float | np.floating):
-                v = None if not math.isfinite(float(v)) else float(v)
-            elif isinstance(v, np.integer):
-                v = int(v)
-            elif isinstance(v, np.bool_):
-                v = bool(v)
-            clean[str(k)] = v
-        out.append(clean)
-    return out
+    records: list[dict[str, Any]] = json_safe(df.to_dict(orient="records"))
+    return records
 
 
 __all__ = ["render", "sweep_json"]

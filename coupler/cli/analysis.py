@@ -13,7 +13,7 @@ import click
 import pandas as pd
 
 from coupler.errors import InputError, Problem
-from coupler.output import write_atomically
+from coupler.rundir import check_out, write_atomically, write_file
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 _DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -121,6 +121,11 @@ def _fmt(x: Any, sign: bool = False) -> str:
     show_default=True,
     help="Output folder: kpis.csv, kpis.json, impact.csv, groups.csv, report.html.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace --out even when it holds files coupler did not write.",
+)
 def compare(
     variants: tuple[str, ...],
     scenario: Path | None,
@@ -133,6 +138,7 @@ def compare(
     reach_km: float | None,
     floor_text: str | None,
     out: Path,
+    force: bool,
 ) -> None:
     """Compare policies and coupling agreements on the same cases.
 
@@ -150,6 +156,8 @@ def compare(
     from coupler.analysis.compare import compare as run_compare
     from coupler.analysis.report import render
 
+    inputs = (scenario, households, criteria, *(v for v in variants if v != "default"))
+    check_out(out, inputs, force=force)
     say = _say(time.perf_counter())
     floor = Floor.parse(floor_text) if floor_text else None
     opts = _solve_options(time_limit, gap)
@@ -173,6 +181,8 @@ def compare(
             "groups.csv": result.group_table(),
             "report.html": html,
         },
+        inputs=inputs,
+        force=force,
     )
     names = result.names
     width = max(len(lbl) for lbl in table["label"]) + 2
@@ -255,6 +265,11 @@ def compare(
     show_default=True,
     help="Output folder: sweep.csv, front.csv, sweep.json, report.html.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace --out even when it holds files coupler did not write.",
+)
 def sweep(
     weights: tuple[str, ...],
     seeds: str | None,
@@ -269,6 +284,7 @@ def sweep(
     scheduler: str | None,
     workers: int | None,
     out: Path,
+    force: bool,
 ) -> None:
     """Run a grid of policy weights x seeds and report the Pareto front.
 
@@ -285,6 +301,8 @@ def sweep(
     from coupler.policy import Policy
     from coupler.scenario import load_scenario
 
+    inputs = (grid_file, policy, scenario, households, criteria)
+    check_out(out, inputs, force=force)
     grid = Grid.parse(weights, seeds, grid_file)
     base = Policy.from_file(policy) if policy else Policy()
     opts = _solve_options(time_limit, gap)
@@ -323,6 +341,8 @@ def sweep(
     paths = write_atomically(
         out,
         {"sweep.csv": table, "front.csv": front, "sweep.json": data, "report.html": render(data)},
+        inputs=inputs,
+        force=force,
     )
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         click.echo(front.to_string(index=False))
@@ -361,8 +381,7 @@ def report(data: Path, out: Path | None, title: str | None) -> None:
             Problem(data.name, f"is incomplete or from another version ({exc})")
         ) from None
     target = out or data.with_name("report.html")
-    paths = write_atomically(target.parent, {target.name: html})
-    click.echo(f"wrote {paths[0]}")
+    click.echo(f"wrote {write_file(target, html, inputs=(data,))}")
 
 
 COMMANDS = [compare, sweep, report]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
-from coupler.explain import explain_household, load_run, render_household
+from coupler.explain import explain_household, render_household
+from coupler.jsonsafe import dumps
+from coupler.rundir import load_run
 
 
 @click.command()
@@ -39,7 +40,7 @@ def explain(household: str, why_not: str | None, out: Path, as_json: bool) -> No
         click.echo("warning: the saved inputs differ from those recorded in summary.json", err=True)
     expl = explain_household(model, result, household, why_not=why_not)
     if as_json:
-        click.echo(json.dumps(expl, indent=2, default=str))
+        click.echo(dumps(expl, indent=2))
     else:
         click.echo(render_household(expl))
 

@@ -12,7 +12,7 @@ import pandas as pd
 from coupler import schema
 from coupler.generate import GeneratorParams, generate_cases
 from coupler.io import load_municipalities
-from coupler.output import Content, write_atomically
+from coupler.rundir import Content, check_out, write_atomically
 
 _FORMATS = ("csv", "xlsx", "parquet")
 
@@ -67,6 +67,11 @@ def _content(frame: pd.DataFrame, fmt: str) -> Content:
     help="Output folder; households.<ext> and criteria.<ext> are written there atomically.",
 )
 @click.option(
+    "--force",
+    is_flag=True,
+    help="Replace --out even when it holds files coupler did not write.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(_FORMATS),
@@ -74,7 +79,9 @@ def _content(frame: pd.DataFrame, fmt: str) -> Content:
     show_default=True,
     help="File format of both tables.",
 )
-def generate(persons: int, seed: int, scenario: Path | None, out: Path, fmt: str) -> None:
+def generate(
+    persons: int, seed: int, scenario: Path | None, out: Path, force: bool, fmt: str
+) -> None:
     """Generate a realistic synthetic batch of statushouder households.
 
     Writes HOUSEHOLDS (size, adults/children, current azc, education and sector per adult,
@@ -88,6 +95,7 @@ def generate(persons: int, seed: int, scenario: Path | None, out: Path, fmt: str
       coupler generate                       # 4,700 persons, seed 0, into ./cases
       coupler generate --persons 28000 --seed 7 --out half-year --format parquet
     """
+    check_out(out, (scenario,), force=force)
     municipalities = _load_municipalities(scenario or _default_scenario())
     households, criteria = generate_cases(
         municipalities, persons=persons, seed=seed, params=GeneratorParams()
@@ -98,6 +106,8 @@ def generate(persons: int, seed: int, scenario: Path | None, out: Path, fmt: str
             f"households.{fmt}": _content(households, fmt),
             f"criteria.{fmt}": _content(criteria, fmt),
         },
+        inputs=(scenario,),
+        force=force,
     )
     kinds = Counter(criteria["kind"])
     work = criteria[criteria["kind"] == "work"]

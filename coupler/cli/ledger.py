@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+import sqlalchemy as sa
 
+from coupler.jsonsafe import dumps
 from coupler.ledger import (
     Ledger,
     LedgerError,
@@ -24,6 +27,7 @@ from coupler.ledger import (
     audit_trail,
     backup,
     batch_table,
+    check,
     close_period,
     open_period,
     period_status,
@@ -31,10 +35,21 @@ from coupler.ledger import (
     propose,
 )
 from coupler.ledger.batches import write_export
+from coupler.ledger.store import db_error, describe
 from coupler.policy import Policy
+from coupler.rundir import write_file
 
 
-def _ledger_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _ledger_options(fn: Callable[..., Any] | None = None, *, create: bool = False) -> Any:
+    """The --db, --db-url and --user options; the command gets the open ledger.
+
+    Only commands declared with ``create=True`` (``period open``, ``ledger init``) create a
+    ledger; every other command refuses a missing one. A database error while the command runs
+    becomes one line naming the ledger, never a traceback.
+    """
+    if fn is None:
+        return functools.partial(_ledger_options, create=create)
+
     @click.option(
         "--db",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -54,9 +69,13 @@ def _ledger_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )
     @functools.wraps(fn)
     def wrapper(db: Path | None, db_url: str | None, user: str | None, **kwargs: Any) -> Any:
-        ledger = Ledger.open(db, db_url=db_url, user=user)
+        ledger = Ledger.open(db, db_url=db_url, user=user, create=create)
         try:
             return fn(ledger, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            raise LedgerError(
+                f"the ledger {describe(ledger.engine)} cannot be used: {db_error(exc)}"
+            ) from None
         finally:
             ledger.close()
 
@@ -68,7 +87,7 @@ def _say(message: str) -> None:
 
 
 def _echo_json(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    click.echo(dumps(data, indent=2))
 
 
 # --- period ----------------------------------------------------------------------------------
@@ -97,7 +116,7 @@ def period() -> None:
     help="Scenario folder with municipalities.csv [default: embedded nl-2024].",
 )
 @click.option("--reason", default=None, help="Why, for the audit log.")
-@_ledger_options
+@_ledger_options(create=True)
 def period_open(
     ledger: Ledger,
     name: str,
@@ -244,10 +263,9 @@ def batch_propose(
         f"persons, uncoupled {s['uncoupled_persons']}; status {s['status']}"
     )
     if out is not None and p.result is not None:
-        from coupler.output import write_atomically
-
-        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: p.result.plan})
-        click.echo(f"wrote {out}")
+        click.echo(
+            f"wrote {write_file(out, p.result.plan, inputs=(households, criteria, policy_file, scores, locks))}"
+        )
 
 
 @batch.command("show")
@@ -276,10 +294,7 @@ def batch_show(ledger: Ledger, batch_id: int | None, out: Path | None) -> None:
         changed = rows[(rows["status"] == "approved") & (rows["proposed"] != rows["municipality"])]
         click.echo(f"  overridden or re-coupled:  {len(changed)} households")
     if out is not None:
-        from coupler.output import write_atomically
-
-        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: rows})
-        click.echo(f"wrote {out}")
+        click.echo(f"wrote {write_file(out, rows)}")
 
 
 def _parse_override(
@@ -355,11 +370,38 @@ def ledger_group() -> None:
     """Back up and inspect the ledger."""
 
 
+@ledger_group.command("init")
+@_ledger_options(create=True)
+def ledger_init(ledger: Ledger) -> None:
+    """Create an empty ledger (``period open`` also creates one); an existing one is kept."""
+    click.echo(f"ledger {describe(ledger.engine)} (schema version {ledger.version()})")
+
+
+@ledger_group.command("check")
+@_ledger_options
+def ledger_check(ledger: Ledger) -> None:
+    """Check the ledger's integrity; exits 1 naming every violation.
+
+    SQLite's integrity check, charges equal to the approved couplings, an audit row for every
+    change, and no quota over-spent.
+    """
+    problems = check(ledger)
+    for line in problems:
+        click.echo(f"violation: {line}")
+    if problems:
+        click.echo(f"the ledger {describe(ledger.engine)} fails {len(problems)} check(s)", err=True)
+        sys.exit(1)
+    click.echo(f"the ledger {describe(ledger.engine)} is sound")
+
+
 @ledger_group.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @_ledger_options
 def ledger_backup(ledger: Ledger, path: Path) -> None:
-    """Copy the ledger to PATH (.sqlite: a consistent SQLite copy; .json: a dump of every table)."""
+    """Copy the ledger to PATH (.sqlite: a consistent SQLite copy; .json: a dump of every table).
+
+    Runs `coupler ledger check` first and refuses to back up a ledger that fails it.
+    """
     out = backup(ledger, path)
     click.echo(f"wrote {out}")
 
@@ -377,10 +419,7 @@ def ledger_audit(ledger: Ledger, out: Path | None, last: int) -> None:
     """Show the audit log: who, when, what, why."""
     a = audit_trail(ledger)
     if out is not None:
-        from coupler.output import write_atomically
-
-        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: a})
-        click.echo(f"wrote {out}")
+        click.echo(f"wrote {write_file(out, a)}")
         return
     for r in a.tail(last).itertuples(index=False):
         why = f" -- {r.reason}" if r.reason else ""
@@ -438,10 +477,7 @@ def omkoppel_cmd(ledger: Ledger, requests: str, rules_file: str | None, out: Pat
     counts = report["decision"].value_counts().to_dict()
     click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if out is not None:
-        from coupler.output import write_atomically
-
-        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: report})
-        click.echo(f"wrote {out}")
+        click.echo(f"wrote {write_file(out, report, inputs=(requests, rules_file))}")
 
 
 # --- Kansrijke Koppeling ---------------------------------------------------------------------

@@ -15,8 +15,8 @@ from coupler.errors import CouplerError, InputError, Problem
 from coupler.generate import generate_cases
 from coupler.model import build_model
 from coupler.policy import Policy
+from coupler.rundir import FORMATS, check_out, write_result
 from coupler.scenario import load_instance, load_scenario
-from coupler.write import FORMATS, write_result
 
 # Input files are checked by coupler.io, which also reads 'book.xlsx#Sheet'.
 _FILE = click.Path(dir_okay=False, path_type=Path)
@@ -131,7 +131,12 @@ def _gap(ctx: click.Context, param: click.Parameter, value: float | None) -> flo
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("results"),
     show_default=True,
-    help="Output folder; written atomically.",
+    help="Output folder; replaced as a whole, atomically (docs/outputs.md).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace --out even when it holds files coupler did not write.",
 )
 @click.option(
     "--format",
@@ -159,6 +164,7 @@ def solve(
     time_limit: float | None,
     gap: float | None,
     out: Path,
+    force: bool,
     fmt: str,
 ) -> None:
     """Couple each household to one municipality and write the plan.
@@ -181,9 +187,8 @@ def solve(
         raise click.UsageError(
             "--criteria needs --households (criteria point to households in that file)"
         )
-    blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocked is not None:
-        raise click.BadParameter(f"{blocked} is a file, not a folder", param_hint="'--out'")
+    inputs = (scenario, households, criteria, scores, locks, distances, demand, policy_file)
+    check_out(out, inputs, force=force)
     clock = _Clock()
     extra: dict[str, Any] = {}
 
@@ -262,11 +267,14 @@ def solve(
     clock.say(f"write: {out}")
     try:
         paths = clock.phase(
-            "write", lambda: write_result(result, model, out, fmt=fmt, extra_summary=extra)
+            "write",
+            lambda: write_result(
+                result, model, out, fmt=fmt, extra_summary=extra, inputs=inputs, force=force
+            ),
         )
     except OSError as exc:
         raise CouplerError(
-            f"cannot write to {out}: {exc.strerror or exc}; nothing was written"
+            f"cannot write to {out}: {exc.strerror or exc}; {out} was left as it was"
         ) from None
     clock.say(f"done in {time.perf_counter() - clock.start:.1f}s")
     click.echo(result.summary())

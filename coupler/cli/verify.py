@@ -146,7 +146,9 @@ def verify(
     if out_dir is not None and (out_dir / "inputs").is_dir():
         inputs = out_dir / "inputs"
     if plan is None and out_dir is not None:
-        plan = _find(out_dir, "plan") or out_dir / "plan.csv"
+        # The saved assignment holds the ids as read; plan.csv holds them made safe for Excel.
+        saved = out_dir / "inputs" / "assignment.parquet"
+        plan = saved if saved.is_file() else _find(out_dir, "plan") or out_dir / "plan.csv"
     if plan is None:
         raise click.UsageError("give --out DIR (a solve output folder) or --plan FILE")
     households = _opt(households, inputs, "households")

@@ -19,7 +19,7 @@ from coupler.ledger.batches import (
 )
 from coupler.ledger.periods import audit_trail, close_period, open_period, period_status
 from coupler.ledger.schema import SCHEMA_VERSION
-from coupler.ledger.store import Ledger, LedgerError, backup, quota_state
+from coupler.ledger.store import Ledger, LedgerError, backup, check, quota_state
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -31,6 +31,7 @@ __all__ = [
     "audit_trail",
     "backup",
     "batch_table",
+    "check",
     "close_period",
     "open_period",
     "paced_remaining",

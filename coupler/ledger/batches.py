@@ -27,14 +27,17 @@ import pandas as pd
 import sqlalchemy as sa
 
 from coupler.errors import CouplerError, InputError, Problem
+from coupler.excel import write_xlsx
 from coupler.geo import haversine_km
 from coupler.instance import Instance
+from coupler.jsonsafe import dumps
 from coupler.ledger import schema as t
 from coupler.ledger.solving import solve_batch as solve
 from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
 from coupler.model import build_model
 from coupler.policy import Policy
 from coupler.result import Result
+from coupler.rundir import write_file
 from coupler.scenario import load_instance
 
 PathLike = str | os.PathLike[str]
@@ -256,7 +259,7 @@ def propose(
                 pacing=json.dumps(pacing_info),
                 households=len(plan),
                 persons=int(plan["persons"].sum()),
-                summary=json.dumps(summary, default=str),
+                summary=dumps(summary),
                 created_at=tx.at,
                 created_by=tx.who,
             )
@@ -592,16 +595,8 @@ def write_export(
     path: Path, municipalities: pd.DataFrame, provinces: pd.DataFrame, level: str
 ) -> None:
     """Write the progress table atomically: CSV (one level) or Excel (both sheets)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if path.suffix.lower() == ".xlsx":
-            with pd.ExcelWriter(tmp, engine="openpyxl") as xl:
-                municipalities.to_excel(xl, sheet_name="municipalities", index=False)
-                provinces.to_excel(xl, sheet_name="provinces", index=False)
-        else:
-            frame = provinces if level == "province" else municipalities
-            frame.to_csv(tmp, index=False, lineterminator="\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if path.suffix.lower() == ".xlsx":
+        sheets = {"municipalities": municipalities, "provinces": provinces}
+        write_file(path, lambda tmp: write_xlsx(sheets, tmp))
+    else:
+        write_file(path, provinces if level == "province" else municipalities)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from coupler.errors import CouplerError
+from coupler.jsonsafe import dumps
 from coupler.ledger import schema as t
 
 #: Environment variable naming the ledger file when --db is not given.
@@ -93,7 +93,7 @@ class Tx:
                 command=self.command,
                 action=action,
                 subject=subject,
-                detail=None if detail is None else json.dumps(detail, default=str, sort_keys=True),
+                detail=None if detail is None else dumps(detail, sort_keys=True),
                 reason=reason,
             )
         )
@@ -126,28 +126,56 @@ class Ledger:
         user: str | None = None,
         create: bool = True,
     ) -> Ledger:
-        """Open (and create or upgrade) the ledger at a SQLite path or SQLAlchemy URL."""
+        """Open (and upgrade) the ledger at a SQLite path or SQLAlchemy URL.
+
+        Parameters
+        ----------
+        create
+            Create a new ledger when the file (or database) has none. Without it a missing
+            ledger is an error naming the absolute path; only ``coupler period open`` and
+            ``coupler ledger init`` create one.
+
+        Raises
+        ------
+        LedgerError
+            One line naming the file or URL: missing, in a missing folder, empty (0 bytes),
+            truncated, damaged, not SQLite, another program's database, or unreachable.
+        """
         url = resolve_url(db, db_url)
         engine = make_engine(url)
-        if engine.dialect.name == "sqlite" and not create:
-            path = engine.url.database
-            if path and not Path(path).exists():
-                raise LedgerError(f"no ledger at {path}; open a period first")
+        where = describe(engine)
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            _check_sqlite_file(Path(str(engine.url.database)), create=create)
         ledger = cls(engine, user)
-        ledger.ensure_schema()
+        try:
+            ledger.ensure_schema(create=create)
+        except sa.exc.SQLAlchemyError as exc:
+            engine.dispose()
+            raise LedgerError(f"cannot use the ledger {where}: {db_error(exc)}") from None
+        except LedgerError:
+            engine.dispose()
+            raise
         return ledger
 
     def close(self) -> None:
         self.engine.dispose()
 
     # -- schema -------------------------------------------------------------------------------
-    def ensure_schema(self) -> int:
-        """Create a new ledger or upgrade an older one; returns the version found before."""
+    def ensure_schema(self, *, create: bool = True) -> int:
+        """Create a new ledger (with ``create``) or upgrade an older one; the version found."""
         with self.engine.begin() as conn:
             inspector = sa.inspect(conn)
             if not inspector.has_table("schema_version"):
                 if inspector.get_table_names():
-                    raise LedgerError("the database holds tables but no coupler ledger")
+                    raise LedgerError(
+                        f"{describe(self.engine)} holds tables but no coupler ledger "
+                        "(another program's database?)"
+                    )
+                if not create:
+                    raise LedgerError(
+                        f"no coupler ledger in {describe(self.engine)}; create one with "
+                        "`coupler period open` or `coupler ledger init`"
+                    )
                 t.metadata.create_all(conn)
                 conn.execute(
                     t.schema_version.insert().values(version=t.SCHEMA_VERSION, upgraded_at=now())
@@ -211,6 +239,65 @@ class Ledger:
         return row
 
 
+def describe(engine: sa.Engine) -> str:
+    """Where the ledger is, for messages: the absolute file path or the URL without password."""
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        return str(engine.url.database)
+    return engine.url.render_as_string(hide_password=True)
+
+
+def db_error(exc: BaseException) -> str:
+    """The first line of a database driver's message, without SQLAlchemy's SQL and links."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_sqlite_file(path: Path, *, create: bool) -> None:
+    """One clear line for a ledger file that is missing, empty, truncated or not SQLite."""
+    if not path.parent.is_dir():
+        raise LedgerError(f"the folder {path.parent} of the ledger {path} does not exist")
+    if path.is_dir():
+        raise LedgerError(f"the ledger {path} is a folder, not a file")
+    if not path.exists():
+        if create:
+            return
+        raise LedgerError(
+            f"no ledger at {path}; check --db or $COUPLER_DB, or create one with "
+            "`coupler period open` or `coupler ledger init`"
+        )
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            header = f.read(100)
+    except OSError as exc:
+        raise LedgerError(f"cannot read the ledger {path}: {exc.strerror or exc}") from None
+    if size == 0:
+        raise LedgerError(
+            f"the ledger {path} is empty (0 bytes), not a coupler ledger; restore it from a "
+            "backup or remove it"
+        )
+    if not header.startswith(_SQLITE_MAGIC):
+        raise LedgerError(f"{path} is not a SQLite database, so not a coupler ledger")
+    if len(header) < 100:
+        raise LedgerError(
+            f"the ledger {path} is truncated ({size} bytes); restore it from a backup"
+        )
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    counter_valid = header[24:28] == header[92:96]
+    wal = path.with_name(path.name + "-wal")
+    if counter_valid and size < page_size * pages and not wal.exists():
+        raise LedgerError(
+            f"the ledger {path} is truncated ({size:,} of {page_size * pages:,} bytes); "
+            "restore it from a backup"
+        )
+
+
 def make_engine(url: str) -> sa.Engine:
     """An engine whose transactions take the write lock up front on SQLite (BEGIN IMMEDIATE)."""
     if url.startswith("sqlite"):
@@ -229,8 +316,9 @@ def make_engine(url: str) -> sa.Engine:
         return engine
     try:
         return sa.create_engine(url)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
-        raise LedgerError(f"cannot use database URL: {exc}") from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
+        hint = " (is the port a number?)" if isinstance(exc, ValueError) else ""
+        raise LedgerError(f"cannot use database URL{hint}: {exc}") from None
 
 
 def quota_state(conn: sa.Connection, period_id: int, *, reserve: bool = True) -> pd.DataFrame:
@@ -286,6 +374,101 @@ def quota_state(conn: sa.Connection, period_id: int, *, reserve: bool = True) ->
     return q
 
 
+def check(ledger: Ledger) -> list[str]:
+    """Violations of the ledger's integrity, one line each; empty when the ledger is sound.
+
+    Checks, in order: SQLite's ``PRAGMA integrity_check`` and ``foreign_key_check``; that the
+    charges of each period and municipality sum to the persons of its approved couplings; that
+    every change has its audit row (each period opened and closed, batch proposed and approved,
+    provisional coupling, permit decision and omkoppeling); and that no municipality is charged
+    more than its quota + backlog (when that is positive).
+    """
+    problems: list[str] = []
+    with ledger.engine.connect() as conn:
+        if ledger.engine.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql("PRAGMA integrity_check").all()
+            lines = [x for r in rows for x in str(r[0]).splitlines() if x.strip()]
+            if lines != ["ok"]:
+                more = [f"... and {len(lines) - 5} more"] if len(lines) > 5 else []
+                return [f"SQLite integrity_check: {x}" for x in lines[:5]] + more
+            fk = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+            problems += [f"row {r[1]} of table {r[0]} points to a missing {r[2]}" for r in fk[:10]]
+        problems += _check_charges(conn)
+        problems += _check_audit(conn)
+        problems += _check_quota(conn)
+    return problems
+
+
+def _check_charges(conn: sa.Connection) -> list[str]:
+    c, b, ch = t.couplings, t.batches, t.charges
+    approved = conn.execute(
+        sa.select(b.c.period_id, c.c.municipality, sa.func.sum(c.c.persons))
+        .select_from(c.join(b, c.c.batch_id == b.c.id))
+        .where(c.c.status == "approved", c.c.municipality.is_not(None))
+        .group_by(b.c.period_id, c.c.municipality)
+    ).all()
+    charged = conn.execute(
+        sa.select(ch.c.period_id, ch.c.municipality, sa.func.sum(ch.c.persons)).group_by(
+            ch.c.period_id, ch.c.municipality
+        )
+    ).all()
+    want = {(int(p), str(m)): int(n) for p, m, n in approved}
+    have = {(int(p), str(m)): int(n) for p, m, n in charged if int(n) != 0}
+    names = dict(conn.execute(sa.select(t.periods.c.id, t.periods.c.name)).all())
+    return [
+        f"period {names.get(p, p)}, {m}: charges {have.get((p, m), 0)} persons, approved "
+        f"couplings {want.get((p, m), 0)} persons"
+        for p, m in sorted(set(want) | set(have))
+        if want.get((p, m), 0) != have.get((p, m), 0)
+    ]
+
+
+def _check_audit(conn: sa.Connection) -> list[str]:
+    logged = {
+        (str(a), str(s)) for a, s in conn.execute(sa.select(t.audit.c.action, t.audit.c.subject))
+    }
+    need: list[tuple[str, str, str]] = []
+    for name, status in conn.execute(sa.select(t.periods.c.name, t.periods.c.status)):
+        need.append(("open", name, f"period {name} opened"))
+        if status == "closed":
+            need.append(("close", name, f"period {name} closed"))
+    for bid, kind, status in conn.execute(
+        sa.select(t.batches.c.id, t.batches.c.kind, t.batches.c.status)
+    ):
+        if kind == "batch":
+            need.append(("propose", f"batch {bid}", f"batch {bid} proposed"))
+        if kind in ("batch", "replan") and status == "approved":
+            need.append(("approve", f"batch {bid}", f"batch {bid} approved"))
+    for h, decision in conn.execute(
+        sa.select(t.omkoppelingen.c.household_id, t.omkoppelingen.c.decision)
+    ):
+        need.append((f"omkoppel-{decision}", h, f"an omkoppeling decision ({decision})"))
+    for h, status in conn.execute(sa.select(t.provisional.c.household_id, t.provisional.c.status)):
+        need.append(("provisional", h, "a provisional coupling"))
+        if status == "confirmed":
+            need.append(("permit-confirmed", h, "a confirmed provisional coupling"))
+    missing = [what for action, subject, what in need if (action, str(subject)) not in logged]
+    # Household ids are personal: name the change, never the id.
+    return [f"no audit row for {what}" for what in missing[:20]] + (
+        [f"... and {len(missing) - 20} more changes without an audit row"]
+        if len(missing) > 20
+        else []
+    )
+
+
+def _check_quota(conn: sa.Connection) -> list[str]:
+    out = []
+    for pid, name in conn.execute(sa.select(t.periods.c.id, t.periods.c.name)):
+        q = quota_state(conn, pid, reserve=False)
+        over = q[(q["coupled"] > q["target"]) & (q["coupled"] > 0)]
+        out += [
+            f"period {name}, {r.municipality}: {int(r.coupled)} persons charged, quota + backlog "
+            f"{int(r.target)}"
+            for r in over.itertuples(index=False)
+        ]
+    return out
+
+
 def backup(ledger: Ledger, path: str | os.PathLike[str]) -> Path:
     """Copy the ledger to ``path``: a consistent SQLite copy (``.sqlite``/``.db``) or a JSON dump.
 
@@ -295,6 +478,13 @@ def backup(ledger: Ledger, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     if out.exists():
         raise LedgerError(f"{out} exists; backups never overwrite a file")
+    problems = check(ledger)
+    if problems:
+        raise LedgerError(
+            f"the ledger {describe(ledger.engine)} fails its check ({problems[0]}"
+            f"{f'; and {len(problems) - 1} more' if len(problems) > 1 else ''}); "
+            "run `coupler ledger check`; no backup was written"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
@@ -305,7 +495,7 @@ def backup(ledger: Ledger, path: str | os.PathLike[str]) -> Path:
                     order = list(table.primary_key.columns)
                     rows = conn.execute(sa.select(table).order_by(*order)).mappings().all()
                     dump[table.name] = [dict(r) for r in rows]
-            tmp.write_text(json.dumps(dump, indent=1, default=str) + "\n", encoding="utf-8")
+            tmp.write_text(dumps(dump, indent=1) + "\n", encoding="utf-8")
         else:
             if ledger.engine.dialect.name != "sqlite":
                 raise LedgerError(
