@@ -465,11 +465,14 @@ def approve(
         # The engine's verdict for proposals as they stand; great-circle distance for overrides.
         broken = _breaks(conn, batch_id, coupled, state[["lat", "lon"]], radius)
         broken = {h: k for h, k in broken.items() if h in over}
+        # The stored verdict is NULL (read back as NaN, which is truthy) for a coupling that
+        # breaks nothing: only a non-empty text names broken kinds.
+        kept = set(coupled["household_id"])
         broken.update(
             {
-                h: k
+                h: str(k)
                 for h, k in zip(plan["household_id"], plan["broken"], strict=True)
-                if k and h not in over and h in set(coupled["household_id"])
+                if isinstance(k, str) and k.strip() and h not in over and h in kept
             }
         )
         if broken and not (reason and reason.strip()):

@@ -93,7 +93,7 @@ class Tx:
                 command=self.command,
                 action=action,
                 subject=subject,
-                detail=None if detail is None else json.dumps(detail, default=str, sort_keys=True),
+                detail=None if detail is None else json.dumps(detail, default=str, sort_keys=True, allow_nan=False),
                 reason=reason,
             )
         )
