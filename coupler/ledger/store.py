@@ -93,7 +93,9 @@ class Tx:
                 command=self.command,
                 action=action,
                 subject=subject,
-                detail=None if detail is None else json.dumps(detail, default=str, sort_keys=True, allow_nan=False),
+                detail=None
+                if detail is None
+                else json.dumps(detail, default=str, sort_keys=True, allow_nan=False),
                 reason=reason,
             )
         )
