@@ -28,14 +28,16 @@ class HardCriteria:
     ----------
     table
         One row per criterion: household (index), municipality (index), kind, ``hard`` (counts as a
-        hard criterion under the policy), ``yielded`` (dropped because of a conflict).
+        hard criterion under the policy), ``yielded`` (dropped because of a conflict), ``yield_reason``.
     allowed
         Bool matrix households x municipalities: the pair meets every hard criterion that was not
         yielded. Rows of households without hard criteria are all True.
     has_hard
         Households with at least one hard criterion.
     conflicts
-        Households whose hard criteria have no municipality in common, with the kinds that yielded.
+        One row per yielded criterion (households whose hard criteria share no municipality):
+        household, row (criteria row), kind, municipality (index), kept (the kept criteria, as
+        text) and reason.
     """
 
     table: pd.DataFrame
@@ -62,9 +64,29 @@ def qualifies_as_hard(criteria: pd.DataFrame, policy: Policy) -> np.ndarray:
     return np.where(kind == "work", ok, True)
 
 
+def _best_compatible(
+    within: np.ndarray, prio: np.ndarray, hours: np.ndarray, levels: int
+) -> np.ndarray:
+    """The criteria of one household to keep when they share no municipality.
+
+    ``within`` is criteria x municipalities (the criterion's radius covers the municipality).
+    Every compatible set lies inside the set covering some municipality, so the columns are the
+    candidates. They are ranked by: more criteria; then, kind by kind in the policy's priority
+    order, more criteria of that kind; then more work hours; then the set keeping the earliest
+    criterion (file order) where two sets differ. Returns a bool mask over the criteria.
+    """
+    w = within.astype(np.int64)
+    keys: list[np.ndarray] = [w.sum(axis=0)]
+    keys += [w[prio == level].sum(axis=0) for level in range(levels)]
+    keys.append(np.round(hours @ w, 6))
+    keys += list(w)  # earliest kept criterion wins a full tie
+    best = int(np.lexsort(keys[::-1])[-1])
+    return within[:, best].copy()
+
+
 def hard_criteria(instance: Instance, policy: Policy) -> HardCriteria:
     """Allowed municipalities per household under the policy's radius, with conflicts resolved."""
-    n_h, n_m = instance.n_households, instance.n_municipalities
+    n_h = instance.n_households
     c = instance.criteria
     h_idx = c["household_id"].map(instance.household_index).to_numpy(dtype=np.int64)
     m_idx = c["municipality"].map(instance.code_index).to_numpy(dtype=np.int64)
@@ -74,9 +96,13 @@ def hard_criteria(instance: Instance, policy: Policy) -> HardCriteria:
     prio = np.array([rank[k] for k in kind], dtype=np.int64)  # 0 = most important
     within = instance.distance_km <= policy.hard.radius_km + 1e-9  # municipality x municipality
 
-    active = hard.copy()
-    yielded = np.zeros(len(c), dtype=bool)
-    conflict_rows: list[tuple[int, str]] = []
+    hours = pd.to_numeric(c.get("hours_per_week"), errors="coerce")
+    hours = (
+        np.zeros(len(c))
+        if hours is None
+        else np.nan_to_num(hours.to_numpy(dtype=float, na_value=0))
+    )
+    hours = np.where(kind == "work", hours, 0.0)
 
     def intersect(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(allowed matrix, number of active hard criteria per household)."""
@@ -89,34 +115,54 @@ def hard_criteria(instance: Instance, policy: Policy) -> HardCriteria:
         hits = inc @ within[m_idx[rows]].astype(np.int32)  # households x municipalities
         return np.asarray(hits) == count[:, None], count
 
-    allowed, count = intersect(active)
+    allowed, count = intersect(hard)
+    yielded = np.zeros(len(c), dtype=bool)
+    reasons = np.full(len(c), "", dtype=object)
+    conflict_rows: list[dict[str, object]] = []
+    names = instance.municipalities["name"].astype(str).to_numpy()
     empty = np.flatnonzero((count > 0) & ~allowed.any(axis=1))
-    # Conflicts: drop the least important active criterion kind until the intersection is non-empty.
     for h in empty:
-        rows = np.flatnonzero((h_idx == h) & active)
-        dropped: list[str] = []
-        for level in sorted(set(prio[rows]), reverse=True):
-            drop = rows[prio[rows] == level]
-            keep = np.setdiff1d(rows, np.flatnonzero(yielded))
-            keep = np.setdiff1d(keep, drop)
-            yielded[drop] = True
-            dropped.append(policy.hard.priority[level])
-            ok = np.ones(n_m, dtype=bool)
-            for r in keep:
-                ok &= within[m_idx[r]]
-            if ok.any() or len(keep) == 0:
-                allowed[h] = ok
-                break
-        conflict_rows.append((int(h), ";".join(dropped)))
-    active &= ~yielded
+        rows = np.flatnonzero((h_idx == h) & hard)
+        keep = _best_compatible(within[m_idx[rows]], prio[rows], hours[rows], len(rank))
+        ok = within[m_idx[rows[keep]]].all(axis=0)
+        allowed[h] = ok
+        kept = ", ".join(f"{kind[r]} {names[m_idx[r]]}" for r in rows[keep])
+        for r in rows[~keep]:
+            yielded[r] = True
+            reasons[r] = (
+                f"no municipality lies within {policy.hard.radius_km:g} km of both "
+                f"{kind[r]} {names[m_idx[r]]} and the kept criteria ({kept}); the kept set is the "
+                "largest that shares a municipality, then by priority "
+                f"({' > '.join(policy.hard.priority)}), then by work hours"
+            )
+            conflict_rows.append(
+                {
+                    "household": int(h),
+                    "row": int(r),
+                    "kind": str(kind[r]),
+                    "municipality": int(m_idx[r]),
+                    "kept": kept,
+                    "reason": reasons[r],
+                }
+            )
+    active = hard & ~yielded
     has_hard = (
         np.bincount(h_idx[active], minlength=n_h) > 0 if len(c) else np.zeros(n_h, dtype=bool)
     )
     allowed[~has_hard] = True
     table = pd.DataFrame(
-        {"household": h_idx, "municipality": m_idx, "kind": kind, "hard": hard, "yielded": yielded}
+        {
+            "household": h_idx,
+            "municipality": m_idx,
+            "kind": kind,
+            "hard": hard,
+            "yielded": yielded,
+            "yield_reason": reasons,
+        }
     )
-    conflicts = pd.DataFrame(conflict_rows, columns=["household", "yielded_kinds"])
+    conflicts = pd.DataFrame(
+        conflict_rows, columns=["household", "row", "kind", "municipality", "kept", "reason"]
+    )
     allowed.flags.writeable = False
     return HardCriteria(table=table, allowed=allowed, has_hard=has_hard, conflicts=conflicts)
 

@@ -286,11 +286,11 @@ def explain_broken(model: CouplingModel, result: Result) -> pd.DataFrame:
             shared = [c for c, info in areas.items() if (info["mask"] & usable).any()]
             comp = shared[0] if shared else -1
         if not active_broken[h]:
-            yielded = yielded_rows.loc[yielded_rows["household"] == h, "kind"].unique()
+            mine = yielded_rows[yielded_rows["household"] == h]
             row["cause_kind"] = "conflict"
-            row["cause"] = (
-                "its hard criteria have no municipality in common; by the policy's priority "
-                f"{_join_names(sorted(yielded))} yielded"
+            row["cause"] = "its hard criteria have no municipality in common: " + "; ".join(
+                f"{k} yielded ({why})"
+                for k, why in zip(mine["kind"], mine["yield_reason"], strict=True)
             )
         elif usable is not None and not usable.any():
             row["cause_kind"] = "lock"
@@ -409,11 +409,12 @@ def _criteria_at(model: CouplingModel, h: int, m: int) -> list[dict[str, Any]]:
     names = _names(model)
     source = inst.criteria.iloc[mine.index.to_numpy()]
     out = []
-    for crit_m, kind, hard, yielded, (_, src) in zip(
+    for crit_m, kind, hard, yielded, why, (_, src) in zip(
         mine["municipality"].to_numpy(dtype=np.int64),
         mine["kind"],
         mine["hard"],
         mine["yielded"],
+        mine["yield_reason"],
         source.iterrows(),
         strict=True,
     ):
@@ -442,6 +443,8 @@ def _criteria_at(model: CouplingModel, h: int, m: int) -> list[dict[str, Any]]:
         )
         if state == "soft":
             out[-1]["soft_reason"] = _soft_reason(src, model.policy)
+        if yielded:
+            out[-1]["yield_reason"] = str(why)
     return out
 
 

@@ -50,6 +50,7 @@ Example (all defaults)::
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -194,12 +195,44 @@ class Policy:
             out[f.name] = d
         return out
 
+    def to_toml(self) -> str:
+        """The policy as TOML text that :meth:`from_dict` reads back to an equal policy.
+
+        A batch stores this text, so that approving, re-coupling and auditing it later use
+        exactly the policy it was proposed under.
+        """
+        lines: list[str] = []
+        for section, values in self.to_dict().items():
+            bands = values.pop("bands", [])
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+            for band in bands:
+                lines.append(f"[[{section}.bands]]")
+                lines += [f"{k} = {_toml_value(v)}" for k, v in band.items()]
+            lines.append("")
+        return "\n".join(lines)
+
     def with_(self, **changes: dict[str, Any]) -> Policy:
         """A copy with some keys of some tables changed, e.g. ``p.with_(hard={"radius_km": 30})``."""
         raw = self.to_dict()
         for section, values in changes.items():
             raw.setdefault(section, {}).update(values)
         return Policy.from_dict(raw)
+
+
+def _toml_value(v: Any) -> str:
+    """One TOML value: booleans, numbers (inf included), strings and lists of strings."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"no TOML form for {type(v).__name__}")
 
 
 def _check(policy: Policy, source: str) -> list[Problem]:

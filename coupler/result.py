@@ -88,7 +88,8 @@ class Result:
             f"gap               {self.gap:.4%}",
             f"broken persons    {self.broken_persons:,} (proven minimum {self.broken_lower_bound:,})",
             f"uncoupled persons {self.uncoupled_persons:,}",
-            f"conflicts         {len(self.conflicts):,}",
+            f"conflicts         {self.conflicts['household_id'].nunique():,} households, "
+            f"{len(self.conflicts):,} criteria yielded",
             f"method            {self.method} ({self.backend})",
             "time              " + ", ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items()),
         ]
@@ -108,7 +109,8 @@ class Result:
             "broken_lower_bound": self.broken_lower_bound,
             "uncoupled_persons": self.uncoupled_persons,
             "uncoupled_lower_bound": self.uncoupled_lower_bound,
-            "conflicts": len(self.conflicts),
+            "conflicts": int(self.conflicts["household_id"].nunique()),
+            "yielded_criteria": len(self.conflicts),
             "backend": self.backend,
             "method": self.method,
             "seconds": self.seconds,
@@ -169,6 +171,7 @@ def criteria_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
             "criterion_municipality": inst.codes[m],
             "hard": t["hard"].to_numpy(),
             "yielded": t["yielded"].to_numpy(),
+            "yield_reason": t["yield_reason"].to_numpy(),
             "municipality": np.where(chosen >= 0, inst.codes[np.maximum(chosen, 0)], None),
             "distance_km": np.round(km, 1),
             "met": met,
@@ -195,12 +198,19 @@ def plan_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
         + ":"
         + km_text
         + "km:"
-        + np.where(ct["met"], "met", np.where(ct["hard"], "BROKEN", "soft"))
+        + np.where(
+            ct["met"],
+            "met",
+            np.where(ct["yielded"], "yielded", np.where(ct["hard"], "BROKEN", "soft")),
+        )
     )
     crit_text = ct.groupby("household_id", sort=False)["text"].agg("; ".join)
     broken_kinds = (
-        ct[ct["hard"] & ~ct["met"]].groupby("household_id", sort=False)["kind"].agg(";".join)
+        ct[ct["hard"] & ~ct["yielded"] & ~ct["met"]]
+        .groupby("household_id", sort=False)["kind"]
+        .agg(";".join)
     )
+    yielded_kinds = ct[ct["yielded"]].groupby("household_id", sort=False)["kind"].agg(";".join)
     parts = soft_parts(inst, model.policy)
     out = pd.DataFrame(
         {
@@ -223,6 +233,7 @@ def plan_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
     out["hard_criteria"] = ids.map(crit_text).astype(object).fillna("").astype(str)
     out["hard_met"] = ~ids.isin(broken_kinds.index) & coupled
     out["broken"] = ids.map(broken_kinds).astype(object).fillna("").astype(str)
+    out["yielded"] = ids.map(yielded_kinds).astype(object).fillna("").astype(str)
     for name in SOFT_PARTS:
         out[f"score_{name}"] = np.where(coupled, parts[name][rows, am], 0.0).round(4)
     score = np.where(coupled, model.value[rows, am], 0.0)
@@ -271,10 +282,17 @@ def group_table(municipalities: pd.DataFrame, by: str) -> pd.DataFrame:
 
 
 def conflict_table(model: CouplingModel) -> pd.DataFrame:
+    """One row per yielded hard criterion: household, the criterion, what was kept and why."""
     c = model.hard.conflicts
+    inst = model.instance
+    m = c["municipality"].to_numpy(dtype=np.int64)
     return pd.DataFrame(
         {
-            "household_id": model.instance.household_ids[c["household"].to_numpy(dtype=np.int64)],
-            "yielded_kinds": c["yielded_kinds"].to_numpy(),
+            "household_id": inst.household_ids[c["household"].to_numpy(dtype=np.int64)],
+            "kind": c["kind"].to_numpy(dtype=object),
+            "criterion_municipality": inst.codes[m],
+            "criterion_municipality_name": inst.municipalities["name"].to_numpy()[m],
+            "kept": c["kept"].to_numpy(dtype=object),
+            "reason": c["reason"].to_numpy(dtype=object),
         }
     )

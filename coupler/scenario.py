@@ -49,6 +49,16 @@ def load_scenario(
     return municipalities, demand
 
 
+def has_quota_column(scenario: PathLike | None = None) -> bool:
+    """True when the scenario's municipalities carry their own (official) quotas."""
+    folder = embedded_scenario() if scenario is None else Path(scenario)
+    mfile = _find(folder, "municipalities")
+    if mfile is None:
+        return False
+    m = io.load_municipalities(mfile)
+    return "quota" in m and bool(m["quota"].notna().any())
+
+
 def _find(folder: Path, stem: str) -> Path | None:
     for suffix in (".csv", ".xlsx", ".parquet"):
         p = folder / f"{stem}{suffix}"

@@ -12,6 +12,8 @@ are all recomputed here. A plan is accepted when
   ``max(quota + backlog, 0)``; optional dwelling capacities (``cap_large``, ``cap_single``,
   counted in households) are respected;
 * pins are honoured and bans never used;
+* when a household's hard criteria share no municipality, the largest compatible subset binds
+  (ties: policy priority, then work hours, then file order), found by trying every subset;
 * no hard criterion is broken *avoidably*: a broken household is avoidable when some other
   municipality within the radius of all its hard criteria, not banned for it, still has room for
   its persons in the final plan. Moving it there would break fewer persons, so no optimal plan
@@ -162,6 +164,34 @@ def _remaining(m: pd.DataFrame) -> np.ndarray:
     return np.maximum(m["quota"].to_numpy(dtype=np.int64) + backlog, 0)
 
 
+def _kept_subset(
+    rows: list[tuple[str, int, float]], D: np.ndarray, radius: float, rank: dict[str, int]
+) -> set[int]:
+    """Which of a household's hard criteria bind, by trying every subset.
+
+    A subset is compatible when some municipality lies within the radius of all its criteria.
+    The kept subset is the compatible one with the most criteria; ties go to more criteria of the
+    most important kind (policy priority), then of the next kind, and so on; then to more work
+    hours; then to the subset keeping the earlier criterion (file order) where two differ.
+    Households have a handful of criteria, so 2**n subsets are few.
+    """
+    n = len(rows)
+    near = [D[j] <= radius for _, j, _ in rows]
+    best: tuple[object, ...] | None = None
+    chosen: set[int] = set()
+    for bits in range(1, 2**n):
+        members = [k for k in range(n) if bits >> k & 1]
+        if not np.logical_and.reduce([near[k] for k in members]).any():
+            continue
+        per_level = [sum(1 for k in members if rank[rows[k][0]] == lvl) for lvl in range(len(rank))]
+        hours = round(sum(rows[k][2] for k in members), 6)
+        flags = tuple(k in members for k in range(n))
+        key = (len(members), *per_level, hours, *flags)
+        if best is None or key > best:
+            best, chosen = key, set(members)
+    return chosen
+
+
 def verify_plan(
     municipalities: pd.DataFrame,
     households: pd.DataFrame,
@@ -279,27 +309,26 @@ def verify_plan(
         else pd.DataFrame(columns=["household_id", "kind", "municipality"])
     )
     rank = {k: r for r, k in enumerate(policy.hard.priority)}
-    by_household: dict[int, list[tuple[str, int]]] = {}
+    by_household: dict[int, list[tuple[str, int, float]]] = {}
     for _, row in crit.iterrows():
         if _is_hard(row, policy):
+            hours = row.get("hours_per_week") if row["kind"] == "work" else None
             by_household.setdefault(hpos[str(row["household_id"])], []).append(
-                (str(row["kind"]), index[str(row["municipality"])])
+                (
+                    str(row["kind"]),
+                    index[str(row["municipality"])],
+                    0.0 if hours is None or pd.isna(hours) else float(hours),
+                )
             )
     yielded_rows: list[tuple[str, str, str]] = []
     active: dict[int, list[tuple[str, int]]] = {}
     within_all: dict[int, np.ndarray] = {}
     for i, rows in by_household.items():
-        keep = list(rows)
-        ok = np.all([D[j] <= radius for _, j in keep], axis=0)
-        # A conflict: drop whole kinds, least important first, until some place satisfies the rest.
-        while not ok.any() and keep:
-            worst = max(rank[k] for k, _ in keep)
-            yielded_rows += [(ids[i], k, codes[j]) for k, j in keep if rank[k] == worst]
-            keep = [(k, j) for k, j in keep if rank[k] != worst]
-            ok = np.all([D[j] <= radius for _, j in keep], axis=0) if keep else np.ones(n_m, bool)
-        if keep:
-            active[i] = keep
-            within_all[i] = ok
+        keep = _kept_subset(rows, D, radius, rank)
+        yielded_rows += [(ids[i], k, codes[j]) for n, (k, j, _) in enumerate(rows) if n not in keep]
+        kept = [(rows[n][0], rows[n][1]) for n in sorted(keep)]
+        active[i] = kept
+        within_all[i] = np.all([D[j] <= radius for _, j in kept], axis=0)
 
     room = cap - persons
     broken_rows: list[dict[str, object]] = []

@@ -18,7 +18,7 @@ from coupler import (
     load_scenario,
     solve,
 )
-from coupler.analysis.agreements import Agreement
+from coupler.agreements import Agreement
 from coupler.analysis.compare import Floor, apply_floor, compare, load_variants
 from coupler.analysis.kpi import compute_kpis
 from coupler.cli import main

@@ -92,3 +92,130 @@ def test_labour_aggregation_over_members(inst, how):
     got = soft_parts(inst, Policy().with_(soft={"aggregation": how}))["labour"][h]
     want = {"sum": care + other, "mean": (care + other) / 2, "any": np.maximum(care, other)}[how]
     assert np.allclose(got, want)
+
+
+# --------------------------------------------------------------------------------------------
+# Conflicts at criterion level
+# --------------------------------------------------------------------------------------------
+def _conflict_instance(crits: list[dict[str, object]]):
+    """One household of two persons on the national scenario with the given criteria rows."""
+    from factories import frame
+
+    from coupler import schema
+
+    hh = frame([{"household_id": "H001", "size": 2}], schema.HOUSEHOLD_DTYPES)
+    cr = frame([{"household_id": "H001", **c} for c in crits], schema.CRITERIA_DTYPES)
+    return load_instance(hh, cr)
+
+
+def _job(code: str, hours: float = 24.0) -> dict[str, object]:
+    return {
+        "kind": "work",
+        "municipality": code,
+        "hours_per_week": hours,
+        "contract_signed": True,
+        "payslip_seen": True,
+    }
+
+
+MAASTRICHT, HEERLEN, GRONINGEN, AMSTERDAM = "GM0935", "GM0917", "GM0014", "GM0363"
+
+
+def _yielded(inst, policy=None) -> list[tuple[str, str]]:
+    hard = hard_criteria(inst, policy or Policy())
+    t = hard.table
+    rows = t[t["yielded"]]
+    return [
+        (k, str(inst.codes[m])) for k, m in zip(rows["kind"], rows["municipality"], strict=True)
+    ]
+
+
+def test_medical_work_family_keeps_medical_and_work():
+    """Medical in Maastricht, work in Heerlen (19 km) and family in Groningen: the two southern
+    criteria share municipalities, so only family yields and every allowed municipality lies
+    within 50 km of both Maastricht and Heerlen."""
+    inst = _conflict_instance(
+        [
+            {"kind": "medical", "municipality": MAASTRICHT},
+            _job(HEERLEN),
+            {"kind": "family", "municipality": GRONINGEN},
+        ]
+    )
+    hard = hard_criteria(inst, Policy())
+    assert _yielded(inst) == [("family", GRONINGEN)]
+    allowed = np.flatnonzero(hard.allowed[0])
+    d = inst.distance_km
+    assert len(allowed)
+    for code in (MAASTRICHT, HEERLEN):
+        assert (d[inst.code_index[code], allowed] <= 50 + 1e-9).all()
+    c = hard.conflicts
+    assert c["kind"].tolist() == ["family"]
+    assert "Groningen" in c["reason"].iloc[0] and "medical Maastricht" in c["kept"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("hours", "kept"),
+    [((24.0, 32.0), MAASTRICHT), ((32.0, 24.0), GRONINGEN), ((24.0, 24.0), GRONINGEN)],
+)
+def test_two_jobs_keep_one_and_yield_one(hours, kept):
+    """Two qualifying jobs 200 km apart: one job is kept (more hours; on equal hours the first in
+    the file) and only the other yields."""
+    inst = _conflict_instance([_job(GRONINGEN, hours[0]), _job(MAASTRICHT, hours[1])])
+    other = MAASTRICHT if kept == GRONINGEN else GRONINGEN
+    assert _yielded(inst) == [("work", other)]
+    hard = hard_criteria(inst, Policy())
+    assert hard.has_hard[0]
+    assert hard.allowed[0, inst.code_index[kept]] and not hard.allowed[0, inst.code_index[other]]
+
+
+def test_one_outlier_yields_even_when_it_has_priority():
+    """Three criteria where two share municipalities and one lies far away: the largest
+    compatible set is kept, so the outlier yields although medical ranks first."""
+    inst = _conflict_instance(
+        [
+            _job(AMSTERDAM),
+            {"kind": "family", "municipality": "GM0362"},  # Amstelveen, next to Amsterdam
+            {"kind": "medical", "municipality": MAASTRICHT},
+        ]
+    )
+    assert _yielded(inst) == [("medical", MAASTRICHT)]
+
+
+def test_equal_sized_sets_follow_the_priority_order():
+    """Family in Groningen against study in Maastricht: one each, so the policy's priority
+    decides; reversing the priority reverses which criterion yields."""
+    inst = _conflict_instance(
+        [
+            {"kind": "study", "municipality": MAASTRICHT},
+            {"kind": "family", "municipality": GRONINGEN},
+        ]
+    )
+    assert _yielded(inst) == [("study", MAASTRICHT)]
+    flipped = Policy().with_(hard={"priority": ["study", "medical", "work", "family"]})
+    assert _yielded(inst, flipped) == [("family", GRONINGEN)]
+
+
+def test_yielded_criteria_are_named_in_every_output():
+    """A solved conflict names each yielded criterion with its reason in the conflicts table,
+    plan_criteria, the plan's yielded column and the summary; it is not a broken criterion."""
+    from coupler import build_model, solve
+
+    inst = _conflict_instance(
+        [
+            {"kind": "medical", "municipality": MAASTRICHT},
+            _job(HEERLEN),
+            {"kind": "family", "municipality": GRONINGEN},
+        ]
+    )
+    result = solve(build_model(inst, Policy()), progress=None)
+    assert result.conflicts[["kind", "criterion_municipality"]].values.tolist() == [
+        ["family", GRONINGEN]
+    ]
+    assert result.conflicts["reason"].str.len().iloc[0] > 20
+    crit = result.criteria.set_index("kind")
+    assert bool(crit.at["family", "yielded"]) and crit.at["family", "yield_reason"]
+    assert bool(crit.at["medical", "met"]) and bool(crit.at["work", "met"])
+    plan = result.plan.iloc[0]
+    assert plan["yielded"] == "family" and plan["broken"] == ""
+    assert result.broken_persons == 0
+    assert "1 criteria yielded" in result.summary()

@@ -12,10 +12,13 @@ import pytest
 from click.testing import CliRunner
 from factories import LINE, Crit, code, frame, hid, instance
 from geopy.distance import great_circle
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import coupler.verify
 from coupler import Policy, build_model, generate_cases, load_instance, load_scenario, solve
 from coupler.cli import main
+from coupler.criteria import hard_criteria
 from coupler.verify import great_circle_km, verify_plan
 
 SOLVE = {"time_limit": 30.0, "progress": None}
@@ -235,3 +238,71 @@ def test_cli_missing_plan_file_is_a_clear_error(tmp_path):
         ["verify", "--plan", str(tmp_path / "nope.csv"), "--households", str(tmp_path / "h.csv")],
     )
     assert out.exit_code == 2 and "Traceback" not in out.output
+
+
+# --------------------------------------------------------------------------------------------
+# Conflicts: verify's brute force over subsets against criteria.py's rule
+# --------------------------------------------------------------------------------------------
+
+_KINDS = ("work", "family", "study", "medical")
+
+
+@st.composite
+def _conflicting(draw):
+    """Up to three households on LINE, each with 1-5 criteria at random places and hours."""
+    n_h = draw(st.integers(1, 3))
+    crits = []
+    for h in range(n_h):
+        for _ in range(draw(st.integers(1, 5))):
+            kind = draw(st.sampled_from(_KINDS))
+            m = draw(st.integers(0, 5))
+            if kind == "work":
+                crits.append(Crit.job(h, m, hours=float(draw(st.sampled_from([8, 16, 24, 32])))))
+            else:
+                crits.append(Crit(h, kind, m))
+    priority = draw(st.permutations(_KINDS))
+    return instance(LINE, [9] * 6, [1] * n_h, crits), Policy().with_(
+        hard={"priority": list(priority)}
+    )
+
+
+@settings(derandomize=True, max_examples=150, deadline=None)
+@given(_conflicting())
+def test_yielded_criteria_agree_with_brute_force(case):
+    """For random households with conflicting criteria (two jobs, three criteria with an outlier,
+    any priority order), the criteria verify keeps by trying every subset are exactly the ones
+    the solver's criteria keep, row for row."""
+    inst, policy = case
+    hard = hard_criteria(inst, policy)
+    plan = {hid(i): None for i in range(inst.n_households)}
+    rep = verify_plan(inst.municipalities, inst.households, inst.criteria, plan, policy)
+    t = hard.table[hard.table["yielded"]]
+    mine = sorted(
+        (str(inst.household_ids[h]), k, str(inst.codes[m]))
+        for h, k, m in zip(t["household"], t["kind"], t["municipality"], strict=True)
+    )
+    theirs = sorted(
+        map(tuple, rep.yielded[["household_id", "kind", "criterion_municipality"]].values)
+    )
+    assert mine == theirs
+
+
+@pytest.mark.parametrize(
+    ("crits", "yielded"),
+    [
+        # two jobs at places 0 and 5 (171 km): the one with more hours stays
+        ([Crit.job(0, 0, 16.0), Crit.job(0, 5, 32.0)], [("work", 0)]),
+        # medical 0, work 1 (34 km), family 5: medical and work share place 0 or 1
+        ([Crit(0, "medical", 0), Crit.job(0, 1), Crit(0, "family", 5)], [("family", 5)]),
+        # three criteria, one outlier (medical) although medical ranks first
+        ([Crit.job(0, 4), Crit(0, "family", 5), Crit(0, "medical", 0)], [("medical", 0)]),
+    ],
+)
+def test_plan_breaking_a_kept_criterion_is_caught(crits, yielded):
+    """verify names the yielded criterion of each hidden-style conflict, and a plan that honours
+    the yielded criterion instead of a kept one is rejected as an avoidable break."""
+    inst = instance(LINE, [9] * 6, [1], crits)
+    got = check(inst, {hid(0): None})
+    assert [(k, c) for _, k, c in got.yielded.values] == [(k, code(m)) for k, m in yielded]
+    bad = check(inst, {hid(0): code(yielded[0][1])})
+    assert not bad.ok

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from coupler.analysis.agreements import Agreement, build_variant, is_agreement_file
+from coupler.agreements import Agreement, build_variant, is_agreement_file
 from coupler.analysis.kpi import HIGHER_IS_BETTER, KPI_LABELS, KPIs, compute_kpis
 from coupler.engine.solve import solve
 from coupler.errors import InputError, Problem

@@ -101,7 +101,16 @@ def period() -> None:
 @period.command("open")
 @click.argument("name")
 @click.option(
-    "--total", type=int, required=True, help="National total for the half year, in persons."
+    "--total",
+    type=int,
+    default=None,
+    help="National total for the half year, in persons, divided by population.",
+)
+@click.option(
+    "--quotas",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Official quotas instead of --total: a table with code, quota and optional backlog.",
 )
 @click.option(
     "--from-previous",
@@ -120,20 +129,31 @@ def period() -> None:
 def period_open(
     ledger: Ledger,
     name: str,
-    total: int,
+    total: int | None,
+    quotas: str | None,
     from_previous: bool,
     scenario: str | None,
     reason: str | None,
 ) -> None:
-    """Open period NAME (e.g. 2025-H1) and divide --total over the municipalities.
+    """Open period NAME (e.g. 2025-H1) with its quotas per municipality.
+
+    The quotas are the official ones of --quotas FILE, else the scenario's quota column, else
+    --total divided over the municipalities by population.
 
     \b
     Examples:
       coupler period open 2025-H1 --total 17600
+      coupler period open 2025-H1 --quotas taakstelling-2025-H1.csv
       coupler period open 2025-H2 --total 23000 --from-previous
     """
     s = open_period(
-        ledger, name, total, from_previous=from_previous, scenario=scenario, reason=reason
+        ledger,
+        name,
+        total,
+        quotas=quotas,
+        from_previous=from_previous,
+        scenario=scenario,
+        reason=reason,
     )
     click.echo(
         f"opened {s['period']}: total {s['total']:,}, {s['municipalities']} municipalities, "
@@ -204,6 +224,19 @@ def batch() -> None:
 )
 @click.option("--locks", type=click.Path(dir_okay=False), default=None, help="Pins and bans.")
 @click.option(
+    "--distances",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Distance matrix (from, to, km), e.g. road kilometres [default: great circle].",
+)
+@click.option(
+    "--agreement",
+    "agreement_files",
+    type=click.Path(dir_okay=False),
+    multiple=True,
+    help="Agreement overlay TOML applied as `coupler compare` tests it. Repeatable.",
+)
+@click.option(
     "--month",
     type=int,
     default=None,
@@ -231,6 +264,8 @@ def batch_propose(
     policy_file: str | None,
     scores: str | None,
     locks: str | None,
+    distances: str | None,
+    agreement_files: tuple[str, ...],
     month: int | None,
     pace_slack: float,
     no_pacing: bool,
@@ -238,11 +273,16 @@ def batch_propose(
 ) -> None:
     """Propose a coupling of a batch against the open period's remaining quota.
 
-    Re-running the same proposal (same files, policy and month) changes nothing.
+    The batch stores its policy, distance matrix and agreements; approving it, re-coupling its
+    households and the audit use exactly those. Re-running the same proposal (same files,
+    policy, agreements and month) changes nothing.
     """
+    from coupler.agreements import Agreement
+
     if pace_slack < 0:
         raise LedgerError(f"--pace-slack must be >= 0; got {pace_slack}")
     policy = Policy.from_file(policy_file) if policy_file else Policy()
+    agreements = tuple(Agreement.from_file(f) for f in agreement_files)
     p = propose(
         ledger,
         households,
@@ -250,6 +290,8 @@ def batch_propose(
         policy=policy,
         scores=scores,
         locks=locks,
+        distances=distances,
+        agreements=agreements,
         pacing=Pacing(enabled=not no_pacing, slack=pace_slack, month=month),
         progress=_say,
     )

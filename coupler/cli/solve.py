@@ -253,7 +253,7 @@ def solve(
     model = clock.phase("build", lambda: build_model(inst, policy))
     clock.say(
         f"build: {int(model.has_hard.sum()):,} households with a hard criterion, "
-        f"{len(model.hard.conflicts):,} conflicts"
+        f"{model.hard.conflicts['household'].nunique():,} conflicts"
     )
     clock.say(
         f"solve: {policy.solver.backend}, limit {policy.solver.time_limit:g}s, "

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,19 +27,20 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from coupler.agreements import Agreement, build_variant
 from coupler.errors import CouplerError, InputError, Problem
 from coupler.excel import write_xlsx
-from coupler.geo import haversine_km
 from coupler.instance import Instance
 from coupler.jsonsafe import dumps
 from coupler.ledger import schema as t
+from coupler.ledger.context import BatchContext
+from coupler.ledger.periods import period_total
 from coupler.ledger.solving import solve_batch as solve
 from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
-from coupler.model import build_model
 from coupler.policy import Policy
 from coupler.result import Result
 from coupler.rundir import write_file
-from coupler.scenario import load_instance
+from coupler.scenario import load_instance, load_scenario
 
 PathLike = str | os.PathLike[str]
 
@@ -71,7 +73,14 @@ def paced_remaining(state: pd.DataFrame, factor: float) -> np.ndarray:
     return np.minimum(remaining, paced)
 
 
-def _checksum(period: str, inst: Instance, policy: Policy, pacing: Pacing, month: int) -> str:
+def _checksum(
+    period: str,
+    inst: Instance,
+    policy: Policy,
+    pacing: Pacing,
+    month: int,
+    agreements: Sequence[Agreement] = (),
+) -> str:
     digest = inst.checksum()
     payload = {
         "period": period,
@@ -81,6 +90,8 @@ def _checksum(period: str, inst: Instance, policy: Policy, pacing: Pacing, month
         "locks": digest.get("locks", ""),
         "policy": policy.to_dict(),
         "pacing": [pacing.enabled, pacing.slack, month],
+        "distances": digest.get("distances", ""),
+        "agreements": [a.text for a in agreements],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -144,12 +155,18 @@ def propose(
     pacing: Pacing | None = None,
     scores: PathLike | None = None,
     locks: PathLike | None = None,
+    distances: PathLike | None = None,
+    agreements: Sequence[Agreement] = (),
     progress: Any = None,
 ) -> Proposal:
     """Propose a coupling of a batch against the remaining (paced) quota of the open period.
 
-    The same input (households, criteria, policy, pacing, month) proposed twice in a period
-    returns the batch already in the ledger and changes nothing.
+    ``agreements`` are applied as ``coupler compare`` tests them
+    (:func:`coupler.agreements.build_variant`). The batch stores its policy, distance matrix,
+    agreements and hard criteria (:class:`~coupler.ledger.context.BatchContext`); approval and
+    later decisions judge it with exactly those. The same input (households, criteria, policy,
+    distances, agreements, pacing, month) proposed twice in a period returns the batch already
+    in the ledger and changes nothing.
     """
     policy = policy or Policy()
     pacing = pacing or Pacing()
@@ -165,11 +182,18 @@ def propose(
         households,
         criteria,
         scenario=period.scenario,
-        total=period.total,
+        total=period_total(period),
         scores=scores,
         locks=locks,
+        distances=distances,
     )
-    checksum = _checksum(period.name, inst, policy, pacing, month)
+    context = BatchContext.of(inst, policy, agreements)
+    checksum = _checksum(period.name, inst, policy, pacing, month, agreements)
+
+    def solve_with(capacity: np.ndarray) -> Result:
+        model = build_variant(inst.with_remaining(capacity), policy, tuple(agreements))
+        return solve(model, progress=progress)
+
     with ledger.read() as conn:
         existing = conn.execute(
             sa.select(t.batches).where(
@@ -211,16 +235,16 @@ def propose(
     yielded = False
     paced_error = None
     try:
-        result = solve(build_model(inst.with_remaining(paced), policy), progress=progress)
+        result = solve_with(paced)
     except CouplerError as exc:
         if not used_pacing or not (paced < full).any():
             raise
         # The paced capacities are tight; an engine failure there must not block the batch.
         paced_error = str(exc)
-        result = solve(build_model(inst.with_remaining(full), policy), progress=progress)
+        result = solve_with(full)
         used_pacing, yielded = False, True
     if used_pacing and (result.broken_persons or result.uncoupled_persons) and (paced < full).any():
-        unpaced = solve(build_model(inst.with_remaining(full), policy), progress=progress)
+        unpaced = solve_with(full)
         if (unpaced.uncoupled_persons, unpaced.broken_persons) < (
             result.uncoupled_persons,
             result.broken_persons,
@@ -265,6 +289,7 @@ def propose(
             )
         ).inserted_primary_key[0]
         _insert_plan(tx, batch_id, result)
+        context.save(conn, batch_id)
         tx.checkpoint("propose")
         tx.audit(
             "propose",
@@ -275,6 +300,7 @@ def propose(
                 "coupled_persons": int(plan.loc[plan["coupled"], "persons"].sum()),
                 "broken_persons": result.broken_persons,
                 "checksum": checksum[:16],
+                **context.describe(),
                 **pacing_info,
             },
         )
@@ -375,49 +401,21 @@ def _parse_overrides(overrides: dict[str, str], codes: set[str]) -> dict[str, st
     return out
 
 
-def _breaks(
-    conn: sa.Connection, batch_id: int, plan: pd.DataFrame, coords: pd.DataFrame, radius_km: float
-) -> dict[str, str]:
-    """Household -> kinds of its hard criteria that its municipality in ``plan`` breaks."""
-    crit = pd.DataFrame(
-        conn.execute(
-            sa.select(
-                t.criteria.c.household_id, t.criteria.c.kind, t.criteria.c.municipality
-            ).where((t.criteria.c.batch_id == batch_id) & t.criteria.c.hard)
-        ).all(),
-        columns=["household_id", "kind", "criterion"],
-    )
-    if crit.empty:
-        return {}
-    where = plan.set_index("household_id")["municipality"]
-    crit["chosen"] = crit["household_id"].map(where)
-    crit = crit[crit["chosen"].notna()]
-    lat, lon = coords["lat"], coords["lon"]
-    km = haversine_km(
-        crit["criterion"].map(lat).to_numpy(float),
-        crit["criterion"].map(lon).to_numpy(float),
-        crit["chosen"].map(lat).to_numpy(float),
-        crit["chosen"].map(lon).to_numpy(float),
-    )
-    broken = crit[km > radius_km + 1e-9]
-    return broken.groupby("household_id")["kind"].agg(";".join).to_dict()
-
-
 def approve(
     ledger: Ledger,
     batch_id: int | None = None,
     *,
     overrides: dict[str, str] | None = None,
     reason: str | None = None,
-    radius_km: float | None = None,
 ) -> dict[str, Any]:
     """Approve a proposed batch in one transaction, charging each coupling to the period's quota.
 
     Overriding a proposal, or approving a coupling that breaks a hard criterion, needs a
     ``reason``; both are written to the audit log. Nothing is approved when any municipality's
     quota would be exceeded (the check runs inside the transaction, after taking the write lock).
+    Hard criteria are judged with the batch's own context (policy, distances, agreements): a
+    reason is asked, and stored, only for the couplings that break one or override the proposal.
     """
-    radius = Policy().hard.radius_km if radius_km is None else radius_km
     overrides = overrides or {}
     if overrides and not (reason and reason.strip()):
         raise LedgerError(
@@ -465,16 +463,10 @@ def approve(
                 f"{len(again)} households of batch {batch_id} were coupled meanwhile "
                 f"(e.g. '{again[0]}' in batch {done[again[0]]}); propose the rest again"
             )
-        # The engine's verdict for proposals as they stand; great-circle distance for overrides.
-        broken = _breaks(conn, batch_id, coupled, state[["lat", "lon"]], radius)
-        broken = {h: k for h, k in broken.items() if h in over}
-        broken.update(
-            {
-                h: k
-                for h, k in zip(plan["household_id"], plan["broken"], strict=True)
-                if k and h not in over and h in set(coupled["household_id"])
-            }
-        )
+        # Every coupling as it will be approved, judged with the batch's own context.
+        context = BatchContext.load(conn, batch_id)
+        municipalities, _ = load_scenario(period.scenario, period_total(period))
+        broken = context.broken_kinds(municipalities, coupled)
         if broken and not (reason and reason.strip()):
             ids = ", ".join(sorted(broken)[:5])
             raise LedgerError(
@@ -540,7 +532,10 @@ def approve(
         )
         for h, code in over.items():
             tx.audit(
-                "override", h, {"batch": batch_id, "to": code, "breaks": broken.get(h)}, reason
+                "override",
+                h,
+                {"batch": batch_id, "to": code, "breaks": broken.get(h), **context.describe()},
+                reason,
             )
         for h, kinds in broken.items():
             if h not in over:
@@ -552,6 +547,7 @@ def approve(
             "uncoupled_households": int((plan["status"] == "uncoupled").sum()),
             "overrides": len(over),
             "broken": len(broken),
+            **context.describe(),
         }
         tx.audit("approve", f"batch {batch_id}", summary, reason)
     return summary

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from coupler.errors import InputError, PolicyError, Problem
 from coupler.io import Checker, load_criteria, load_households, read_table
+from coupler.ledger.periods import period_total
 from coupler.ledger.solving import solve_batch as solve
 from coupler.model import build_model
 from coupler.policy import Policy
@@ -165,7 +166,7 @@ def propose_provisional(
         state = quota_state(conn, period.id)
         done = coupled_households(conn)
         active = active_provisional(conn)
-    municipalities, _ = load_scenario(period.scenario, period.total)
+    municipalities, _ = load_scenario(period.scenario, period_total(period))
     # The cases file also carries the columns grant_probabilities reads.
     hh = load_households(
         households, municipalities, ignore_columns=("grant_probability", "nationality")
@@ -198,7 +199,7 @@ def propose_provisional(
     if keep.any():
         sub = hh[keep].reset_index(drop=True)
         sub_cr = cr[cr["household_id"].isin(sub["household_id"])] if cr is not None else None
-        inst = load_instance(sub, sub_cr, scenario=period.scenario, total=period.total)
+        inst = load_instance(sub, sub_cr, scenario=period.scenario, total=period_total(period))
         remaining = pd.Series(state["remaining"].to_numpy(), index=state["municipality"]).reindex(
             inst.codes
         )
@@ -403,7 +404,7 @@ def permit(
                     "payslip_seen": pd.array([True] * len(crit), dtype="boolean"),
                 }
             )
-            inst = load_instance(hh, cr, scenario=period.scenario, total=period.total)
+            inst = load_instance(hh, cr, scenario=period.scenario, total=period_total(period))
             rem = np.floor(room.clip(lower=0) + 1e-9).reindex(inst.codes)
             if rem.isna().any():
                 raise LedgerError("the scenario's municipalities differ from the period's")

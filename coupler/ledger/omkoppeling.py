@@ -49,6 +49,7 @@ from coupler.engine.base import MipProblem
 from coupler.errors import InputError, PolicyError, Problem
 from coupler.geo import haversine_km
 from coupler.io import Checker, Places, read_table
+from coupler.ledger.periods import period_total
 
 #: Rules in the order they are reported.
 RULES = (
@@ -415,7 +416,7 @@ def omkoppel(
     rules = rules or OmkoppelRules()
     with ledger.read() as conn:
         period = ledger.open_period(conn)
-    municipalities, _ = load_scenario(period.scenario, period.total)
+    municipalities, _ = load_scenario(period.scenario, period_total(period))
     with ledger.write("omkoppel") as tx:
         conn = tx.conn
         period = ledger.open_period(conn, lock=True)

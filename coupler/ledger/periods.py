@@ -1,23 +1,31 @@
 """Periods: open one with its quotas, report its state, close it and carry the backlog.
 
-A period is a half year (``2025-H1`` = January-June, ``2025-H2`` = July-December) with a national
-total. Opening divides the total over the municipalities in proportion to inhabitants (the
-scenario's quota column when it has one) and adds each municipality's backlog. Closing fixes each
-municipality's carry, ``quota + backlog - coupled`` (negative for a surplus), which the next
-period opened ``--from-previous`` takes as its backlog (DOMAIN.md section 2).
+A period is a half year (``2025-H1`` = January-June, ``2025-H2`` = July-December). Its quotas
+come from one of three places:
+
+* the official per-municipality quotas of a ``--quotas`` file (code, quota[, backlog]);
+* the scenario's own ``quota`` (and ``backlog``) column;
+* a national ``--total`` divided over the municipalities in proportion to inhabitants.
+
+Each municipality's backlog is added. Closing fixes each municipality's carry,
+``quota + backlog - coupled`` (negative for a surplus), which the next period opened
+``--from-previous`` takes as its backlog (DOMAIN.md section 2).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
+from coupler.errors import InputError, Problem
+from coupler.io import read_table
 from coupler.ledger import schema as t
 from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
-from coupler.scenario import load_scenario
+from coupler.scenario import has_quota_column, load_scenario
 
 _NAME = re.compile(r"^(\d{4})-H([12])$")
 
@@ -28,20 +36,118 @@ def check_name(name: str) -> str:
     return name
 
 
+def period_total(period: Any) -> int | None:
+    """The national total to load a period's scenario with: None when the scenario carries its
+    own quota column (the ledger's quotas table holds the official figures either way)."""
+    return None if has_quota_column(period.scenario) else int(period.total)
+
+
+def read_quotas(path: str | os.PathLike[str], municipalities: pd.DataFrame) -> pd.DataFrame:
+    """Official quotas from a table with ``code``, ``quota`` and optional ``backlog``.
+
+    Every municipality of the scenario must appear exactly once; quotas are whole numbers >= 0,
+    backlogs whole numbers (negative: a surplus). Returns code, quota, backlog (0 when absent).
+    """
+    file = os.fspath(path)
+    table = read_table(path)
+    problems: list[Problem] = []
+    missing = [c for c in ("code", "quota") if c not in table.columns]
+    if missing:
+        raise InputError(Problem(file, f"missing column(s) {', '.join(missing)}"))
+    known = set(municipalities["code"].astype(str))
+    seen: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    has_backlog = "backlog" in table.columns
+    for i, r in enumerate(table.to_dict("records")):
+        row = i + 2
+        code = str(r["code"]).strip().upper()
+        if code not in known:
+            problems.append(Problem(file, "unknown municipality code", row=row, column="code"))
+            continue
+        if code in seen:
+            problems.append(
+                Problem(
+                    file, f"{code} appears twice (also row {seen[code]})", row=row, column="code"
+                )
+            )
+            continue
+        seen[code] = row
+        values: dict[str, Any] = {"code": code}
+        for col in ("quota", "backlog") if has_backlog else ("quota",):
+            text = str(r[col]).strip()
+            if col == "backlog" and text == "":
+                values[col] = 0
+                continue
+            try:
+                number = float(text.replace(",", "."))
+            except ValueError:
+                number = float("nan")
+            if not number == number or number != int(number) or (col == "quota" and number < 0):
+                rule = "a whole number >= 0" if col == "quota" else "a whole number"
+                problems.append(Problem(file, f"{col} must be {rule}", row=row, column=col))
+                continue
+            values[col] = int(number)
+        rows.append(values)
+    absent = sorted(known - set(seen))
+    if absent:
+        problems.append(
+            Problem(
+                file,
+                f"{len(absent)} municipalities of the scenario have no quota (e.g. {absent[0]}); "
+                "give every municipality a row",
+                column="code",
+            )
+        )
+    if problems:
+        raise InputError(problems)
+    out = pd.DataFrame(rows)
+    if "backlog" not in out:
+        out["backlog"] = 0
+    return out[["code", "quota", "backlog"]]
+
+
 def open_period(
     ledger: Ledger,
     name: str,
-    total: int,
+    total: int | None = None,
     *,
+    quotas: str | os.PathLike[str] | None = None,
     from_previous: bool = False,
     scenario: str | None = None,
     reason: str | None = None,
 ) -> dict[str, Any]:
-    """Open period ``name`` with national ``total``; returns a summary."""
+    """Open period ``name``; returns a summary.
+
+    Quotas come from ``quotas`` (a file), else the scenario's quota column, else ``total``
+    divided by population. Exactly one source may be given.
+    """
     check_name(name)
-    if total < 0:
+    if total is not None and total < 0:
         raise LedgerError(f"--total must be >= 0; got {total}")
-    municipalities, _ = load_scenario(scenario, total)
+    own = has_quota_column(scenario)
+    if quotas is not None and total is not None:
+        raise LedgerError("give --quotas or --total, not both")
+    if own and (quotas is not None or total is not None):
+        raise LedgerError(
+            "the scenario has its own quota column; do not also give --total or --quotas"
+        )
+    if not own and quotas is None and total is None:
+        raise LedgerError(
+            "give --total N (divided by population), --quotas FILE (official quotas per "
+            "municipality) or a scenario with a quota column"
+        )
+    municipalities, _ = load_scenario(scenario, None if own or quotas is not None else total)
+    official = None
+    if quotas is not None:
+        official = read_quotas(quotas, municipalities).set_index("code")
+        codes = municipalities["code"].astype(str)
+        municipalities = municipalities.copy()
+        municipalities["quota"] = codes.map(official["quota"]).to_numpy(dtype="int64")
+        if (official["backlog"] != 0).any():
+            if from_previous:
+                raise LedgerError("--quotas with a backlog column and --from-previous: give one")
+            municipalities["backlog"] = codes.map(official["backlog"]).to_numpy(dtype="int64")
+    total = int(municipalities["quota"].sum())
     with ledger.write("period open") as tx:
         conn = tx.conn
         if conn.execute(sa.select(t.periods.c.id).where(t.periods.c.status == "open")).first():

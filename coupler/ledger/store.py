@@ -189,6 +189,9 @@ class Ledger:
                 )
             for version in range(found, t.SCHEMA_VERSION):
                 t.UPGRADES[version - 1](conn)
+            # Tables added whole by a module (e.g. batch_context) are created where missing;
+            # existing tables are never altered here.
+            t.metadata.create_all(conn)
             if found < t.SCHEMA_VERSION:
                 conn.execute(
                     t.schema_version.update().values(version=t.SCHEMA_VERSION, upgraded_at=now())

@@ -42,6 +42,7 @@ Format (every table optional, every unknown key an error)::
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,13 +138,25 @@ class Agreement:
     pools: tuple[Pool, ...] = ()
     multipliers: tuple[WeightMultiplier, ...] = ()
     source: str = "<agreement>"
+    text: str = ""  # the TOML it was read from (stored with a ledger batch)
 
     # -- reading ------------------------------------------------------------------------------
     @classmethod
     def from_file(cls, path: str | Path) -> Agreement:
         """Read an agreement TOML file; every problem is reported at once."""
         path = Path(path)
-        return cls.from_dict(read_toml(path), source=path.name, default_name=path.stem)
+        agreement = cls.from_dict(read_toml(path), source=path.name, default_name=path.stem)
+        return dataclasses.replace(agreement, text=path.read_text(encoding="utf-8"))
+
+    @classmethod
+    def from_text(cls, text: str, source: str, default_name: str = "agreement") -> Agreement:
+        """Read an agreement from TOML text (as a ledger batch stores it)."""
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(Problem(source, f"is not valid TOML: {exc}")) from None
+        agreement = cls.from_dict(raw, source=source, default_name=default_name)
+        return dataclasses.replace(agreement, text=text)
 
     @classmethod
     def from_dict(
