@@ -42,8 +42,8 @@ Format (every table optional, every unknown key an error)::
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import math
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
