@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import openpyxl
 import pandas as pd
 import pytest
 
 from coupler import schema
-from coupler.errors import InputError
+from coupler.errors import InputError, Problem
 from coupler.io import (
+    Places,
+    limit,
     load_criteria,
     load_demand,
     load_distances,
@@ -20,6 +24,7 @@ from coupler.io import (
     load_locks,
     load_municipalities,
     load_scores,
+    read_rules,
     read_table,
     resolve_municipalities,
 )
@@ -436,3 +441,445 @@ def test_excel_problems_use_sheet_rows(tmp_path: Path, municipalities: pd.DataFr
         load_households(path, municipalities)
     (problem,) = caught.value.problems
     assert (problem.row, problem.column) == (4, "size")
+
+
+# ---------------------------------------------------------------------------------------------
+# No personal value in any message (issue 11, item 4)
+
+PLANTED = ("Fatima El Amrani", "1985-03-02", "H-Fatima-77", "Rue de Fatima 12")
+
+
+def _personal_files(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """Bad personal files, each with planted personal values in as many cells as it has:
+    name -> (loader kind, text)."""
+    name, born, hid, street = PLANTED
+    return {
+        "households_values.csv": (
+            "households",
+            "household_id,size,adults,children,azc,education,sector,preferred_municipality,"
+            "preferred_region,network\n"
+            f"{hid},{name},{born},{street},{name},{born},{street},{name},{born},{street}\n"
+            f"{hid},2,1,1,{street},,,,,\n",
+        ),
+        "households_no_header.csv": (
+            "households",
+            f"{hid},3,{name},{born},{street}\n{hid}2,1,{name},{born},{street}\n",
+        ),
+        "households_no_header_duplicates.csv": (
+            "households",
+            f"{hid},{name},{name},{born},{born}\n",
+        ),
+        "households_control.csv": (
+            "households",
+            f"household_id,size,gender\n{hid}\x07,2,{name}\u202e\n",
+        ),
+        "households_ragged.csv": ("households", f"household_id,size\n{hid},2,{name}\n"),
+        "criteria_values.csv": (
+            "criteria",
+            "household_id,kind,municipality,hours_per_week,contract_signed,payslip_seen\n"
+            f"{hid},{name},{street},{born},{name},{born}\n",
+        ),
+        "criteria_no_header.csv": ("criteria", f"{hid},work,{street},24,{name},{born}\n"),
+        "scores_values.csv": (
+            "scores",
+            f"household_id,municipality,labour_market_region,score\n"
+            f"{hid},{street},{name},{born}\n{hid},{street},,0.5\n{hid},{street},,0.5\n",
+        ),
+        "locks_values.csv": (
+            "locks",
+            f"household_id,municipality,action\n{hid},{street},{name}\n{hid},{born},pin\n",
+        ),
+        "locks_no_header.csv": ("locks", f"{hid},{name},pin\n"),
+    }
+
+
+def test_no_personal_value_in_any_message(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+    """Personal values planted in every cell kind of household, criteria, score and lock files
+    (ids, numbers, words, municipality references, header-less files, control characters,
+    ragged rows, duplicates) never appear in a message, while each file is still refused."""
+    known = pd.DataFrame({"household_id": [PLANTED[2]]})
+    loaders = {
+        "households": lambda p: load_households(p, municipalities),
+        "criteria": lambda p: load_criteria(p, known, municipalities),
+        "scores": lambda p: load_scores(p, known, municipalities),
+        "locks": lambda p: load_locks(p, known, municipalities),
+    }
+    for file_name, (kind, text) in _personal_files(tmp_path).items():
+        path = tmp_path / file_name
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError) as caught:
+            loaders[kind](path)
+        rendered = caught.value.render()
+        for value in PLANTED:
+            for form in (value, value.lower(), value.casefold(), value[:12]):
+                assert form not in rendered, (file_name, rendered)
+
+
+def test_unknown_household_ids_are_not_quoted(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+    """A criterion naming a household absent from the households file is refused at its row and
+    column without quoting the id."""
+    path = tmp_path / "criteria.csv"
+    path.write_text("household_id,kind,municipality\nX-Secret-1,work,Eindhoven\n", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_criteria(path, pd.DataFrame({"household_id": ["H001"]}), municipalities)
+    (problem,) = caught.value.problems
+    assert (problem.row, problem.column) == (2, "household_id")
+    assert "X-Secret-1" not in caught.value.render()
+
+
+# ---------------------------------------------------------------------------------------------
+# Headers: unknown columns, --ignore-columns, trimming and case-folding only
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("payslip seen", "payslip_seen"),
+        ("payslip-seen", "payslip_seen"),
+        ("hours", "hours_per_week"),
+        ("contract", "contract_signed"),
+    ],
+)
+def test_misspelt_optional_header_is_an_error(
+    tmp_path: Path,
+    households: pd.DataFrame,
+    municipalities: pd.DataFrame,
+    header: str,
+    expected: str,
+) -> None:
+    """A misspelt optional column is never silently dropped: it is an error at row 1 that names
+    the column and suggests the right name."""
+    path = tmp_path / "criteria.csv"
+    path.write_text(f"household_id,kind,municipality,{header}\nH001,work,Eindhoven,yes\n")
+    with pytest.raises(InputError) as caught:
+        load_criteria(path, households, municipalities)
+    (problem,) = caught.value.problems
+    assert (problem.row, problem.column) == (1, header)
+    assert f"did you mean '{expected}'?" in problem.message
+    assert "--ignore-columns" in problem.message
+
+
+def test_ignore_columns_skips_only_the_listed_columns(
+    tmp_path: Path, municipalities: pd.DataFrame
+) -> None:
+    """Listed columns (trimmed, any case) are skipped; an unlisted unknown one is still an
+    error; headers are matched after trimming and case-folding, so ' SIZE ' is 'size'."""
+    path = tmp_path / "households.csv"
+    path.write_text("household_id, SIZE ,Remarks,extra\nH001,2,x,y\n", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_households(path, municipalities, ignore_columns=[" remarks "])
+    assert [p.column for p in caught.value.problems] == ["extra"]
+    frame = load_households(path, municipalities, ignore_columns=["REMARKS", "extra"])
+    assert frame["size"].tolist() == [2]
+    assert list(frame.columns) == [c for c, _ in schema.HOUSEHOLD_DTYPES]
+
+
+# ---------------------------------------------------------------------------------------------
+# Workbooks: sheets
+
+
+def _workbook(path: Path, sheets: list[tuple[str, str, list[list[object]]]]) -> Path:
+    """A workbook with (title, state, rows) sheets, in order."""
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for title, state, rows in sheets:
+        sheet = workbook.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+        sheet.sheet_state = state
+    workbook.save(path)
+    return path
+
+
+def test_hidden_sheet_is_never_read_by_default(
+    tmp_path: Path, municipalities: pd.DataFrame
+) -> None:
+    """A hidden first sheet is skipped in favour of the one visible sheet; it is read only when
+    named, as book.xlsx#Sheet or with sheet=."""
+    header = ["household_id", "size"]
+    path = _workbook(
+        tmp_path / "households.xlsx",
+        [
+            ("Old", "hidden", [header, *[[f"O{i}", 1] for i in range(5)]]),
+            ("Households", "visible", [header, *[[f"H{i}", 1] for i in range(15)]]),
+        ],
+    )
+    assert len(load_households(path, municipalities)) == 15
+    assert len(load_households(f"{path}#Old", municipalities)) == 5
+    assert len(load_households(path, municipalities, sheet="old")) == 5
+
+
+def test_several_visible_sheets_need_a_name(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+    """Two visible sheets without a name is an error listing them; a name picks one; an
+    unknown name is an error naming the sheets there are."""
+    header = ["household_id", "size"]
+    path = _workbook(
+        tmp_path / "households.xlsx",
+        [
+            ("March", "visible", [header, ["H1", 2]]),
+            ("April", "visible", [header, ["H2", 3], ["H3", 1]]),
+        ],
+    )
+    with pytest.raises(InputError, match=r"has 2 visible sheets \('March', 'April'\)"):
+        load_households(path, municipalities)
+    assert load_households(f"{path}#April", municipalities)["size"].tolist() == [3, 1]
+    assert load_households(path, municipalities, sheet="March")["size"].tolist() == [2]
+    with pytest.raises(InputError, match="has no sheet 'May'; its sheets: 'March', 'April'"):
+        load_households(path, municipalities, sheet="May")
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers: plausible ranges and overflow-safe parsing
+
+
+HUGE = [
+    "9223372036854775808",
+    "-9223372036854775809",
+    "1e308",
+    "-1e308",
+    "1e23",
+    "1e400",
+    "9" * 5000,
+]
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize(
+    "column", ["population", "quota", "backlog", "cap_large", "cap_single", "lat", "lon"]
+)
+def test_huge_numbers_in_municipalities_are_clear_errors(
+    tmp_path: Path, column: str, value: str
+) -> None:
+    """Integers beyond int64, 1e308, 1e23 and 5,000 digits in any numeric municipality column
+    give one InputError at that row and column, never OverflowError or another exception."""
+    frame = pd.read_csv(VALID / "municipalities.csv", dtype=str, keep_default_na=False)
+    frame.loc[1, column] = value
+    path = tmp_path / "municipalities.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError) as caught:
+        load_municipalities(path)
+    (problem,) = caught.value.problems
+    assert (problem.row, problem.column) == (3, column)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "ok"),
+    [
+        ("size", "30", True),
+        ("size", "31", False),
+        ("adults", "30", True),
+        ("children", "29", True),
+        ("size", "1e23", False),
+        ("size", "9223372036854775808", False),
+    ],
+)
+def test_household_size_range(
+    tmp_path: Path, municipalities: pd.DataFrame, column: str, value: str, ok: bool
+) -> None:
+    """Household sizes are at most 30 persons; beyond, or absurdly large, is an error."""
+    cells = {"household_id": "H1", "size": "30", "adults": "", "children": ""}
+    cells[column] = value
+    if column == "adults":
+        cells["size"] = value
+    if column == "children":
+        cells["size"] = "30"
+    path = tmp_path / "households.csv"
+    path.write_text(",".join(cells) + "\n" + ",".join(cells.values()) + "\n", encoding="utf-8")
+    if ok:
+        assert len(load_households(path, municipalities)) == 1
+    else:
+        with pytest.raises(InputError, match="between 1 and 30"):
+            load_households(path, municipalities)
+
+
+def test_zero_self_distance_is_accepted(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+    """A distance of 0 from a municipality to itself is fine; only another value is refused."""
+    path = tmp_path / "distances.csv"
+    path.write_text("from,to,km\nEindhoven,GM0772,0\nGM0772,GM0344,1500\n", encoding="utf-8")
+    assert load_distances(path, municipalities)["km"].tolist() == [0.0, 1500.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Municipality lookup
+
+
+@pytest.fixture(scope="session")
+def places() -> Places:
+    """The lookup over the 342 municipalities of the national scenario."""
+    return Places(load_municipalities(SCENARIO))
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Den Bosch", "GM0796"),
+        ("den bosch", "GM0796"),
+        ("s-Hertogenbosch", "GM0796"),
+        ("\u2019s-Hertogenbosch", "GM0796"),
+        ("Den Haag", "GM0518"),
+        ("'s Gravenhage", "GM0518"),
+        ("Nuenen", "GM0820"),
+        ("Bergen NH", "GM0373"),
+        ("Bergen (NH)", "GM0373"),
+        ("bergen (nh.)", "GM0373"),
+        ("Bergen L", "GM0893"),
+        ("Bergen (L)", "GM0893"),
+        ("Hengelo", "GM0164"),
+        ("Sudwest Fryslan", "GM1900"),
+        ("S\u00daDWEST-FRYSL\u00c2N", "GM1900"),
+        ("gm0772", "GM0772"),
+        ("0772", "GM0772"),
+        ("  Eindhoven ", "GM0772"),
+    ],
+)
+def test_places_accept_usual_names(places: Places, text: str, code: str) -> None:
+    """Codes, CBS names and the usual short names resolve regardless of case, accents,
+    apostrophes and punctuation."""
+    assert places.code(text) == code
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("Den Bos", "'s-Hertogenbosch"),
+        ("Bosch", "'s-Hertogenbosch"),
+        ("Eindhovn", "Eindhoven"),
+        ("Amsterdm", "Amsterdam"),
+        ("Bergen", "Bergen (L.)"),
+        ("Utrecht (U)", "Utrecht"),
+    ],
+)
+def test_places_suggestions_are_sensible(places: Places, text: str, first: str) -> None:
+    """An unknown name is suggested the municipality people mean, never an unrelated one."""
+    assert places.code(text) is None
+    suggestions = places.suggest_municipality(text, 3)
+    assert suggestions[0] == first
+    assert "Stede Broec" not in suggestions
+
+
+def test_bergen_alone_is_ambiguous(places: Places) -> None:
+    """'Bergen' names two municipalities, so it resolves to neither and suggests both."""
+    assert places.code("Bergen") is None
+    assert {"Bergen (L.)", "Bergen (NH.)"} <= set(places.suggest_municipality("Bergen", 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule files
+
+
+@dataclass(frozen=True)
+class _Leg:
+    """A nested table with a required key."""
+
+    name: str
+    km: float = field(default=1.0, metadata=limit(ge=0))
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """Every kind of field read_rules understands."""
+
+    radius_km: float = field(default=50.0, metadata=limit(gt=0))
+    count: int = 3
+    strict: bool = True
+    mode: Literal["a", "b"] = "a"
+    names: tuple[str, ...] = ()
+    shares: dict[str, float] = field(default_factory=dict)
+    legs: tuple[_Leg, ...] = ()
+
+
+def test_read_rules_reads_every_field_kind() -> None:
+    """A good table becomes the frozen dataclass; a missing key keeps its default."""
+    problems: list[Problem] = []
+    rules = read_rules(
+        _Rules,
+        {
+            "radius_km": 30,
+            "mode": "b",
+            "names": ["x", "y"],
+            "shares": {"sy": 0.8},
+            "legs": [{"name": "north", "km": 2}],
+        },
+        table="[hard]",
+        source="p.toml",
+        problems=problems,
+    )
+    assert problems == []
+    assert rules == _Rules(30.0, 3, True, "b", ("x", "y"), {"sy": 0.8}, (_Leg("north", 2.0),))
+
+
+def test_read_rules_rejects_in_one_message_shape() -> None:
+    """Every bad value and unknown key is collected, each in the documented shape."""
+    problems: list[Problem] = []
+    read_rules(
+        _Rules,
+        {
+            "radius_km": -5,
+            "radius": 5,
+            "count": 1.5,
+            "strict": "yes",
+            "mode": "c",
+            "legs": [{"km": 1}, {"name": "s", "km": -1}],
+        },
+        table="[hard]",
+        source="p.toml",
+        problems=problems,
+    )
+    messages = [p.message for p in problems]
+    assert "policy [hard] radius_km must be > 0; got -5" in messages
+    assert any(
+        m.startswith("unknown key [hard] radius (did you mean 'radius_km'?)") for m in messages
+    )
+    assert "policy [hard] count must be a whole number; got 1.5" in messages
+    assert "policy [hard] strict must be true or false; got 'yes'" in messages
+    assert "policy [hard] mode must be one of ['a', 'b']; got 'c'" in messages
+    assert "policy [hard] legs[0] needs name" in messages
+    assert "policy [hard] legs[1] km must be >= 0; got -1" in messages
+    assert all(p.file == "p.toml" for p in problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: --ignore-columns and --sheet on `coupler solve`
+
+
+def test_solve_ignore_columns_and_sheet(tmp_path: Path) -> None:
+    """`coupler solve` refuses an unknown column with a did-you-mean and writes nothing;
+    --ignore-columns lets it through; a two-sheet workbook needs --sheet or FILE.xlsx#SHEET."""
+    from click.testing import CliRunner
+
+    from coupler.cli import main
+
+    households = tmp_path / "households.csv"
+    households.write_text(
+        "household_id,size,azc,remarks\nH1,2,Den Bosch,x\nH2,1,Den Haag,y\n", encoding="utf-8"
+    )
+    out = tmp_path / "out"
+    base = ["solve", "--time-limit", "20", "--out", str(out)]
+
+    def run(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, [*base, *args], catch_exceptions=False)
+        return result.exit_code, result.output
+
+    code, output = run("--households", str(households))
+    assert code == 2 and "unknown column 'remarks'" in output and "Traceback" not in output
+    assert not out.exists()
+    code, output = run("--households", str(households), "--ignore-columns", "Remarks,other")
+    assert code == 0, output
+    assert pd.read_csv(out / "plan.csv")["household_id"].tolist() == ["H1", "H2"]
+
+    book = _workbook(
+        tmp_path / "households.xlsx",
+        [
+            ("Lists", "visible", [["sector"], ["care"]]),
+            ("Cases", "visible", [["household_id", "size"], ["H7", 3]]),
+        ],
+    )
+    code, output = run("--households", str(book))
+    assert code == 2 and "--sheet NAME" in output
+    for args in (
+        ("--households", f"{book}#Cases"),
+        ("--households", str(book), "--sheet", "Cases"),
+    ):
+        code, output = run(*args)
+        assert code == 0, output
+        assert pd.read_csv(out / "plan.csv")["household_id"].tolist() == ["H7"]

@@ -326,7 +326,8 @@ class Checker:
             hint = _did_you_mean(suggest(name, labels))
             self.add(
                 f"unknown column '{short(name)}' (column {index}){hint}; known columns: "
-                f"{', '.join(known)}; to skip a column, list it under --ignore-columns",
+                f"{', '.join(known)}; rename or remove it, or skip it with --ignore-columns "
+                "(coupler solve)",
                 row=1,
                 column=name,
             )
@@ -342,6 +343,13 @@ class Checker:
         if self.problems:
             self.problems.sort(key=lambda p: -1 if p.row is None else p.row)
             raise InputError(self.problems)
+
+    def frame(
+        self, columns: Mapping[str, list[Any]], dtypes: Sequence[tuple[str, str]]
+    ) -> pd.DataFrame:
+        """:meth:`finish`, then the canonical frame of the parsed ``columns`` (:func:`frame`)."""
+        self.finish()
+        return frame(columns, dtypes)
 
     def _quote(self, text: str) -> str:
         """``'text' `` for a message, or nothing in a personal table."""
@@ -501,6 +509,16 @@ class Checker:
             else:
                 out.append(text)
         return out
+
+    def unique_together(
+        self,
+        parts: Sequence[Sequence[Hashable | None]],
+        column: str,
+        describe: Callable[[Any], str],
+    ) -> None:
+        """:meth:`unique` on tuples of ``parts``, skipping rows where any part is missing."""
+        keys = [None if None in key else key for key in zip(*parts, strict=True)]
+        self.unique(keys, column, describe)
 
     def unique(
         self,

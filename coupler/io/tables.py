@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from coupler import schema
-from coupler.io.cells import Checker, Places, frame, short
+from coupler.io.cells import Checker, Places, short
 from coupler.io.read import read_table
 
 __all__ = [
@@ -149,8 +149,7 @@ def load_municipalities(
         "cap_large": c.number("cap_large", whole=True, low=0, high=count),
         "cap_single": c.number("cap_single", whole=True, low=0, high=count),
     }
-    c.finish()
-    return frame(columns, schema.MUNICIPALITY_DTYPES)
+    return c.frame(columns, schema.MUNICIPALITY_DTYPES)
 
 
 def load_households(
@@ -226,8 +225,7 @@ def load_households(
         "age_group": c.text("age_group"),
         "household_type": c.text("household_type"),
     }
-    c.finish()
-    return frame(columns, schema.HOUSEHOLD_DTYPES)
+    return c.frame(columns, schema.HOUSEHOLD_DTYPES)
 
 
 def load_criteria(
@@ -281,8 +279,7 @@ def load_criteria(
         "contract_signed": c.boolean("contract_signed"),
         "payslip_seen": c.boolean("payslip_seen"),
     }
-    c.finish()
-    return frame(columns, schema.CRITERIA_DTYPES)
+    return c.frame(columns, schema.CRITERIA_DTYPES)
 
 
 def load_scores(
@@ -338,19 +335,19 @@ def load_scores(
             c.add("give municipality or labour_market_region, not both", row, "municipality")
         elif not code_text and not region_text and any(c.has(t) for t in schema.SCORES_TARGETS):
             c.add("give a municipality or a labour_market_region", row, "municipality")
-    keys = [
-        (h, m, r) if h is not None and (m is not None or r is not None) else None
-        for h, m, r in zip(ids, codes, regions, strict=True)
-    ]
-    c.unique(keys, "household_id", lambda k: "a second score for the same household and place")
+    places_given = [m if m is not None else r for m, r in zip(codes, regions, strict=True)]
+    c.unique_together(
+        (ids, places_given),
+        "household_id",
+        lambda k: "a second score for the same household and place",
+    )
     columns: dict[str, list[Any]] = {
         "household_id": ids,
         "municipality": codes,
         "labour_market_region": regions,
         "score": c.number("score", low=0, high=1, required=True),
     }
-    c.finish()
-    return frame(columns, schema.SCORES_DTYPES)
+    return c.frame(columns, schema.SCORES_DTYPES)
 
 
 def load_locks(
@@ -422,8 +419,7 @@ def load_locks(
         else:
             pairs[(h, m)] = (a, row)
     columns: dict[str, list[Any]] = {"household_id": ids, "municipality": codes, "action": actions}
-    c.finish()
-    return frame(columns, schema.LOCKS_DTYPES)
+    return c.frame(columns, schema.LOCKS_DTYPES)
 
 
 def load_demand(
@@ -468,18 +464,15 @@ def load_demand(
     )
     regions = c.region("labour_market_region", places, required=True)
     sectors = c.choice("sector", schema.SECTORS, required=True)
-    keys = [
-        (r, s) if r is not None and s is not None else None
-        for r, s in zip(regions, sectors, strict=True)
-    ]
-    c.unique(keys, "sector", lambda k: f"duplicate demand for '{k[0]}' and '{k[1]}'")
+    c.unique_together(
+        (regions, sectors), "sector", lambda k: f"duplicate demand for '{k[0]}' and '{k[1]}'"
+    )
     columns: dict[str, list[Any]] = {
         "labour_market_region": regions,
         "sector": sectors,
         "demand": c.number("demand", low=0, high=1, required=True),
     }
-    c.finish()
-    return frame(columns, schema.DEMAND_DTYPES)
+    return c.frame(columns, schema.DEMAND_DTYPES)
 
 
 def load_distances(
@@ -523,15 +516,12 @@ def load_distances(
     )
     origins = c.municipality("from", places, required=True)
     targets = c.municipality("to", places, required=True)
-    keys = [
-        (a, b) if a is not None and b is not None else None
-        for a, b in zip(origins, targets, strict=True)
-    ]
-    c.unique(keys, "to", lambda k: f"duplicate distance from '{k[0]}' to '{k[1]}'")
+    c.unique_together(
+        (origins, targets), "to", lambda k: f"duplicate distance from '{k[0]}' to '{k[1]}'"
+    )
     km = c.number("km", low=0, high=schema.MAX_KM, required=True)
     for row, a, b, d in zip(c.rows, origins, targets, km, strict=True):
         if a is not None and a == b and d is not None and d != 0:
             c.add(f"the distance from {a} to itself must be 0; got {d:g}", row, "km")
     columns: dict[str, list[Any]] = {"from": origins, "to": targets, "km": km}
-    c.finish()
-    return frame(columns, schema.DISTANCE_DTYPES)
+    return c.frame(columns, schema.DISTANCE_DTYPES)
