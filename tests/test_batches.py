@@ -111,9 +111,10 @@ def _one_job_batch(tmp_path: Path, municipalities: pd.DataFrame):
     """Three single persons; H1 works 24 h in Utrecht with contract and payslip. Returns the
     households, criteria, a road-distance file and the code of a municipality 10-28 km from
     Utrecht as the crow flies that the road matrix puts 45 km away."""
+    from factories import frame
+
     from coupler import schema
     from coupler.geo import haversine_km
-    from factories import frame
 
     hh = frame([{"household_id": f"H{i}", "size": 1} for i in (1, 2, 3)], schema.HOUSEHOLD_DTYPES)
     cr = frame(
