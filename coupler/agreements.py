@@ -24,7 +24,9 @@ Format (every table optional, every unknown key an error)::
     qualifying_only = false       # only criteria that count as hard under the policy
     criterion_inside = true       # only when that criterion's municipality lies in the area
     labour_market_region = "Zuidoost-Brabant"   # the area: exactly one of
-                                  # labour_market_region / province / municipalities
+                                  # labour_market_region / province / municipalities, or
+                                  # criterion_region = true: the labour-market region(s) of
+                                  # the household's own matching criterion (e.g. its job)
 
     [[pool]]                      # the area's municipalities pool their quota
     province = "Utrecht"
@@ -61,6 +63,8 @@ from coupler.policy import Policy
 from coupler.schema import CRITERION_KINDS
 
 AREA_KEYS = ("labour_market_region", "province", "municipalities")
+#: An area that is not a fixed place: the labour-market region of each household's own criterion.
+CRITERION_REGION = "criterion_region"
 _TOP = ("agreement", "policy", "ban_outside", "pool", "weight_multiplier")
 
 
@@ -75,7 +79,12 @@ class Area:
         return f"{self.level} {', '.join(self.names)}"
 
     def mask(self, municipalities: pd.DataFrame, source: str, where: str) -> np.ndarray:
-        """Bool over ``municipalities``; unknown names raise with a suggestion."""
+        """Bool over ``municipalities``; unknown names raise with a suggestion.
+
+        A ``criterion_region`` area depends on the household; its mask here is all True.
+        """
+        if self.level == CRITERION_REGION:
+            return np.ones(len(municipalities), dtype=bool)
         problems: list[Problem] = []
         if self.level == "municipalities":
             codes = resolve_names(self.names, municipalities, source, where, problems)
@@ -271,6 +280,9 @@ class Agreement:
                     sel &= inside[where_idx]
                 ids = set(crit.loc[sel, "household_id"].astype(str))
                 match &= hh["household_id"].astype(str).isin(ids).to_numpy()
+            if ban.area.level == CRITERION_REGION:
+                rows.append(self._ban_outside_own_region(instance, policy, ban, match))
+                continue
             hids = instance.household_ids[match]
             outside = instance.codes[~inside]
             if len(hids) and len(outside):
@@ -294,6 +306,36 @@ class Agreement:
         for col in ("household_id", "municipality", "action"):
             new[col] = new[col].astype("string")
         return instance.replace(locks=new.reset_index(drop=True))
+
+    @staticmethod
+    def _ban_outside_own_region(
+        instance: Instance, policy: Policy, ban: BanOutside, match: np.ndarray
+    ) -> pd.DataFrame:
+        """Ban locks keeping each matching household inside the labour-market region(s) of its
+        own ``ban.criterion`` criteria (a job in the Drechtsteden: the seven Drechtsteden
+        municipalities)."""
+        crit = instance.criteria
+        m = instance.municipalities
+        regions = m["labour_market_region"].astype(str).to_numpy()
+        names, region_of = np.unique(regions, return_inverse=True)
+        sel = np.array(crit["kind"].astype(str) == ban.criterion, dtype=bool)
+        if ban.qualifying_only and len(crit):
+            sel &= qualifies_as_hard(crit, policy)
+        h = crit.loc[sel, "household_id"].map(instance.household_index).to_numpy(dtype=np.int64)
+        r = region_of[crit.loc[sel, "municipality"].map(instance.code_index).to_numpy(np.int64)]
+        keep = match[h]
+        own = np.zeros((instance.n_households, len(names)), dtype=bool)
+        own[h[keep], r[keep]] = True
+        bound = own.any(axis=1)
+        outside = ~own[:, region_of] & bound[:, None]  # households x municipalities
+        hi, mi = np.nonzero(outside)
+        return pd.DataFrame(
+            {
+                "household_id": instance.household_ids[hi],
+                "municipality": instance.codes[mi],
+                "action": "ban",
+            }
+        )
 
     def apply_model(self, model: CouplingModel) -> CouplingModel:
         """A new model with pools and weight multipliers applied to its arrays."""
@@ -434,16 +476,27 @@ def _strings(v: Any, where: str, key: str, source: str, p: list[Problem]) -> tup
     return ()
 
 
-def _area(t: dict[str, Any], where: str, source: str, p: list[Problem]) -> Area | None:
-    given = [k for k in AREA_KEYS if k in t]
+def _area(
+    t: dict[str, Any], where: str, source: str, p: list[Problem], own_region: bool = False
+) -> Area | None:
+    keys = (*AREA_KEYS, CRITERION_REGION) if own_region else AREA_KEYS
+    given = [k for k in keys if k in t]
     if len(given) != 1:
         p.append(
             Problem(
                 source,
-                f"{where}: give exactly one of {', '.join(AREA_KEYS)}; got {given or 'none'}",
+                f"{where}: give exactly one of {', '.join(keys)}; got {given or 'none'}",
             )
         )
         return None
+    if given[0] == CRITERION_REGION:
+        if t[CRITERION_REGION] is not True:
+            p.append(Problem(source, f"{where}: {CRITERION_REGION} must be true when given"))
+            return None
+        if t.get("criterion") is None:
+            p.append(Problem(source, f"{where}: {CRITERION_REGION} needs a criterion kind"))
+            return None
+        return Area(CRITERION_REGION, (str(t["criterion"]),))
     names = _strings(t[given[0]], where, given[0], source, p)
     return Area(given[0], names) if names else None
 
@@ -476,9 +529,13 @@ def _flag(
 
 def _ban(t: dict[str, Any], where: str, source: str, p: list[Problem]) -> BanOutside | None:
     _only(
-        t, (*AREA_KEYS, "azc", "criterion", "qualifying_only", "criterion_inside"), where, source, p
+        t,
+        (*AREA_KEYS, CRITERION_REGION, "azc", "criterion", "qualifying_only", "criterion_inside"),
+        where,
+        source,
+        p,
     )
-    area = _area(t, where, source, p)
+    area = _area(t, where, source, p, own_region=True)
     azc = _strings(t["azc"], where, "azc", source, p) if "azc" in t else ()
     crit = t.get("criterion")
     if crit is not None and crit not in CRITERION_KINDS:

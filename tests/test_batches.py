@@ -102,3 +102,95 @@ def test_reason_only_on_overridden_coupling(tmp_path: Path, municipalities: pd.D
     assert (audit["action"] == "override").sum() == 1
     for detail in audit["detail"].dropna():
         _strict(detail)
+
+
+UTRECHT = "GM0344"
+
+
+def _one_job_batch(tmp_path: Path, municipalities: pd.DataFrame):
+    """Three single persons; H1 works 24 h in Utrecht with contract and payslip. Returns the
+    households, criteria, a road-distance file and the code of a municipality 10-28 km from
+    Utrecht as the crow flies that the road matrix puts 45 km away."""
+    from factories import frame
+
+    from coupler import schema
+    from coupler.geo import haversine_km
+
+    hh = frame([{"household_id": f"H{i}", "size": 1} for i in (1, 2, 3)], schema.HOUSEHOLD_DTYPES)
+    cr = frame(
+        [
+            {
+                "household_id": "H1",
+                "kind": "work",
+                "municipality": UTRECHT,
+                "hours_per_week": 24.0,
+                "contract_signed": True,
+                "payslip_seen": True,
+            }
+        ],
+        schema.CRITERIA_DTYPES,
+    )
+    m = municipalities.set_index("code")
+    km = haversine_km(
+        m.at[UTRECHT, "lat"], m.at[UTRECHT, "lon"], m["lat"].to_numpy(), m["lon"].to_numpy()
+    )
+    near = m.index[(km > 10) & (km < 28)].sort_values()
+    far_by_road = str(near[0])
+    road = tmp_path / "road.csv"
+    pd.DataFrame({"from": [UTRECHT], "to": [far_by_road], "km": [45.0]}).to_csv(road, index=False)
+    return hh, cr, road, far_by_road
+
+
+def test_approve_judges_with_the_batch_radius_and_distance_matrix(
+    tmp_path: Path, municipalities: pd.DataFrame
+) -> None:
+    """A batch proposed with a 30 km radius and a road-distance matrix is approved with those:
+    overriding the job-holder to a municipality ~20 km away as the crow flies but 45 km by road
+    breaks the work criterion (it would not under great circle and the default 50 km), so it
+    is recorded as broken in the coupling and the audit row; under the defaults it is not."""
+    from coupler.ledger.context import BatchContext
+    from coupler.policy import Policy
+
+    hh, cr, road, x = _one_job_batch(tmp_path, municipalities)
+    ledger = Ledger.open(tmp_path / "l.sqlite", user="tester")
+    open_period(ledger, "2025-H1", 5000)
+    policy = Policy().with_(hard={"radius_km": 30.0})
+    p = propose(ledger, hh, cr, policy=policy, distances=road, pacing=Pacing(enabled=False))
+    with ledger.read() as conn:
+        ctx = BatchContext.load(conn, p.batch_id)
+    assert ctx.effective_policy.hard.radius_km == 30.0
+    assert ctx.distances_name == "road.csv" and len(ctx.distances_hash or "") == 64
+    assert ctx.distances is not None and float(ctx.distances["km"].iloc[0]) == 45.0
+    s = approve(ledger, p.batch_id, overrides={"H1": x}, reason="employer moves to " + x)
+    assert s["broken"] == 1 and s["radius_km"] == 30.0 and s["distances"] == "road.csv"
+    rows = _couplings(ledger, p.batch_id).set_index("household_id")
+    assert rows.at["H1", "broken"] == "work"
+    assert rows["reason"].notna().sum() == 1
+    audit = _audit(ledger)
+    override = audit[audit["action"] == "override"]
+    assert _strict(override["detail"].iloc[0])["breaks"] == "work"
+    # The same override in a batch proposed under the defaults breaks nothing.
+    plain = Ledger.open(tmp_path / "plain.sqlite", user="tester")
+    open_period(plain, "2025-H1", 5000)
+    q = propose(plain, hh, cr, pacing=Pacing(enabled=False))
+    assert approve(plain, q.batch_id, overrides={"H1": x}, reason="same move")["broken"] == 0
+
+
+def test_proposals_differ_by_distance_matrix_and_agreements(
+    tmp_path: Path, municipalities: pd.DataFrame
+) -> None:
+    """The proposal's checksum covers the distance matrix and the agreements: the same cases
+    proposed again with another matrix or an agreement make a new batch, the same again do not."""
+    from coupler.agreements import Agreement
+
+    hh, cr, road, _ = _one_job_batch(tmp_path, municipalities)
+    ledger = Ledger.open(tmp_path / "l.sqlite", user="tester")
+    open_period(ledger, "2025-H1", 5000)
+    a = propose(ledger, hh, cr, pacing=Pacing(enabled=False))
+    b = propose(ledger, hh, cr, distances=road, pacing=Pacing(enabled=False))
+    radius = importlib.resources.files("coupler.scenarios") / "nl-2024" / "agreements"
+    agreement = Agreement.from_file(str(radius / "radius-30.toml"))
+    c = propose(ledger, hh, cr, agreements=(agreement,), pacing=Pacing(enabled=False))
+    again = propose(ledger, hh, cr, agreements=(agreement,), pacing=Pacing(enabled=False))
+    assert len({a.batch_id, b.batch_id, c.batch_id}) == 3
+    assert not again.created and again.batch_id == c.batch_id

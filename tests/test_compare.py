@@ -25,7 +25,8 @@ from coupler.cli import main
 from coupler.criteria import soft_parts
 from coupler.errors import InputError, PolicyError
 
-AGREEMENTS = embedded_scenario() / "agreements"
+# The repository's own scenario folder (an editable install may map coupler.scenarios elsewhere).
+AGREEMENTS = Path(__file__).resolve().parents[1] / "scenarios" / "nl-2024" / "agreements"
 POLICIES = embedded_scenario() / "policies"
 
 
@@ -65,7 +66,7 @@ def test_shipped_examples_parse_and_resolve() -> None:
     assert {f.stem for f in files} >= {
         "eindhoven-jobs",
         "utrecht-pool",
-        "drechtsteden-work",
+        "dordrecht-azc-work",
         "radius-30",
     }
     for f in files:
@@ -159,13 +160,19 @@ def test_pool_relaxes_caps_and_bands_the_total(cases) -> None:
     assert band.lo <= total <= band.hi
 
 
-def test_weight_multiplier_adds_exactly_the_extra_parts(cases) -> None:
+def test_weight_multiplier_adds_exactly_the_extra_parts(cases, tmp_path) -> None:
     """Doubling the work parts adds weight x (labour, work_soft) once more in the named
     municipalities and changes no other column."""
     inst, _ = cases
     policy = Policy()
     base = build_model(inst, policy)
-    model = Agreement.from_file(AGREEMENTS / "drechtsteden-work.toml").apply_model(base)
+    path = _write(
+        tmp_path,
+        '[[weight_multiplier]]\nmunicipalities = ["Dordrecht", "Zwijndrecht", "Papendrecht", '
+        '"Sliedrecht", "Hendrik-Ido-Ambacht", "Alblasserdam"]\n'
+        'parts = ["labour", "work_soft"]\nfactor = 2.0\n',
+    )
+    model = Agreement.from_file(path).apply_model(base)
     parts = soft_parts(inst, policy)
     cols = (
         inst.municipalities["name"]

@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from coupler import schema
+from coupler.agreements import Agreement, build_variant, is_agreement_file
 from coupler.engine.solve import solve as solve_model
 from coupler.errors import CouplerError, InputError, Problem
 from coupler.generate import generate_cases
-from coupler.model import build_model
 from coupler.policy import Policy
 from coupler.rundir import FORMATS, check_out, write_result
 from coupler.scenario import load_instance, load_scenario
@@ -96,6 +96,13 @@ def _gap(ctx: click.Context, param: click.Parameter, value: float | None) -> flo
     help="Policy TOML file [default: the documented defaults].",
 )
 @click.option(
+    "--agreement",
+    "agreement_files",
+    type=_FILE,
+    multiple=True,
+    help="Agreement overlay TOML, applied as `coupler compare` tests it. Repeatable.",
+)
+@click.option(
     "--total",
     type=int,
     callback=_non_negative,
@@ -157,6 +164,7 @@ def solve(
     sheet: str | None,
     ignore_columns: tuple[str, ...],
     policy_file: Path | None,
+    agreement_files: tuple[Path, ...],
     total: int | None,
     persons: int,
     seed: int | None,
@@ -191,6 +199,7 @@ def solve(
     check_out(out, inputs, force=force)
     clock = _Clock()
     extra: dict[str, Any] = {}
+    agreements: list[Agreement] = []
 
     def load() -> Any:
         problems: list[Problem] = []
@@ -198,6 +207,17 @@ def solve(
         if policy_file is not None:
             try:
                 policy = Policy.from_file(policy_file)
+            except InputError:
+                if is_agreement_file(policy_file):
+                    exc = InputError(
+                        Problem(
+                            policy_file.name, "is an agreement overlay; give it with --agreement"
+                        )
+                    )
+                problems.extend(exc.problems)
+        for f in agreement_files:
+            try:
+                agreements.append(Agreement.from_file(f))
             except InputError as exc:
                 problems.extend(exc.problems)
         overrides = {
@@ -250,7 +270,10 @@ def solve(
         f"{int(inst.sizes.sum()):,} persons, {len(inst.criteria):,} criteria"
     )
     clock.say("build: model arrays")
-    model = clock.phase("build", lambda: build_model(inst, policy))
+    if agreements:
+        extra["agreements"] = [{"name": a.name, "file": a.source} for a in agreements]
+        clock.say("build: agreements " + ", ".join(a.name for a in agreements))
+    model = clock.phase("build", lambda: build_variant(inst, policy, tuple(agreements)))
     clock.say(
         f"build: {int(model.has_hard.sum()):,} households with a hard criterion, "
         f"{model.hard.conflicts['household'].nunique():,} conflicts"
