@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from hypothesis import strategies as st
 
 from coupler import schema
 from coupler.instance import Instance
 from coupler.model import CouplingModel
+from coupler.policy import Policy
 from coupler.quota import fill_quotas
 
 #: Points on one parallel (lat 52.0), 0.5 degree of longitude apart: about 34.3 km between
@@ -169,13 +171,22 @@ class Optimum:
     assignment: np.ndarray  # one optimal plan (municipality index per household, -1 = none)
 
 
-def brute_force(model: CouplingModel) -> Optimum:
-    """Enumerate all (n_municipalities + 1) ** n_households plans and return the best.
+@dataclass(frozen=True, eq=False)
+class Plans:
+    """Every plan of a tiny model, with its feasibility and objective parts (one row per plan)."""
+
+    assignment: np.ndarray  # plans x households: municipality index (-1 = none)
+    feasible: np.ndarray  # capacities, forbidden pairs and dwelling caps respected
+    uncoupled: np.ndarray  # persons
+    broken: np.ndarray  # persons
+    objective: np.ndarray  # sum(value) - fill_weight * shortfall
+
+
+def all_plans(model: CouplingModel) -> Plans:
+    """Enumerate all (n_municipalities + 1) ** n_households plans of a tiny model.
 
     Scores come from the model's own arrays (``value``, ``breaks``, ``target``, ``cap``,
-    ``forbidden``), so this checks the engine's search, not the score formulas. Order: fewest
-    uncoupled persons, then fewest broken persons, then the largest
-    ``sum(value) - fill_balance * sum(max(0, target - assigned))``.
+    ``forbidden``), so this checks the engine's search, not the score formulas.
     """
     n_h, n_m = model.n_households, model.n_municipalities
     if n_h > 7 or n_m > 4:
@@ -202,11 +213,86 @@ def brute_force(model: CouplingModel) -> Optimum:
     broken = ((on & model.breaks[rows, pm]) * size).sum(axis=1)
     soft = np.where(on, model.value[rows, pm], 0.0).sum(axis=1)
     short = np.maximum(model.target[None, :] - assigned, 0.0).sum(axis=1)
-    objective = soft - model.fill_weight * short
-    key_u = np.where(ok, uncoupled, np.iinfo(np.int64).max)
+    return Plans(plans, ok, uncoupled, broken, soft - model.fill_weight * short)
+
+
+def brute_force(model: CouplingModel) -> Optimum:
+    """The lexicographic optimum over :func:`all_plans`: fewest uncoupled persons, then fewest
+    broken persons, then the largest ``sum(value) - fill_balance * sum(max(0, target -
+    assigned))``."""
+    p = all_plans(model)
+    key_u = np.where(p.feasible, p.uncoupled, np.iinfo(np.int64).max)
     best_u = key_u.min()
-    sel = ok & (uncoupled == best_u)
-    best_b = broken[sel].min()
-    sel &= broken == best_b
-    k = int(np.flatnonzero(sel)[np.argmax(objective[sel])])
-    return Optimum(int(best_u), int(best_b), float(objective[k]), plans[k].copy())
+    sel = p.feasible & (p.uncoupled == best_u)
+    best_b = p.broken[sel].min()
+    sel &= p.broken == best_b
+    k = int(np.flatnonzero(sel)[np.argmax(p.objective[sel])])
+    return Optimum(int(best_u), int(best_b), float(p.objective[k]), p.assignment[k].copy())
+
+
+@dataclass(frozen=True)
+class Case:
+    """A drawn instance and the policy to solve it under."""
+
+    inst: Instance
+    policy: Policy
+
+
+@st.composite
+def tiny_cases(
+    draw: st.DrawFn, max_households: int = 6, scores: bool = True, max_size: int = 4
+) -> Case:
+    """A random tiny instance: 2-4 places in a 90 x 95 km box (so a 50 km radius covers some but
+    not all), 1 to ``max_households`` households of 1 to ``max_size`` persons, random criteria (work with or without evidence),
+    bans and pins, an azc, participation scores, tolerance and fill balance."""
+    n_m = draw(st.integers(2, 4))
+    n_h = draw(st.integers(1, max_households))
+    grid = st.tuples(st.integers(0, 16), st.integers(0, 20))
+    cells = draw(st.lists(grid, min_size=n_m, max_size=n_m, unique=True))
+    points = [(51.6 + 0.05 * a, 4.6 + 0.07 * b) for a, b in cells]
+    quota = draw(st.lists(st.integers(0, 7), min_size=n_m, max_size=n_m))
+    sizes = draw(st.lists(st.integers(1, max_size), min_size=n_h, max_size=n_h))
+    crits = []
+    for h in range(n_h):
+        for _ in range(draw(st.integers(0, 2))):
+            kind = draw(st.sampled_from(schema.CRITERION_KINDS))
+            m = draw(st.integers(0, n_m - 1))
+            if kind == "work":
+                crits.append(
+                    Crit(
+                        h,
+                        "work",
+                        m,
+                        draw(st.sampled_from([4.0, 8.0, 30.0])),
+                        draw(st.booleans()),
+                        draw(st.booleans()),
+                    )
+                )
+            else:
+                crits.append(Crit(h, kind, m))
+    locks: dict[int, tuple[int, int, str]] = {}
+    for h in draw(st.lists(st.integers(0, n_h - 1), max_size=2, unique=True)):
+        locks[h] = (h, draw(st.integers(0, n_m - 1)), draw(st.sampled_from(["pin", "ban"])))
+    azc = draw(st.lists(st.none() | st.integers(0, n_m - 1), min_size=n_h, max_size=n_h))
+    score_items = []
+    if scores and draw(st.booleans()):
+        for h in range(n_h):
+            for m in range(n_m):
+                if draw(st.booleans()):
+                    score_items.append((h, m, draw(st.sampled_from([0.1, 0.25, 0.5, 0.8, 1.0]))))
+    policy = Policy().with_(
+        quota={
+            "tolerance": draw(st.sampled_from([0.0, 0.25])),
+            "fill_balance": draw(st.sampled_from([0.0, 0.5])),
+        }
+    )
+    inst = instance(
+        points,
+        quota,
+        sizes,
+        crits,
+        lock_items=list(locks.values()),
+        score_items=score_items,
+        azc=azc,
+    )
+    return Case(inst, policy)

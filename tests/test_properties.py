@@ -7,17 +7,15 @@ independent checker (coupler.verify).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from factories import Crit, brute_force, code, hid, instance
+from factories import Case, Crit, brute_force, code, hid, instance, tiny_cases
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from coupler import Instance, Policy, build_model, solve
-from coupler.schema import CRITERION_KINDS
 from coupler.verify import verify_plan
 
 # Shrinking re-solves hundreds of times; report the first failing instance instead.
@@ -34,70 +32,6 @@ SETTINGS = settings(
     ],
 )
 EXACT: dict[str, Any] = {"gap": 0.0, "time_limit": 30.0, "seed": 0}
-
-
-@dataclass(frozen=True)
-class Case:
-    inst: Instance
-    policy: Policy
-
-
-@st.composite
-def cases(draw: st.DrawFn, max_households: int = 6, scores: bool = True) -> Case:
-    """A random tiny instance: 2-4 places in a 90 x 95 km box (so a 50 km radius covers some but
-    not all), 1-6 households of 1-4 persons, random criteria (work with or without evidence),
-    bans and pins, an azc, participation scores, tolerance and fill balance."""
-    n_m = draw(st.integers(2, 4))
-    n_h = draw(st.integers(1, max_households))
-    grid = st.tuples(st.integers(0, 16), st.integers(0, 20))
-    cells = draw(st.lists(grid, min_size=n_m, max_size=n_m, unique=True))
-    points = [(51.6 + 0.05 * a, 4.6 + 0.07 * b) for a, b in cells]
-    quota = draw(st.lists(st.integers(0, 7), min_size=n_m, max_size=n_m))
-    sizes = draw(st.lists(st.integers(1, 4), min_size=n_h, max_size=n_h))
-    crits = []
-    for h in range(n_h):
-        for _ in range(draw(st.integers(0, 2))):
-            kind = draw(st.sampled_from(CRITERION_KINDS))
-            m = draw(st.integers(0, n_m - 1))
-            if kind == "work":
-                crits.append(
-                    Crit(
-                        h,
-                        "work",
-                        m,
-                        draw(st.sampled_from([4.0, 8.0, 30.0])),
-                        draw(st.booleans()),
-                        draw(st.booleans()),
-                    )
-                )
-            else:
-                crits.append(Crit(h, kind, m))
-    locks: dict[int, tuple[int, int, str]] = {}
-    for h in draw(st.lists(st.integers(0, n_h - 1), max_size=2, unique=True)):
-        locks[h] = (h, draw(st.integers(0, n_m - 1)), draw(st.sampled_from(["pin", "ban"])))
-    azc = draw(st.lists(st.none() | st.integers(0, n_m - 1), min_size=n_h, max_size=n_h))
-    score_items = []
-    if scores and draw(st.booleans()):
-        for h in range(n_h):
-            for m in range(n_m):
-                if draw(st.booleans()):
-                    score_items.append((h, m, draw(st.sampled_from([0.1, 0.25, 0.5, 0.8, 1.0]))))
-    policy = Policy().with_(
-        quota={
-            "tolerance": draw(st.sampled_from([0.0, 0.25])),
-            "fill_balance": draw(st.sampled_from([0.0, 0.5])),
-        }
-    )
-    inst = instance(
-        points,
-        quota,
-        sizes,
-        crits,
-        lock_items=list(locks.values()),
-        score_items=score_items,
-        azc=azc,
-    )
-    return Case(inst, policy)
 
 
 def run(model: Any, **kw: Any) -> Any:
@@ -132,7 +66,7 @@ def verify(case: Case, plan: pd.DataFrame):  # type: ignore[no-untyped-def]
 
 
 @SETTINGS
-@given(cases())
+@given(tiny_cases())
 def test_plan_is_valid_and_checker_agrees(case: Case) -> None:
     """Every plan: no quota exceeded, no banned pair, pins honoured, no avoidable broken hard
     criterion or needless uncoupling (independent checker), and the checker's broken persons and
@@ -156,7 +90,7 @@ def test_plan_is_valid_and_checker_agrees(case: Case) -> None:
 
 
 @SETTINGS
-@given(cases())
+@given(tiny_cases())
 def test_engine_reaches_the_brute_force_optimum(case: Case) -> None:
     """The engine's plan is lexicographically optimal: uncoupled and broken persons equal the
     enumerated minimum, and the objective equals the enumerated maximum within 1e-6."""
@@ -173,7 +107,7 @@ def _key(res: Any) -> tuple[int, int, float]:
 
 
 @SETTINGS
-@given(cases(), st.data())
+@given(tiny_cases(), st.data())
 def test_relaxing_a_quota_never_hurts(case: Case, data: st.DataObject) -> None:
     """Raising one municipality's remaining quota never makes the optimum worse: never more
     uncoupled or broken persons, and (without fill balance, whose targets move with the quota)
@@ -195,7 +129,7 @@ def test_relaxing_a_quota_never_hurts(case: Case, data: st.DataObject) -> None:
 
 
 @settings(derandomize=True, deadline=None, max_examples=10)
-@given(cases())
+@given(tiny_cases())
 def test_same_inputs_and_seed_give_the_same_plan(case: Case) -> None:
     """Solving twice with the same inputs and seed gives the identical plan and objective."""
     a = run(build_model(case.inst, case.policy), seed=3)
@@ -205,7 +139,7 @@ def test_same_inputs_and_seed_give_the_same_plan(case: Case) -> None:
 
 
 @SETTINGS
-@given(cases(max_households=6, scores=False), st.data())
+@given(tiny_cases(max_households=6, scores=False), st.data())
 def test_objective_is_checkable_from_participation_scores(case: Case, data: st.DataObject) -> None:
     """With every weight 0 but participation and no fill balance, the objective equals the sum
     of the supplied scores of the chosen pairs (looked up in the scores table, not the model)."""
