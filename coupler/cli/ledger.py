@@ -152,7 +152,11 @@ def period_open(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option(
-    "--as-of", "as_of", default=None, help="Date for housed and overdue [default: today]."
+    "--as-of",
+    "as_of",
+    callback=_date_option,
+    default=None,
+    help="Date for housed and overdue [default: today].",
 )
 @click.option("--housing-rules", type=click.Path(dir_okay=False), default=None, help=_HOUSING_HELP)
 @_ledger_options

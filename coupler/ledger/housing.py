@@ -47,8 +47,8 @@ SQL query**, so a municipality's rows are the only ones read::
         (target - counted, at least 0), carry (target - counted: the next backlog)
     overdue(ledger, *, municipality: str | None = None, rules: HousingRules | None = None,
             as_of: date | None = None) -> pd.DataFrame
-        approved, unrefused couplings without a dwelling offer more than offer_weeks after the
-        coupling date: municipality, name, coupling_id, household_id, persons, coupled_on,
+        approved couplings that by as_of had neither a dwelling offer (nor housing) nor a
+        refusal, more than offer_weeks after the coupling date: municipality, name, coupling_id, household_id, persons, coupled_on,
         days_waiting; longest waiting first within each municipality
 
 Dates of a period: ``2025-H1`` runs 1 January to 30 June 2025, ``2025-H2`` 1 July to
@@ -612,7 +612,12 @@ def overdue(
     with ledger.read() as conn:
         f = followup(conn, municipality)
         names = _names(conn)
-    f = f[(f["state"] == "coupled") & (f["coupled_on"] <= as_of)].copy()
+    # Only what had happened by as_of: an offer dated later does not end the wait before it.
+    answered = [
+        any(d is not None and d <= as_of for d in (r.offered_on, r.housed_on, r.refused_on))
+        for r in f.itertuples(index=False)
+    ]
+    f = f[~pd.Series(answered, index=f.index, dtype=bool) & (f["coupled_on"] <= as_of)].copy()
     f["days_waiting"] = [(as_of - d).days for d in f["coupled_on"]]
     f = f[f["days_waiting"] > rules.offer_days]
     f["name"] = f["municipality"].map(names)
