@@ -56,12 +56,13 @@ def comparison(data: dict[str, Any]) -> str:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     head = (
         '<th class="l">KPI</th>'
-        + "".join(f"<th>{e(n)}</th>" for n in names)
-        + "".join(f"<th>delta {e(n)}</th>" for n in names[1:])
+        + "".join(f"<th>{e(name)}</th>" for name in names)
+        + "".join(f"<th>delta {e(name)}</th>" for name in names[1:])
     )
     parts.append(
-        f'<section id="kpis"><h2>KPIs</h2><table id="kpi-table" class="sortable"><thead><tr>{head}'
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></section>"
+        '<section id="kpis"><h2>KPIs</h2><div class="scroll"><table id="kpi-table" '
+        f'class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        "</div></section>"
     )
 
     # plots
