@@ -43,7 +43,8 @@ def test_report_is_self_contained(comparison_json) -> None:
 
 
 def test_report_has_every_section(comparison_json) -> None:
-    """Summary, KPI table, plots, a map per variant (a circle per municipality), impact, groups."""
+    """Summary, KPI table, plots, a map per variant and a difference map (a shape per
+    municipality), impact, groups."""
     page = render(comparison_json)
     for ident in (
         'id="summary"',
@@ -53,10 +54,11 @@ def test_report_has_every_section(comparison_json) -> None:
         'id="groups-table"',
     ):
         assert ident in page
-    assert page.count('<svg class="map"') == 2
+    # a fill-share map per variant and a difference map, each with every municipality's shape
+    assert page.count('<svg class="map"') == 3
     n = len(comparison_json["variants"][0]["kpis"]["municipalities"])
-    assert page.count("<circle") >= 2 * n
-    assert page.count("<svg") >= 2 + 2  # maps + at least two matplotlib plots
+    assert page.count('class="gm"') == 3 * n
+    assert page.count("<svg") >= 3 + 2  # maps + at least two matplotlib plots
 
 
 def test_sweep_report_draws_the_front() -> None:
@@ -81,7 +83,7 @@ def test_cli_report_from_json_and_bad_input(comparison_json, tmp_path: Path) -> 
     data.write_text(json.dumps(comparison_json), encoding="utf-8")
     r = CliRunner().invoke(main, ["report", str(data)])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "report.html").read_text(encoding="utf-8").count('<svg class="map"') == 2
+    assert (tmp_path / "report.html").read_text(encoding="utf-8").count('<svg class="map"') == 3
     bad = tmp_path / "bad" / "x.json"
     bad.parent.mkdir()
     bad.write_text('{"kind": "other"}', encoding="utf-8")

@@ -8,6 +8,7 @@ e.g. PostgreSQL for several users).
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import sys
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 
 from coupler.jsonsafe import dumps
 from coupler.ledger import (
+    HousingRules,
     Ledger,
     LedgerError,
     Pacing,
@@ -91,6 +93,27 @@ def _echo_json(data: dict[str, Any]) -> None:
 
 
 # --- period ----------------------------------------------------------------------------------
+
+_HOUSING_HELP = (
+    "TOML with a [housing] table: offer_weeks (overdue term, default 10), "
+    "count_at = coupling | housing (what the carry counts, default coupling)."
+)
+
+
+def _housing_rules(path: str | None) -> HousingRules:
+    return HousingRules.from_file(path) if path else HousingRules()
+
+
+def _date_option(ctx: click.Context, param: click.Parameter, text: str | None) -> dt.date | None:
+    """Click callback: a date like 2025-03-14 (or 14-03-2025)."""
+    from coupler.ledger.housing import parse_date
+
+    if text is None:
+        return None
+    d = parse_date(text)
+    if d is None:
+        raise click.BadParameter("must be a date like 2025-03-14 or 14-03-2025")
+    return d
 
 
 @click.group()
@@ -167,10 +190,25 @@ def period_open(
     "--period", "name", default=None, help="Period name [default: the open one, else the latest]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--as-of",
+    "as_of",
+    callback=_date_option,
+    default=None,
+    help="Date for housed and overdue [default: today].",
+)
+@click.option("--housing-rules", type=click.Path(dir_okay=False), default=None, help=_HOUSING_HELP)
 @_ledger_options
-def period_status_cmd(ledger: Ledger, name: str | None, as_json: bool) -> None:
-    """Show a period's quota, coupled persons, reservations and batches."""
-    s = period_status(ledger, name)
+def period_status_cmd(
+    ledger: Ledger,
+    name: str | None,
+    as_json: bool,
+    as_of: dt.date | None,
+    housing_rules: str | None,
+) -> None:
+    """Show a period's quota, coupled and housed persons, reservations, batches and the
+    couplings overdue for a dwelling offer per municipality."""
+    s = period_status(ledger, name, rules=_housing_rules(housing_rules), as_of=as_of)
     if as_json:
         _echo_json(s)
         return
@@ -185,16 +223,33 @@ def period_status_cmd(ledger: Ledger, name: str | None, as_json: bool) -> None:
     )
     for status, b in sorted(s["batches"].items()):
         click.echo(f"batches {status:<9} {b['count']} ({b['persons']:,} persons)")
+    click.echo(f"housed            {s['housed']:,} (within the period, as of {s['as_of']})")
+    late = s["overdue"]
+    click.echo(
+        f"overdue           {sum(r['couplings'] for r in late):,} couplings in {len(late)} "
+        f"municipalities without a dwelling offer after {s['offer_weeks']:g} weeks"
+    )
+    for r in late:
+        click.echo(
+            f"  {r['municipality']} {r['name']:<28} {r['couplings']:>4} couplings "
+            f"{r['persons']:>5} persons, longest {r['max_days']} days"
+        )
 
 
 @period.command("close")
 @click.option("--reason", default=None, help="Why, for the audit log.")
+@click.option("--housing-rules", type=click.Path(dir_okay=False), default=None, help=_HOUSING_HELP)
 @_ledger_options
-def period_close(ledger: Ledger, reason: str | None) -> None:
-    """Close the open period and fix each municipality's carry for the next one."""
-    s = close_period(ledger, reason=reason)
+def period_close(ledger: Ledger, reason: str | None, housing_rules: str | None) -> None:
+    """Close the open period and fix each municipality's carry for the next one.
+
+    The carry counts persons at coupling, or at housing when the housing rules say
+    count_at = "housing" (persons housed within the period's dates).
+    """
+    s = close_period(ledger, reason=reason, rules=_housing_rules(housing_rules))
     click.echo(
-        f"closed {s['period']}: coupled {s['coupled']:,} of {s['target']:,}; carry {s['carry']:+,} "
+        f"closed {s['period']}: coupled {s['coupled']:,} of {s['target']:,}, counted at "
+        f"{s['count_at']} {s['counted']:,}; carry {s['carry']:+,} "
         f"(deficit {s['deficit']:,}, surplus {s['surplus']:,})"
     )
     if s["expired_batches"]:

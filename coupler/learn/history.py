@@ -46,6 +46,7 @@ __all__ = [
     "synthetic_members",
 ]
 
+
 @dataclass(frozen=True)
 class HistoryParams:
     """Every figure of the history generator (docs/learn.md gives sources and reasons).

@@ -17,12 +17,14 @@ from coupler.ledger.batches import (
     progress_table,
     propose,
 )
+from coupler.ledger.housing import HousingRules
 from coupler.ledger.periods import audit_trail, close_period, open_period, period_status
 from coupler.ledger.schema import SCHEMA_VERSION
 from coupler.ledger.store import Ledger, LedgerError, backup, check, quota_state
 
 __all__ = [
     "SCHEMA_VERSION",
+    "HousingRules",
     "Ledger",
     "LedgerError",
     "Pacing",

@@ -25,6 +25,9 @@ Requests file, one row per request (yes/no columns accept the words of ``coupler
     housing_offered              yes/no: the household has been offered housing
     inburgering_started          yes/no: civic integration has started
 
+When the ledger has housing events for the household (coupler.ledger.housing), its dates decide
+``housing_offered`` and ``inburgering_started`` instead of these two columns.
+
 The rules' parameters live in :class:`OmkoppelRules` (a TOML ``[omkoppeling]`` table).
 """
 
@@ -255,6 +258,7 @@ def check_request(r: Mapping[str, Any], rules: OmkoppelRules) -> dict[str, tuple
     state = (
         f"housing {'offered' if housing else 'not offered'}, "
         f"inburgering {'started' if inburgering else 'not started'}"
+        f" per the {r.get('timing_source') or 'request file'}"
     )
     if rules.gate == "and":
         ok = not housing and not inburgering
@@ -410,6 +414,7 @@ def omkoppel(
     to the job and, per rule, ``<rule>`` (pass/fail) and ``<rule>_reason``.
     """
     from coupler.ledger import schema as t
+    from coupler.ledger.housing import ledger_timing
     from coupler.ledger.store import LedgerError, quota_state
     from coupler.scenario import load_scenario
 
@@ -430,6 +435,12 @@ def omkoppel(
         ).all()
         coupled = {r.household_id: r for r in rows}
         req = load_requests(requests, municipalities, rules, coupled)
+        # The ledger's housing dates, when recorded, outrank the request file's yes/no.
+        known = ledger_timing(conn, [coupled[h].id for h in req["household_id"]])
+        timing = [known.get(int(coupled[h].id)) for h in req["household_id"]]
+        req["timing_source"] = ["ledger" if k else "request file" for k in timing]
+        for j, col in enumerate(("housing_offered", "inburgering_started")):
+            req[col] = [k[j] if k else v for k, v in zip(timing, req[col], strict=True)]
         done = {
             r
             for (r,) in conn.execute(

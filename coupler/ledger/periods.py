@@ -8,12 +8,15 @@ come from one of three places:
 * a national ``--total`` divided over the municipalities in proportion to inhabitants.
 
 Each municipality's backlog is added. Closing fixes each municipality's carry,
-``quota + backlog - coupled`` (negative for a surplus), which the next period opened
-``--from-previous`` takes as its backlog (DOMAIN.md section 2).
+``quota + backlog - counted`` (negative for a surplus), which the next period opened
+``--from-previous`` takes as its backlog (DOMAIN.md section 2). ``counted`` is the coupled
+persons, or the persons housed within the period's dates when the housing policy counts at
+housing (:class:`coupler.ledger.housing.HousingRules`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from typing import Any
@@ -24,6 +27,15 @@ import sqlalchemy as sa
 from coupler.errors import InputError, Problem
 from coupler.io import read_table
 from coupler.ledger import schema as t
+from coupler.ledger.housing import (
+    HousingRules,
+    counted_persons,
+    housed_persons,
+    overdue,
+    overdue_summary,
+    period_dates,
+    today_utc,
+)
 from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
 from coupler.scenario import has_quota_column, load_scenario
 
@@ -215,13 +227,25 @@ def open_period(
     return summary
 
 
-def close_period(ledger: Ledger, *, reason: str | None = None) -> dict[str, Any]:
-    """Close the open period: fix each municipality's carry and expire pending proposals."""
+def close_period(
+    ledger: Ledger,
+    *,
+    reason: str | None = None,
+    rules: HousingRules | None = None,
+    as_of: dt.date | None = None,
+) -> dict[str, Any]:
+    """Close the open period: fix each municipality's carry and expire pending proposals.
+
+    The carry is ``target - counted``; ``rules.count_at`` says whether persons count at coupling
+    or at housing (housed within the period's dates, up to ``as_of``, default today).
+    """
+    rules = rules or HousingRules()
     with ledger.write("period close") as tx:
         conn = tx.conn
         period = ledger.open_period(conn, lock=True)
         q = quota_state(conn, period.id, reserve=False)
-        carry = q["target"] - q["coupled"]
+        counted = counted_persons(conn, period, q, rules, as_of or today_utc())
+        carry = q["target"] - counted
         conn.execute(
             t.quotas.update()
             .where(t.quotas.c.period_id == sa.bindparam("pid"))
@@ -259,6 +283,8 @@ def close_period(ledger: Ledger, *, reason: str | None = None) -> dict[str, Any]
             "period": period.name,
             "target": int(q["target"].sum()),
             "coupled": int(q["coupled"].sum()),
+            "count_at": rules.count_at,
+            "counted": int(counted.sum()),
             "carry": int(carry.sum()),
             "deficit": int(carry.clip(lower=0).sum()),
             "surplus": int((-carry).clip(lower=0).sum()),
@@ -268,10 +294,23 @@ def close_period(ledger: Ledger, *, reason: str | None = None) -> dict[str, Any]
     return summary
 
 
-def period_status(ledger: Ledger, name: str | None = None) -> dict[str, Any]:
-    """Totals of a period (the open one by default), its batches and provisional reservations."""
+def period_status(
+    ledger: Ledger,
+    name: str | None = None,
+    *,
+    rules: HousingRules | None = None,
+    as_of: dt.date | None = None,
+) -> dict[str, Any]:
+    """Totals of a period (the open one by default), its batches, provisional reservations,
+    persons housed within its dates and the overdue couplings per municipality (as of ``as_of``,
+    default today)."""
+    rules = rules or HousingRules()
+    as_of = as_of or today_utc()
+    late = overdue_summary(overdue(ledger, rules=rules, as_of=as_of))
     with ledger.read() as conn:
         period = ledger.period(conn, name)
+        start, end = period_dates(period.name)
+        housed = sum(housed_persons(conn, start, min(end, as_of)).values())
         q = quota_state(conn, period.id, reserve=period.status == "open")
         batches = conn.execute(
             sa.select(t.batches.c.status, sa.func.count(), sa.func.sum(t.batches.c.persons))
@@ -298,6 +337,10 @@ def period_status(ledger: Ledger, name: str | None = None) -> dict[str, Any]:
         "municipalities_over": int(len(over)),
         "batches": {s: {"count": int(n), "persons": int(p or 0)} for s, n, p in batches},
         "provisional": {"active": int(active[0]), "reserved": round(float(active[1] or 0.0), 2)},
+        "housed": int(housed),
+        "as_of": as_of.isoformat(),
+        "offer_weeks": rules.offer_weeks,
+        "overdue": late.to_dict("records"),
     }
 
 

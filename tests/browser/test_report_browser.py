@@ -75,8 +75,8 @@ def test_report_renders_in_chromium(tiny_instance, tmp_path: Path) -> None:
                 "#groups-table",
             ):
                 assert page.locator(selector).first.is_visible(), selector
-            assert page.locator("svg.map").count() == 2
-            assert page.locator("svg.map circle").count() >= 2 * tiny_instance.n_municipalities
+            assert page.locator("svg.map").count() == 3
+            assert page.locator("svg.map path.gm").count() == 3 * tiny_instance.n_municipalities
             assert page.locator("#plots .plot svg").count() >= 2
             rows = page.locator("#kpi-table tbody tr").count()
             assert rows > 20
