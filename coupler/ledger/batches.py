@@ -586,6 +586,12 @@ def approve(
             .where(t.batches.c.id == batch_id)
             .values(status="approved", decided_at=tx.at, decided_by=tx.who)
         )
+        # Pending overrides are now part of the couplings (and the audit).
+        conn.execute(
+            explanations.review_overrides.delete().where(
+                explanations.review_overrides.c.batch_id == batch_id
+            )
+        )
         for h, code in over.items():
             tx.audit(
                 "override",

@@ -54,6 +54,18 @@ review_overrides = sa.Table(
     sa.Column("at", sa.String(32), nullable=False),
 )
 
+queue_reviews = sa.Table(
+    "queue_reviews",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("queue", sa.String(16), nullable=False),  # omkoppeling | kansrijk
+    sa.Column("item_id", sa.Integer, nullable=False),  # omkoppelingen.id | provisional.id
+    sa.Column("decision", sa.String(16), nullable=False),  # approved | rejected
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("by", sa.String(64), nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),
+)
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float | np.floating):
@@ -171,4 +183,11 @@ def batch_hash(conn: sa.Connection, batch_id: int) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-__all__ = ["batch_hash", "pending_overrides", "record", "review_households", "review_overrides"]
+__all__ = [
+    "batch_hash",
+    "pending_overrides",
+    "queue_reviews",
+    "record",
+    "review_households",
+    "review_overrides",
+]

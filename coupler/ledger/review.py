@@ -410,6 +410,166 @@ def set_override(
     return {"household_id": household_id, "municipality": code, "room_left": room - row.persons}
 
 
+# --- period, queues, audit --------------------------------------------------------------------
+
+
+def period_overview(ledger: Ledger, municipality: str | None) -> dict[str, Any] | None:
+    """The open (else latest) period: quota, coupled and remaining per municipality, province
+    and labour-market region, the batches the reader may open and the waiting queue items.
+
+    None when the ledger has no period yet.
+    """
+    from coupler.ledger.batches import progress_table
+    from coupler.ledger.periods import period_status
+    from coupler.scenario import load_scenario
+
+    try:
+        status = period_status(ledger)
+    except LedgerError:
+        return None
+    _, m, prov = progress_table(ledger, status["period"])
+    with ledger.read() as conn:
+        period = ledger.period(conn, status["period"])
+    regions, _ = load_scenario(period.scenario, period.total)
+    region_of = regions.set_index("code")["labour_market_region"].astype(str)
+    m["region"] = m["code"].map(region_of).fillna("?")
+    reg = (
+        m.groupby("region", sort=True)[["target", "coupled", "reserved", "remaining"]]
+        .sum()
+        .reset_index()
+    )
+    batches = visible_batches(ledger, municipality)
+    if len(batches):
+        batches = batches[batches["period_id"] == period.id]
+    om = omkoppeling_queue(ledger, municipality)
+    kr = kansrijk_queue(ledger, municipality)
+    return {
+        "status": status,
+        "municipalities": m if municipality is None else m[m["code"] == municipality],
+        "provinces": prov,
+        "regions": reg,
+        "batches": batches,
+        "omkoppeling_waiting": int((om["review"].isna()).sum()) if len(om) else 0,
+        "kansrijk_waiting": int((kr["review"].isna()).sum()) if len(kr) else 0,
+    }
+
+
+def _reviews(conn: sa.Connection, queue: str) -> dict[int, dict[str, Any]]:
+    from coupler.ledger.explanations import queue_reviews as q
+
+    rows = conn.execute(
+        sa.select(q.c.item_id, q.c.decision, q.c.reason, q.c.by, q.c.at)
+        .where(q.c.queue == queue)
+        .order_by(q.c.id)
+    ).mappings()
+    return {int(r["item_id"]): dict(r) for r in rows}
+
+
+def omkoppeling_queue(ledger: Ledger, municipality: str | None) -> pd.DataFrame:
+    """Omkoppeling requests with each rule's verdict and the reviewer's decision, newest first.
+
+    A ``gemeente:`` reader sees the requests that move a household to or from its municipality.
+    """
+    o = t.omkoppelingen
+    q = sa.select(o).order_by(o.c.id.desc())
+    if municipality is not None:
+        q = q.where((o.c.old_municipality == municipality) | (o.c.new_municipality == municipality))
+    with ledger.read() as conn:
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+        reviews = _reviews(conn, "omkoppeling")
+        nm = _all_names(conn)
+    for r in rows:
+        r["rules"] = json.loads(r["rules"] or "{}")
+        r["review"] = reviews.get(int(r["id"]))
+        for k in ("old_municipality", "new_municipality", "job_municipality"):
+            r[f"{k}_name"] = nm.get(r[k], r[k])
+    return pd.DataFrame(
+        rows, columns=[c.name for c in o.columns] + ["review"] if not rows else None
+    )
+
+
+def kansrijk_queue(ledger: Ledger, municipality: str | None) -> pd.DataFrame:
+    """Provisional (Kansrijke) couplings with their reservation and the reviewer's decision."""
+    p = t.provisional
+    q = sa.select(p).order_by(p.c.id.desc())
+    if municipality is not None:
+        q = q.where(p.c.municipality == municipality)
+    with ledger.read() as conn:
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+        reviews = _reviews(conn, "kansrijk")
+        nm = _all_names(conn)
+    for r in rows:
+        r["review"] = reviews.get(int(r["id"]))
+        r["municipality_name"] = nm.get(r["municipality"], r["municipality"])
+    return pd.DataFrame(
+        rows, columns=[c.name for c in p.columns] + ["review"] if not rows else None
+    )
+
+
+def _all_names(conn: sa.Connection) -> dict[str, str]:
+    return dict(conn.execute(sa.select(t.quotas.c.municipality, t.quotas.c.name).distinct()).all())
+
+
+def decide_queue(ledger: Ledger, queue: str, item_id: int, decision: str, reason: str) -> None:
+    """Record a regievoerder's approval or rejection of an omkoppeling or Kansrijke Koppeling.
+
+    The decision and its reason are kept with the item and in the audit log.
+    """
+    from coupler.ledger.explanations import queue_reviews
+
+    if queue not in ("omkoppeling", "kansrijk"):
+        raise LedgerError(f"unknown queue '{queue[:20]}'")
+    if decision not in ("approved", "rejected"):
+        raise LedgerError("a decision is approved or rejected")
+    if not reason or not reason.strip():
+        raise LedgerError("a decision needs a reason")
+    table = t.omkoppelingen if queue == "omkoppeling" else t.provisional
+    with ledger.write(f"review {queue}") as tx:
+        if tx.conn.execute(sa.select(table.c.id).where(table.c.id == item_id)).first() is None:
+            raise LedgerError(f"no such {queue} item")
+        tx.conn.execute(
+            queue_reviews.insert().values(
+                queue=queue,
+                item_id=item_id,
+                decision=decision,
+                reason=reason.strip(),
+                by=tx.who,
+                at=tx.at,
+            )
+        )
+        tx.audit(f"{queue}-{decision}", f"{queue} {item_id}", None, reason.strip())
+
+
+def audit_view(
+    ledger: Ledger,
+    *,
+    who: str | None = None,
+    action: str | None = None,
+    subject: str | None = None,
+    since: str | None = None,
+    limit: int | None = 500,
+) -> pd.DataFrame:
+    """Audit rows, newest first, filtered (each filter a bound parameter; text filters match
+    a substring, ``since`` an ISO date or time)."""
+    a = t.audit
+    q = sa.select(a).order_by(a.c.id.desc())
+    if who and who.strip():
+        q = q.where(a.c.who.contains(who.strip(), autoescape=True))
+    if action and action.strip():
+        q = q.where(a.c.action.contains(action.strip(), autoescape=True))
+    if subject and subject.strip():
+        q = q.where(a.c.subject.contains(subject.strip(), autoescape=True))
+    if since and since.strip():
+        q = q.where(a.c.at >= since.strip())
+    if limit is not None:
+        q = q.limit(limit)
+    with ledger.read() as conn:
+        return pd.DataFrame(
+            conn.execute(q).mappings().all(),
+            columns=["id", "at", "who", "command", "action", "subject", "detail", "reason"],
+        )
+
+
 # --- Excel round trip -------------------------------------------------------------------------
 
 SHEET_COUPLINGS = "koppelingen"
@@ -738,7 +898,12 @@ __all__ = [
     "Filters",
     "NotVisible",
     "approve_workbook",
+    "audit_view",
     "batch_view",
+    "decide_queue",
+    "kansrijk_queue",
+    "omkoppeling_queue",
+    "period_overview",
     "export_review",
     "household_view",
     "names",
