@@ -513,11 +513,13 @@ def approve(
         # The engine's verdict for proposals as they stand; great-circle distance for overrides.
         broken = _breaks(conn, batch_id, coupled, state[["lat", "lon"]], radius)
         broken = {h: k for h, k in broken.items() if h in over}
+        in_plan = set(coupled["household_id"])
+        # isinstance: pandas (3) reads SQL NULLs into a string column as NaN, which is truthy.
         broken.update(
             {
                 h: k
                 for h, k in zip(plan["household_id"], plan["broken"], strict=True)
-                if k and h not in over and h in set(coupled["household_id"])
+                if isinstance(k, str) and k and h not in over and h in in_plan
             }
         )
         why_not_given = sorted(h for h in broken if h not in reasons)
