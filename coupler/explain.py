@@ -34,6 +34,8 @@ from coupler.result import Result
 
 __all__ = [
     "BROKEN_COLUMNS",
+    "alternatives_table",
+    "criteria_table",
     "explain_broken",
     "explain_household",
     "render_household",
@@ -632,6 +634,150 @@ def _why_not(
         "objective_delta": delta,
         "reasons": reasons,
     }
+
+
+def criteria_table(model: CouplingModel, result: Result) -> pd.DataFrame:
+    """Every criterion of every household measured at its municipality, in one pass.
+
+    The batch form of the ``criteria`` of :func:`explain_household`: columns ``household_id``,
+    ``kind``, ``criterion_municipality`` (code), ``hard``, ``yielded``, ``distance_km`` (NaN when
+    uncoupled), ``met`` and ``state`` (met / broken / yielded / soft).
+    """
+    inst = model.instance
+    a = _assignment(model, result)
+    t = model.hard.table
+    h = t["household"].to_numpy(dtype=np.int64)
+    cm = t["municipality"].to_numpy(dtype=np.int64)
+    at = a[h]
+    km = np.where(at >= 0, inst.distance_km[cm, np.maximum(at, 0)], np.nan)
+    met = (at >= 0) & (km <= model.policy.hard.radius_km + 1e-9)
+    hard = t["hard"].to_numpy(dtype=bool)
+    yielded = t["yielded"].to_numpy(dtype=bool)
+    state = np.select([~hard, met, yielded], ["soft", "met", "yielded"], default="broken").astype(
+        object
+    )
+    return pd.DataFrame(
+        {
+            "household_id": inst.household_ids[h],
+            "kind": t["kind"].astype(str).to_numpy(),
+            "criterion_municipality": inst.codes[cm],
+            "hard": hard,
+            "yielded": yielded,
+            "distance_km": np.round(km, 1),
+            "met": met,
+            "state": state,
+        }
+    )
+
+
+#: Why an alternative was not chosen, most decisive first (see :func:`alternatives_table`).
+WHY_NOT: tuple[str, ...] = ("breaks", "no_room", "lower_score", "fill_balance", "swap")
+
+
+def alternatives_table(
+    model: CouplingModel, result: Result, k: int = 3, chunk: int = 2000
+) -> pd.DataFrame:
+    """The ``k`` best other municipalities of every household, each with why it was not chosen.
+
+    The batch form of ``why_not`` of :func:`explain_household`, computed with arrays for a whole
+    batch. Candidates are the municipalities not banned for the household, ranked by soft score.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per (household, rank): ``household_id``, ``rank`` (1 = best), ``municipality``
+        (code), ``score``, ``score_diff`` (vs the chosen municipality), ``room`` (places left
+        there for this household), ``breaks`` (kinds of hard criteria it would break, ';'),
+        ``fill_balance_delta``, ``objective_delta``, one ``<part>`` column per soft part
+        (weight x value) and ``why_not``: ``breaks`` (it breaks a hard criterion the chosen place
+        keeps), ``no_room`` (fewer places left than persons), ``lower_score``, ``fill_balance``
+        (a higher score, but the fill balance of the quotas outweighs it) or ``swap`` (only a swap
+        with other households, or the gap, explains it).
+    """
+    inst = model.instance
+    a = _assignment(model, result)
+    n, n_m = model.n_households, model.n_municipalities
+    k = max(0, min(k, n_m - 1))
+    coupled = a >= 0
+    am = np.maximum(a, 0)
+    rows = np.arange(n)
+    assigned = np.bincount(a[coupled], weights=model.size[coupled], minlength=n_m)
+    cand = np.where(model.forbidden, -np.inf, model.value.astype(float))
+    cand[rows[coupled], a[coupled]] = -np.inf
+    top = np.argsort(-cand, axis=1, kind="stable")[:, :k]
+    hh = np.repeat(rows, k)
+    w = top.ravel()
+    keep = np.isfinite(cand[hh, w])
+    hh, w = hh[keep], w[keep]
+    rank = np.tile(np.arange(1, k + 1), n)[keep]
+    size = model.size[hh]
+    score_m = np.where(coupled[hh], model.value[hh, am[hh]], 0.0)
+    score_w = model.value[hh, w]
+    room = (model.cap[w] - assigned[w]).astype(np.int64)
+
+    def short(m: np.ndarray, persons: np.ndarray) -> np.ndarray:
+        return np.maximum(0.0, model.target[m] - persons)
+
+    fill = short(w, assigned[w] + size) - short(w, assigned[w])
+    frm = am[hh]
+    fill = fill + np.where(
+        coupled[hh], short(frm, assigned[frm] - size) - short(frm, assigned[frm]), 0.0
+    )
+    fill = model.fill_weight * fill
+    delta = score_w - score_m - fill
+
+    # Kinds of active hard criteria each candidate breaks (the chosen place's breaks excluded).
+    act = _active_hard(model)
+    ah = act["household"].to_numpy(dtype=np.int64)
+    acm = act["municipality"].to_numpy(dtype=np.int64)
+    kinds = act["kind"].astype(str).to_numpy()
+    pair = pd.DataFrame({"row": np.arange(len(hh)), "household": hh, "w": w})
+    crit = pd.DataFrame({"household": ah, "cm": acm, "kind": kinds})
+    joined = pair.merge(crit, on="household", how="inner")
+    radius = model.policy.hard.radius_km
+    far = inst.distance_km[joined["cm"].to_numpy(), joined["w"].to_numpy()] > radius + 1e-9
+    breaks = (
+        joined[far]
+        .groupby("row")["kind"]
+        .agg(lambda s: ";".join(sorted(set(s))))
+        .reindex(np.arange(len(hh)))
+    )
+    chosen_breaks = coupled[hh] & model.breaks[hh, am[hh]]
+    breaks_new = breaks.notna().to_numpy() & ~chosen_breaks
+
+    why = np.select(
+        [breaks_new, room < size, score_w - score_m <= 0, delta <= 0],
+        ["breaks", "no_room", "lower_score", "fill_balance"],
+        default="swap",
+    ).astype(object)
+
+    weights = model.policy.weights
+    contrib = {name: np.zeros(len(hh)) for name in SOFT_PARTS}
+    for start in range(0, n, chunk):
+        sel = np.arange(start, min(n, start + chunk))
+        mine = np.flatnonzero((hh >= start) & (hh < start + chunk))
+        if not len(mine):
+            continue
+        parts = soft_parts(inst, model.policy, rows=sel)
+        for name in SOFT_PARTS:
+            contrib[name][mine] = (
+                float(getattr(weights, name)) * parts[name][hh[mine] - start, w[mine]]
+            )
+    return pd.DataFrame(
+        {
+            "household_id": inst.household_ids[hh],
+            "rank": rank,
+            "municipality": inst.codes[w],
+            "score": score_w,
+            "score_diff": score_w - score_m,
+            "room": room,
+            "breaks": breaks.to_numpy(),
+            "fill_balance_delta": -fill,
+            "objective_delta": delta,
+            **contrib,
+            "why_not": why,
+        }
+    )
 
 
 def render_household(expl: dict[str, Any]) -> str:

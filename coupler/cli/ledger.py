@@ -35,6 +35,7 @@ from coupler.ledger import (
     period_status,
     progress_table,
     propose,
+    withdraw,
 )
 from coupler.ledger.batches import write_export
 from coupler.ledger.store import db_error, describe
@@ -239,21 +240,33 @@ def period_status_cmd(
 @period.command("close")
 @click.option("--reason", default=None, help="Why, for the audit log.")
 @click.option("--housing-rules", type=click.Path(dir_okay=False), default=None, help=_HOUSING_HELP)
+@click.option("--yes", is_flag=True, help="Expire pending (proposed) batches without asking.")
 @_ledger_options
-def period_close(ledger: Ledger, reason: str | None, housing_rules: str | None) -> None:
+def period_close(ledger: Ledger, reason: str | None, housing_rules: str | None, yes: bool) -> None:
     """Close the open period and fix each municipality's carry for the next one.
 
     The carry counts persons at coupling, or at housing when the housing rules say
-    count_at = "housing" (persons housed within the period's dates).
+    count_at = "housing" (persons housed within the period's dates). Proposed batches that were
+    never approved expire; you are asked first (--yes skips that).
     """
+    pending = period_status(ledger)["batches"].get("proposed", {"count": 0})["count"]
+    if pending and not yes:
+        click.confirm(
+            f"{pending} proposed batch{'es' if pending != 1 else ''} will expire; close the period?",
+            abort=True,
+        )
     s = close_period(ledger, reason=reason, rules=_housing_rules(housing_rules))
     click.echo(
         f"closed {s['period']}: coupled {s['coupled']:,} of {s['target']:,}, counted at "
         f"{s['count_at']} {s['counted']:,}; carry {s['carry']:+,} "
         f"(deficit {s['deficit']:,}, surplus {s['surplus']:,})"
     )
-    if s["expired_batches"]:
-        click.echo(f"expired unapproved batches: {', '.join(map(str, s['expired_batches']))}")
+    expired = s["expired_batches"]
+    if expired:
+        click.echo(
+            f"expired {len(expired)} unapproved batch{'es' if len(expired) != 1 else ''} "
+            f"(ids {', '.join(map(str, expired))})"
+        )
 
 
 # --- batch -----------------------------------------------------------------------------------
@@ -373,25 +386,68 @@ def batch_propose(
     default=None,
     help="Write the batch's couplings (CSV) here.",
 )
+@click.option("--all", "show_all", is_flag=True, help="List every coupling, not only exceptions.")
 @_ledger_options
-def batch_show(ledger: Ledger, batch_id: int | None, out: Path | None) -> None:
-    """Show a batch [default: the latest proposed, else the latest approved]."""
+def batch_show(ledger: Ledger, batch_id: int | None, out: Path | None, show_all: bool) -> None:
+    """Show a batch [default: the latest proposed, else the latest approved].
+
+    Prints the totals and, by name, every coupling that breaks a hard criterion, yields one in a
+    conflict or was overridden, with its reason (--all: every coupling).
+    """
+    from coupler.ledger.review import Filters, batch_view
+
     b, rows = batch_table(ledger, batch_id)
     pacing = json.loads(b.pacing or "{}")
     click.echo(
         f"batch {b.id} ({b.status}), month {b.month}, proposed {b.created_at} by {b.created_by}"
+        + (f"; decided {b.decided_at} by {b.decided_by}" if b.decided_at else "")
     )
-    click.echo(f"households {b.households:,}, persons {b.persons:,}; pacing {pacing}")
+    paced = "paced" if pacing.get("paced") else "not paced"
+    if pacing.get("yielded"):
+        paced += " (pacing yielded to keep hard criteria)"
+    click.echo(f"households {b.households:,}, persons {b.persons:,}; {paced}")
     if len(rows):
         by = rows.groupby("status")["persons"].agg(["count", "sum"])
         for status, r in by.iterrows():
             click.echo(f"  {status:<10} {int(r['count']):>6} households {int(r['sum']):>7} persons")
-        broken = rows[rows["broken"].notna()]
-        click.echo(f"  breaking a hard criterion: {len(broken)} households")
-        changed = rows[(rows["status"] == "approved") & (rows["proposed"] != rows["municipality"])]
-        click.echo(f"  overridden or re-coupled:  {len(changed)} households")
+    view = batch_view(ledger, int(b.id), None, Filters(per_page=5000))
+    c = view["counts"]
+    click.echo(
+        f"  breaking a hard criterion: {c['broken']}; conflicts: {c['conflicts']}; "
+        f"overridden (pending or approved): "
+        f"{sum(1 for r in view['rows'] if r['current'] != r['proposed'])}"
+    )
+    for r in view["rows"]:
+        moved = r["current"] != r["proposed"]
+        if not (show_all or r["broken_kinds"] or r["conflict"] or moved):
+            continue
+        where = r["current_name"] or "not coupled"
+        if moved:
+            where += f" (proposed {r['proposed_name'] or 'none'})"
+        notes = []
+        if r["broken_kinds"]:
+            notes.append("breaks " + ", ".join(r["broken_kinds"]))
+        if r["conflict"]:
+            notes.append("conflict: a criterion yielded")
+        why = r["override_reason"] or r["reason"]
+        if why:
+            notes.append(f"reason: {why}")
+        click.echo(
+            f"  {r['household_id']:<12} {r['persons']:>2} p  {where}"
+            + (f"  -- {'; '.join(notes)}" if notes else "")
+        )
     if out is not None:
         click.echo(f"wrote {write_file(out, rows)}")
+
+
+@batch.command("withdraw")
+@click.argument("batch_id", type=int, required=False)
+@click.option("--reason", default=None, help="Why, for the audit log.")
+@_ledger_options
+def batch_withdraw(ledger: Ledger, batch_id: int | None, reason: str | None) -> None:
+    """Withdraw a proposed batch [default: the latest]; its households may be proposed again."""
+    b = withdraw(ledger, batch_id, reason=reason)
+    click.echo(f"withdrew batch {b}")
 
 
 def _parse_override(
@@ -401,7 +457,7 @@ def _parse_override(
     for v in values:
         household, sep, code = v.partition("=")
         if not sep or not household.strip() or not code.strip():
-            raise click.BadParameter(f"must look like HOUSEHOLD=GM0363; got '{v}'")
+            raise click.BadParameter("must look like HOUSEHOLD=GM0363 or HOUSEHOLD=Name")
         out[household.strip()] = code.strip()
     return out
 
@@ -412,7 +468,15 @@ def _parse_override(
     "--override",
     multiple=True,
     callback=_parse_override,
-    help="HOUSEHOLD=GMxxxx: couple this household elsewhere (needs --reason). Repeatable.",
+    help="HOUSEHOLD=GMxxxx or HOUSEHOLD=name: couple this household elsewhere (needs --reason). "
+    "Repeatable.",
+)
+@click.option(
+    "--decisions",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A review workbook from `batch export --review` with its decision and reason columns "
+    "filled in; refused when the batch changed since the export.",
 )
 @click.option(
     "--reason",
@@ -421,10 +485,24 @@ def _parse_override(
 )
 @_ledger_options
 def batch_approve(
-    ledger: Ledger, batch_id: int | None, override: dict[str, str], reason: str | None
+    ledger: Ledger,
+    batch_id: int | None,
+    override: dict[str, str],
+    reason: str | None,
+    decisions: Path | None,
 ) -> None:
     """Approve a proposed batch [default: the latest], charging its quota."""
-    s = approve(ledger, batch_id, overrides=override, reason=reason)
+    if decisions is not None:
+        from coupler.ledger.review import approve_workbook, read_decisions
+
+        if override:
+            raise LedgerError("give either --decisions or --override, not both")
+        d = read_decisions(ledger, decisions)
+        if batch_id is not None and batch_id != d.batch_id:
+            raise LedgerError(f"{decisions.name} holds batch {d.batch_id}, not batch {batch_id}")
+        s = approve_workbook(ledger, decisions, reason=reason)
+    else:
+        s = approve(ledger, batch_id, overrides=override, reason=reason)
     click.echo(
         f"approved batch {s['batch']}: {s['households']:,} households, {s['persons']:,} persons "
         f"({s['overrides']} overrides, {s['broken']} breaking a hard criterion, "
@@ -436,8 +514,22 @@ def batch_approve(
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
+    default=None,
     help="A .csv file (one level) or .xlsx workbook (sheets municipalities and provinces).",
+)
+@click.option(
+    "--review",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the review workbook (.xlsx) of a proposed batch instead: couplings, criteria and "
+    "municipalities by name, with decision and reason columns for `batch approve --decisions`.",
+)
+@click.option(
+    "--batch",
+    "batch_id",
+    type=int,
+    default=None,
+    help="Batch of --review [default: the latest proposed].",
 )
 @click.option(
     "--level",
@@ -450,8 +542,30 @@ def batch_approve(
     "--period", "name", default=None, help="Period [default: the open one, else the latest]."
 )
 @_ledger_options
-def batch_export(ledger: Ledger, out: Path, level: str, name: str | None) -> None:
-    """Export quota progress per municipality or province: quota, coupled, remaining."""
+def batch_export(
+    ledger: Ledger,
+    out: Path | None,
+    review: Path | None,
+    batch_id: int | None,
+    level: str,
+    name: str | None,
+) -> None:
+    """Export quota progress per municipality or province: quota, coupled, remaining.
+
+    With --review, write a proposed batch's review workbook instead.
+    """
+    if review is not None:
+        from coupler.ledger.review import export_review
+
+        if review.suffix.lower() != ".xlsx":
+            raise LedgerError(f"--review must end in .xlsx; got '{review.name}'")
+        if batch_id is None:
+            batch_id = int(batch_table(ledger, None)[0].id)
+        export_review(ledger, batch_id, review)
+        click.echo(f"wrote {review} (batch {batch_id})")
+        return
+    if out is None:
+        raise LedgerError("give --out (quota progress) or --review (a batch's review workbook)")
     if out.suffix.lower() not in (".csv", ".xlsx"):
         raise LedgerError(f"--out must end in .csv or .xlsx; got '{out.name}'")
     period_name, m, p = progress_table(ledger, name)

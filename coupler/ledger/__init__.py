@@ -16,11 +16,13 @@ from coupler.ledger.batches import (
     paced_remaining,
     progress_table,
     propose,
+    withdraw,
 )
 from coupler.ledger.housing import HousingRules
 from coupler.ledger.periods import audit_trail, close_period, open_period, period_status
 from coupler.ledger.schema import SCHEMA_VERSION
 from coupler.ledger.store import Ledger, LedgerError, backup, check, quota_state
+from coupler.ledger.users import User
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -41,4 +43,6 @@ __all__ = [
     "progress_table",
     "propose",
     "quota_state",
+    "withdraw",
+    "User",
 ]

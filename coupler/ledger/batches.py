@@ -32,11 +32,13 @@ from coupler.errors import CouplerError, InputError, Problem
 from coupler.excel import write_xlsx
 from coupler.instance import Instance
 from coupler.jsonsafe import dumps
+from coupler.ledger import explanations
 from coupler.ledger import schema as t
 from coupler.ledger.context import BatchContext
 from coupler.ledger.periods import period_total
 from coupler.ledger.solving import solve_batch as solve
 from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
+from coupler.model import CouplingModel
 from coupler.policy import Policy
 from coupler.result import Result
 from coupler.rundir import write_file
@@ -190,8 +192,11 @@ def propose(
     context = BatchContext.of(inst, policy, agreements)
     checksum = _checksum(period.name, inst, policy, pacing, month, agreements)
 
+    solved: list[CouplingModel] = []  # the model of each solve; the last one is recorded
+
     def solve_with(capacity: np.ndarray) -> Result:
         model = build_variant(inst.with_remaining(capacity), policy, tuple(agreements))
+        solved.append(model)
         return solve(model, progress=progress)
 
     with ledger.read() as conn:
@@ -234,6 +239,7 @@ def propose(
     used_pacing = math.isfinite(factor)
     yielded = False
     paced_error = None
+    model = build_model(inst.with_remaining(paced), policy)
     try:
         result = solve_with(paced)
     except CouplerError as exc:
@@ -249,7 +255,7 @@ def propose(
             result.uncoupled_persons,
             result.broken_persons,
         ):
-            result, used_pacing, yielded = unpaced, False, True
+            result, model, used_pacing, yielded = unpaced, full_model, False, True
     summary = result.to_json()
     pacing_info = {
         "paced": used_pacing,
@@ -290,6 +296,7 @@ def propose(
         ).inserted_primary_key[0]
         _insert_plan(tx, batch_id, result)
         context.save(conn, batch_id)
+        explanations.record(tx, batch_id, solved[-1], result)
         tx.checkpoint("propose")
         tx.audit(
             "propose",
@@ -391,12 +398,36 @@ def batch_table(ledger: Ledger, batch_id: int | None = None) -> tuple[sa.Row[Any
     return batch, rows
 
 
-def _parse_overrides(overrides: dict[str, str], codes: set[str]) -> dict[str, str]:
+#: Usual short names of municipalities whose CBS name differs (issue 13).
+SHORT_NAMES: dict[str, str] = {
+    "den haag": "'s-Gravenhage",
+    "den bosch": "'s-Hertogenbosch",
+    "nuenen": "Nuenen, Gerwen en Nederwetten",
+    "bergen nh": "Bergen (NH.)",
+    "bergen l": "Bergen (L.)",
+}
+
+
+def municipality_code(ref: str, names: pd.Series) -> str | None:
+    """The code of a municipality given by code, name or usual short name (any case), else None.
+
+    ``names`` is indexed by code (e.g. ``quota_state(...).set_index("municipality")["name"]``).
+    """
+    text = " ".join(ref.split())
+    if text.upper() in names.index:
+        return text.upper()
+    key = text.casefold().replace(".", "").replace("(", "").replace(")", "")
+    text = SHORT_NAMES.get(key, text)
+    hit = names.index[names.str.casefold() == text.casefold()]
+    return str(hit[0]) if len(hit) else None
+
+
+def _parse_overrides(overrides: dict[str, str], names: pd.Series) -> dict[str, str]:
     out = {}
-    for household, code in overrides.items():
-        c = code.strip().upper()
-        if c not in codes:
-            raise LedgerError(f"--override {household}={code}: unknown municipality code")
+    for household, ref in overrides.items():
+        c = municipality_code(ref, names)
+        if c is None:
+            raise LedgerError(f"--override {household}={ref}: unknown municipality")
         out[household.strip()] = c
     return out
 
@@ -407,17 +438,27 @@ def approve(
     *,
     overrides: dict[str, str] | None = None,
     reason: str | None = None,
+    reasons: dict[str, str] | None = None,
+    expect: str | None = None,
 ) -> dict[str, Any]:
     """Approve a proposed batch in one transaction, charging each coupling to the period's quota.
 
-    Overriding a proposal, or approving a coupling that breaks a hard criterion, needs a
-    ``reason``; both are written to the audit log. Nothing is approved when any municipality's
-    quota would be exceeded (the check runs inside the transaction, after taking the write lock).
-    Hard criteria are judged with the batch's own context (policy, distances, agreements): a
-    reason is asked, and stored, only for the couplings that break one or override the proposal.
+    Overriding a proposal, or approving a coupling that breaks a hard criterion, needs a reason:
+    the household's own in ``reasons`` or else the batch's ``reason``; both are written to the
+    audit log. Hard criteria are judged with the batch's own context (policy, distances,
+    agreements): a reason is asked, and stored, only for the couplings that break one or override
+    the proposal. The reviewers' pending overrides of the batch (review screen,
+    :mod:`coupler.ledger.explanations`) are applied with their own reasons; ``overrides`` given
+    here take precedence. With ``expect`` (a :func:`coupler.ledger.explanations.batch_hash`),
+    nothing is approved when the batch changed since that hash was taken. Nothing is approved
+    when any municipality's quota would be exceeded (the check runs inside the transaction, after
+    taking the write lock).
     """
     overrides = overrides or {}
-    if overrides and not (reason and reason.strip()):
+    reasons = {h: r.strip() for h, r in (reasons or {}).items() if r and r.strip()}
+    batch_reason = reason.strip() if reason and reason.strip() else None
+    unexplained = [h for h in overrides if h.strip() not in reasons]
+    if unexplained and not batch_reason:
         raise LedgerError(
             "--override needs --reason: an override of the proposal is recorded with its reason"
         )
@@ -435,8 +476,17 @@ def approve(
             raise LedgerError(
                 f"batch {batch_id} is {batch.status}; only a proposed batch can be approved"
             )
+        if expect is not None:
+            if explanations.batch_hash(conn, batch_id) != expect:
+                raise LedgerError(
+                    f"batch {batch_id} changed since the review workbook was exported; "
+                    "export it again and re-enter the decisions"
+                )
         state = quota_state(conn, period.id).set_index("municipality")
-        over = _parse_overrides(overrides, set(state.index))
+        pending = explanations.pending_overrides(conn, batch_id)
+        over = dict(zip(pending["household_id"], pending["municipality"], strict=True))
+        reasons = {**dict(zip(pending["household_id"], pending["reason"], strict=True)), **reasons}
+        over.update(_parse_overrides(overrides, state["name"]))
         plan = pd.DataFrame(
             conn.execute(
                 sa.select(
@@ -467,11 +517,12 @@ def approve(
         context = BatchContext.load(conn, batch_id)
         municipalities, _ = load_scenario(period.scenario, period_total(period))
         broken = context.broken_kinds(municipalities, coupled)
-        if broken and not (reason and reason.strip()):
-            ids = ", ".join(sorted(broken)[:5])
+        why_not_given = sorted(h for h in broken if h not in reasons)
+        if why_not_given and not batch_reason:
+            ids = ", ".join(why_not_given[:5])
             raise LedgerError(
-                f"{len(broken)} couplings break a hard criterion ({ids}"
-                f"{', ...' if len(broken) > 5 else ''}); approving them needs --reason"
+                f"{len(why_not_given)} couplings break a hard criterion ({ids}"
+                f"{', ...' if len(why_not_given) > 5 else ''}); approving them needs --reason"
             )
         need = coupled.groupby("municipality")["persons"].sum()
         avail = state["available"].reindex(need.index)
@@ -493,7 +544,9 @@ def approve(
                 "cid": int(r.id),
                 "mun": r.municipality,
                 "brk": broken.get(r.household_id),
-                "why": reason if (r.household_id in over or r.household_id in broken) else None,
+                "why": reasons.get(r.household_id, batch_reason)
+                if (r.household_id in over or r.household_id in broken)
+                else None,
             }
             for r in coupled.itertuples(index=False)
         ]
@@ -530,16 +583,27 @@ def approve(
             .where(t.batches.c.id == batch_id)
             .values(status="approved", decided_at=tx.at, decided_by=tx.who)
         )
+        # Pending overrides are now part of the couplings (and the audit).
+        conn.execute(
+            explanations.review_overrides.delete().where(
+                explanations.review_overrides.c.batch_id == batch_id
+            )
+        )
         for h, code in over.items():
             tx.audit(
                 "override",
                 h,
                 {"batch": batch_id, "to": code, "breaks": broken.get(h), **context.describe()},
-                reason,
+                reasons.get(h, batch_reason),
             )
         for h, kinds in broken.items():
             if h not in over:
-                tx.audit("approve-broken", h, {"batch": batch_id, "broken": kinds}, reason)
+                tx.audit(
+                    "approve-broken",
+                    h,
+                    {"batch": batch_id, "broken": kinds},
+                    reasons.get(h, batch_reason),
+                )
         summary = {
             "batch": batch_id,
             "households": len(coupled),
@@ -551,6 +615,37 @@ def approve(
         }
         tx.audit("approve", f"batch {batch_id}", summary, reason)
     return summary
+
+
+def withdraw(ledger: Ledger, batch_id: int | None = None, *, reason: str | None = None) -> int:
+    """Withdraw a proposed batch (the latest by default): it can no longer be approved.
+
+    Its households may be proposed again. Returns the batch id.
+    """
+    with ledger.write("batch withdraw") as tx:
+        conn = tx.conn
+        period = ledger.open_period(conn, lock=True)
+        if batch_id is None:
+            batch_id = _latest_batch(conn, period.id, "proposed")
+        batch = conn.execute(sa.select(t.batches).where(t.batches.c.id == batch_id)).first()
+        if batch is None:
+            raise LedgerError(f"no batch {batch_id} in the ledger")
+        if batch.status != "proposed":
+            raise LedgerError(
+                f"batch {batch_id} is {batch.status}; only a proposed batch can be withdrawn"
+            )
+        conn.execute(
+            t.batches.update()
+            .where(t.batches.c.id == batch_id)
+            .values(status="withdrawn", decided_at=tx.at, decided_by=tx.who)
+        )
+        conn.execute(
+            t.couplings.update()
+            .where(t.couplings.c.batch_id == batch_id)
+            .values(status="withdrawn")
+        )
+        tx.audit("withdraw", f"batch {batch_id}", {"households": batch.households}, reason)
+    return int(batch_id)
 
 
 def progress_table(

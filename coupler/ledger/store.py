@@ -196,6 +196,8 @@ class Ledger:
                 conn.execute(
                     t.schema_version.update().values(version=t.SCHEMA_VERSION, upgraded_at=now())
                 )
+            # Tables that are wholly new (no existing table changes) need no version step.
+            t.metadata.create_all(conn, checkfirst=True)
             return int(found)
 
     def version(self) -> int:
