@@ -3,6 +3,7 @@ or (``--db``, ``--batch``) from a ledger batch."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click

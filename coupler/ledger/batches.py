@@ -192,12 +192,13 @@ def propose(
     context = BatchContext.of(inst, policy, agreements)
     checksum = _checksum(period.name, inst, policy, pacing, month, agreements)
 
-    solved: list[CouplingModel] = []  # the model of each solve; the last one is recorded
+    model_of: dict[int, CouplingModel] = {}  # id(result) -> the model it was solved on
 
     def solve_with(capacity: np.ndarray) -> Result:
         model = build_variant(inst.with_remaining(capacity), policy, tuple(agreements))
-        solved.append(model)
-        return solve(model, progress=progress)
+        result = solve(model, progress=progress)
+        model_of[id(result)] = model
+        return result
 
     with ledger.read() as conn:
         existing = conn.execute(
@@ -239,7 +240,6 @@ def propose(
     used_pacing = math.isfinite(factor)
     yielded = False
     paced_error = None
-    model = build_model(inst.with_remaining(paced), policy)
     try:
         result = solve_with(paced)
     except CouplerError as exc:
@@ -255,7 +255,7 @@ def propose(
             result.uncoupled_persons,
             result.broken_persons,
         ):
-            result, model, used_pacing, yielded = unpaced, full_model, False, True
+            result, used_pacing, yielded = unpaced, False, True
     summary = result.to_json()
     pacing_info = {
         "paced": used_pacing,
@@ -296,7 +296,7 @@ def propose(
         ).inserted_primary_key[0]
         _insert_plan(tx, batch_id, result)
         context.save(conn, batch_id)
-        explanations.record(tx, batch_id, solved[-1], result)
+        explanations.record(tx, batch_id, model_of[id(result)], result)
         tx.checkpoint("propose")
         tx.audit(
             "propose",
