@@ -15,7 +15,7 @@ import pandas as pd
 
 from coupler import schema
 from coupler.errors import InputError, Problem
-from coupler.io import _Checker, _frame, _Places, read_table
+from coupler.io import Checker, Places, _frame, read_table
 from coupler.learn.vocab import HORIZONS, VOCABULARIES
 
 __all__ = [
@@ -97,7 +97,7 @@ def load_history(
         With every problem in the file; no message repeats a cell's value.
     """
     target = outcome_column(years)
-    places = _Places(municipalities)
+    places = Places(municipalities)
     region_of = dict(
         zip(
             municipalities["code"].astype(str),
@@ -105,7 +105,7 @@ def load_history(
             strict=True,
         )
     )
-    c = _Checker(os.fspath(path), read_table(path), personal=True)
+    c = Checker(os.fspath(path), read_table(path), personal=True)
     c.require(("person_id", "cohort", target))
     if not any(c.has(col) for col in schema.SCORES_TARGETS):
         c.add(
@@ -156,7 +156,7 @@ def load_history(
 
 
 def _placements(
-    c: _Checker, places: _Places, region_of: dict[str, str]
+    c: Checker, places: Places, region_of: dict[str, str]
 ) -> tuple[list[str | None], list[str | None]]:
     """Municipality codes and regions of each row; unknown or inconsistent ones are problems."""
     codes: list[str | None] = []
@@ -209,7 +209,7 @@ def load_members(path: str | os.PathLike[str], households: pd.DataFrame) -> pd.D
         (the id is not repeated), or a household without any member row.
     """
     file = os.fspath(path)
-    c = _Checker(file, read_table(path), personal=True)
+    c = Checker(file, read_table(path), personal=True)
     c.require(("household_id",))
     known = set(households["household_id"].astype(str))
     ids = c.text("household_id", required=True)

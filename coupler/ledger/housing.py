@@ -74,7 +74,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from coupler.errors import InputError, PolicyError, Problem
-from coupler.io import _Checker, _Places, read_table
+from coupler.io import Checker, Places, read_table
 from coupler.ledger import schema as t
 from coupler.ledger.store import Ledger, LedgerError, quota_state
 
@@ -428,11 +428,11 @@ def read_events(path: str | os.PathLike[str], municipalities: pd.DataFrame) -> l
     """Read and validate the cells of a municipality's housing file (not yet the transitions)."""
     file = os.fspath(path)
     table = read_table(path)
-    c = _Checker(file, table, personal=True)
+    c = Checker(file, table, personal=True)
     c.require(IMPORT_COLUMNS)
     if c.problems:
         c.finish()
-    places = _Places(municipalities)
+    places = Places(municipalities)
     households = c.text("household_id", required=True)
     codes = c.municipality("municipality", places, required=True)
     kinds = c.choice("event", EVENTS, required=True)
