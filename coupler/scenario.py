@@ -7,7 +7,7 @@ optionally ``demand.csv`` (labour demand, region x sector). ``nl-2024`` ships wi
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,7 @@ def load_instance(
     sources: dict[str, str] = {}
     options: dict[str, Any] = {"sheet": sheet, "ignore_columns": ignore_columns}
 
-    def attempt(fn, *args):  # type: ignore[no-untyped-def]
+    def attempt(fn: Callable[..., pd.DataFrame], *args: Any) -> pd.DataFrame | None:
         try:
             return fn(*args, **options)
         except InputError as exc:

@@ -541,7 +541,6 @@ def frame(columns: Mapping[str, list[Any]], dtypes: Sequence[tuple[str, str]]) -
     """The canonical frame: columns in schema order with their dtypes and a RangeIndex."""
     length = len(next(iter(columns.values()))) if columns else 0
     data = {
-        name: pd.array(columns.get(name, [None] * length), dtype=dtype)  # type: ignore[call-overload]
-        for name, dtype in dtypes
+        name: pd.array(columns.get(name, [None] * length), dtype=dtype) for name, dtype in dtypes
     }
     return pd.DataFrame(data, index=pd.RangeIndex(length))
