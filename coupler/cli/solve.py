@@ -220,7 +220,9 @@ def solve(
         inst = None
         try:
             if households is None:
-                municipalities, _ = load_scenario(scenario, total)
+                municipalities, _ = load_scenario(
+                    scenario, total, sheet=sheet, ignore_columns=kwargs["ignore_columns"]
+                )
                 gen_seed = 0 if seed is None else seed
                 where = "embedded national" if scenario is None else "given"
                 clock.say(
