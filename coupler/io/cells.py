@@ -292,7 +292,19 @@ class Checker:
         return column in self.table.columns
 
     def require(self, columns: Iterable[str]) -> None:
-        """A problem for each of ``columns`` missing from the header."""
+        """A problem for each of ``columns`` missing from the header.
+
+        In a personal table whose first row names none of ``columns``, that row is taken to be
+        data: one problem says there is no header, quoting nothing.
+        """
+        columns = list(columns)
+        if self.personal and columns and not any(self.has(c) for c in columns):
+            self.add(
+                "the first row is not a header: it names none of the required columns "
+                f"({', '.join(columns)}); add a header row naming the columns",
+                row=1,
+            )
+            return
         found = ", ".join(f"'{c}'" for c in self.table.columns) or "none"
         for column in columns:
             if not self.has(column):
