@@ -129,6 +129,9 @@ MALFORMED_CASES: dict[str, tuple[str, str, int | None, str | None, int]] = {
     "households_two_sheets.xlsx": (
         "households", "has 2 visible sheets ('Households', 'Lists'); name the one to read with "
         "--sheet NAME or as FILE.xlsx#NAME", None, None, 1),
+    # The hidden sheet is valid; the visible one, read by default, is not.
+    "households_hidden_sheet.xlsx": (
+        "households", "size must be a whole number between 1 and 30", 3, "size", 1),
     "households_missing_size.csv": (
         "households", "missing required column 'size' (found: 'household_id', 'azc')",
         None, "size", 1),
