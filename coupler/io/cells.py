@@ -183,10 +183,20 @@ class Places:
         """Names of the municipalities closest to ``text`` (see :func:`suggest`)."""
         return suggest(text, self.municipality_labels, n)
 
-    def unknown_municipality(self, text: str, *, echo: bool = True, n: int = 1) -> str:
-        """``unknown municipality 'X'; did you mean 'Y'?`` (without ``'X'`` unless ``echo``)."""
+    def unknown_municipality(
+        self, text: str, *, echo: bool = True, n: int = 1, codes: bool = False
+    ) -> str:
+        """``unknown municipality 'X'; did you mean 'Y'?`` (without ``'X'`` unless ``echo``).
+
+        With ``codes`` the suggestions read ``did you mean Y (GM0000), Z (GM0001)?``.
+        """
         quoted = f" '{short(text)}'" if echo else ""
-        return f"unknown municipality{quoted}{_did_you_mean(self.suggest_municipality(text, n))}"
+        names = self.suggest_municipality(text, n)
+        if codes and names:
+            code_of = {name: code for code, name in self.names.items()}
+            listed = ", ".join(f"{name} ({code_of[name]})" for name in names)
+            return f"unknown municipality{quoted}; did you mean {listed}?"
+        return f"unknown municipality{quoted}{_did_you_mean(names)}"
 
     def unknown_region(self, text: str, *, echo: bool = True) -> str:
         """``unknown labour_market_region 'X'; did you mean 'Y'?``."""
