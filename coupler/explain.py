@@ -120,7 +120,7 @@ def _municipality_index(model: CouplingModel, ref: str) -> int:
     places = Places(inst.municipalities)
     code = places.code(str(ref))
     if code is None:
-        message = places.unknown_municipality(str(ref).strip(), n=3)
+        message = places.unknown_municipality(str(ref).strip(), n=3, codes=True)
         raise InputError(Problem("--why-not", message))
     return int(inst.code_index[code])
 

@@ -7,7 +7,7 @@ optionally ``demand.csv`` (labour demand, region x sector). ``nl-2024`` ships wi
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,16 @@ def embedded_scenario(name: str = "nl-2024") -> Path:
 
 
 def load_scenario(
-    scenario: PathLike | None = None, total: int | None = None
+    scenario: PathLike | None = None,
+    total: int | None = None,
+    *,
+    sheet: str | None = None,
+    ignore_columns: Collection[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(municipalities with quota and remaining filled, demand table or None) of a scenario folder."""
+    """(municipalities with quota and remaining filled, demand table or None) of a scenario folder.
+
+    ``sheet`` and ``ignore_columns`` are passed to the loaders (:mod:`coupler.io.tables`).
+    """
     folder = embedded_scenario() if scenario is None else Path(scenario)
     if not folder.is_dir():
         raise InputError(Problem(str(scenario), "scenario folder not found"))
@@ -43,9 +50,10 @@ def load_scenario(
         raise InputError(Problem(str(folder), "has no municipalities.csv (or .xlsx / .parquet)"))
     if total is not None and not 0 <= total <= MAX_COUNT:
         raise InputError(Problem("--total", f"must be between 0 and {MAX_COUNT:,}; got {total}"))
-    municipalities = fill_quotas(io.load_municipalities(mfile), total, mfile.name)
+    options: dict[str, Any] = {"sheet": sheet, "ignore_columns": ignore_columns}
+    municipalities = fill_quotas(io.load_municipalities(mfile, **options), total, mfile.name)
     dfile = _find(folder, "demand")
-    demand = io.load_demand(dfile, municipalities) if dfile is not None else None
+    demand = io.load_demand(dfile, municipalities, **options) if dfile is not None else None
     return municipalities, demand
 
 
@@ -88,12 +96,12 @@ def load_instance(
     input file, any other unknown column being an error (docs/inputs.md). Every file's problems
     are reported together.
     """
-    municipalities, scenario_demand = load_scenario(scenario, total)
+    options: dict[str, Any] = {"sheet": sheet, "ignore_columns": ignore_columns}
+    municipalities, scenario_demand = load_scenario(scenario, total, **options)
     problems: list[Problem] = []
     sources: dict[str, str] = {}
-    options: dict[str, Any] = {"sheet": sheet, "ignore_columns": ignore_columns}
 
-    def attempt(fn, *args):  # type: ignore[no-untyped-def]
+    def attempt(fn: Callable[..., pd.DataFrame], *args: Any) -> pd.DataFrame | None:
         try:
             return fn(*args, **options)
         except InputError as exc:

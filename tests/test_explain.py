@@ -223,7 +223,7 @@ def test_why_not_accepts_name_and_reports_capacity(small):
     [
         ("H4", None, "did you mean H000004"),
         ("nobody", None, "unknown household 'nobody'"),
-        ("H000004", "Amsterdm", "did you mean 'Amsterdam'"),
+        ("H000004", "Amsterdm", "did you mean Amsterdam (GM0363)"),
         ("H000004", "GM9999", "unknown municipality 'GM9999'"),
     ],
 )

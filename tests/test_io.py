@@ -15,6 +15,7 @@ import pytest
 from coupler import schema
 from coupler.errors import InputError, Problem
 from coupler.io import (
+    Checker,
     Places,
     limit,
     load_criteria,
@@ -128,6 +129,9 @@ MALFORMED_CASES: dict[str, tuple[str, str, int | None, str | None, int]] = {
     "households_two_sheets.xlsx": (
         "households", "has 2 visible sheets ('Households', 'Lists'); name the one to read with "
         "--sheet NAME or as FILE.xlsx#NAME", None, None, 1),
+    # The hidden sheet is valid; the visible one, read by default, is not.
+    "households_hidden_sheet.xlsx": (
+        "households", "size must be a whole number between 1 and 30", 3, "size", 1),
     "households_missing_size.csv": (
         "households", "missing required column 'size' (found: 'household_id', 'azc')",
         None, "size", 1),
@@ -883,3 +887,17 @@ def test_solve_ignore_columns_and_sheet(tmp_path: Path) -> None:
         code, output = run(*args)
         assert code == 0, output
         assert pd.read_csv(out / "plan.csv")["household_id"].tolist() == ["H7"]
+
+
+def test_public_checker_require_hides_a_header_less_first_row(tmp_path: Path) -> None:
+    """Readers built on the public Checker (the ledger's decisions and requests) get the same
+    protection: a personal file without a header row is refused without quoting its first row."""
+    path = tmp_path / "decisions.csv"
+    path.write_text(f"{PLANTED[2]},{PLANTED[0]},granted\n", encoding="utf-8")
+    checker = Checker(str(path), read_table(path, allow_no_rows=True), personal=True)
+    checker.require(["household_id", "decision"])
+    with pytest.raises(InputError) as caught:
+        checker.finish()
+    (problem,) = caught.value.problems
+    assert problem.row == 1 and "not a header" in problem.message
+    assert all(value not in caught.value.render() for value in PLANTED)

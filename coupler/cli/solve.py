@@ -232,6 +232,7 @@ def solve(
         }
         if overrides and not problems:
             policy = policy.with_(solver=overrides)
+        ignored = [c.strip() for v in ignore_columns for c in v.split(",") if c.strip()]
         kwargs = dict(
             scenario=scenario,
             total=total,
@@ -240,12 +241,14 @@ def solve(
             demand=demand,
             distances=distances,
             sheet=sheet,
-            ignore_columns=[c.strip() for v in ignore_columns for c in v.split(",") if c.strip()],
+            ignore_columns=ignored,
         )
         inst = None
         try:
             if households is None:
-                municipalities, _ = load_scenario(scenario, total)
+                municipalities, _ = load_scenario(
+                    scenario, total, sheet=sheet, ignore_columns=ignored
+                )
                 gen_seed = 0 if seed is None else seed
                 where = "embedded national" if scenario is None else "given"
                 clock.say(

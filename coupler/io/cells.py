@@ -183,10 +183,20 @@ class Places:
         """Names of the municipalities closest to ``text`` (see :func:`suggest`)."""
         return suggest(text, self.municipality_labels, n)
 
-    def unknown_municipality(self, text: str, *, echo: bool = True, n: int = 1) -> str:
-        """``unknown municipality 'X'; did you mean 'Y'?`` (without ``'X'`` unless ``echo``)."""
+    def unknown_municipality(
+        self, text: str, *, echo: bool = True, n: int = 1, codes: bool = False
+    ) -> str:
+        """``unknown municipality 'X'; did you mean 'Y'?`` (without ``'X'`` unless ``echo``).
+
+        With ``codes`` the suggestions read ``did you mean Y (GM0000), Z (GM0001)?``.
+        """
         quoted = f" '{short(text)}'" if echo else ""
-        return f"unknown municipality{quoted}{_did_you_mean(self.suggest_municipality(text, n))}"
+        names = self.suggest_municipality(text, n)
+        if codes and names:
+            code_of = {name: code for code, name in self.names.items()}
+            listed = ", ".join(f"{name} ({code_of[name]})" for name in names)
+            return f"unknown municipality{quoted}; did you mean {listed}?"
+        return f"unknown municipality{quoted}{_did_you_mean(names)}"
 
     def unknown_region(self, text: str, *, echo: bool = True) -> str:
         """``unknown labour_market_region 'X'; did you mean 'Y'?``."""
@@ -292,7 +302,19 @@ class Checker:
         return column in self.table.columns
 
     def require(self, columns: Iterable[str]) -> None:
-        """A problem for each of ``columns`` missing from the header."""
+        """A problem for each of ``columns`` missing from the header.
+
+        In a personal table whose first row names none of ``columns``, that row is taken to be
+        data: one problem says there is no header, quoting nothing.
+        """
+        columns = list(columns)
+        if self.personal and columns and not any(self.has(c) for c in columns):
+            self.add(
+                "the first row is not a header: it names none of the required columns "
+                f"({', '.join(columns)}); add a header row naming the columns",
+                row=1,
+            )
+            return
         found = ", ".join(f"'{c}'" for c in self.table.columns) or "none"
         for column in columns:
             if not self.has(column):
@@ -541,7 +563,6 @@ def frame(columns: Mapping[str, list[Any]], dtypes: Sequence[tuple[str, str]]) -
     """The canonical frame: columns in schema order with their dtypes and a RangeIndex."""
     length = len(next(iter(columns.values()))) if columns else 0
     data = {
-        name: pd.array(columns.get(name, [None] * length), dtype=dtype)  # type: ignore[call-overload]
-        for name, dtype in dtypes
+        name: pd.array(columns.get(name, [None] * length), dtype=dtype) for name, dtype in dtypes
     }
     return pd.DataFrame(data, index=pd.RangeIndex(length))

@@ -229,7 +229,7 @@ def _convert(
             out = []
             for i, entry in enumerate(value):
                 before = len(problems)
-                built = _build(item, entry, f"{where}[{i}]", source, problems, "")  # type: ignore[arg-type]
+                built = _build(item, entry, f"{where}[{i}]", source, problems, "")
                 if built is not None and len(problems) == before:
                     out.append(built)
             return True, tuple(out)
