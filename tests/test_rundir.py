@@ -330,3 +330,18 @@ def test_cli_solve_refuses_the_scenario_folder(tmp_path):
     assert (mine / "plan.csv").read_text() == "mine\n"
     r = CliRunner().invoke(main, ["generate", "--scenario", str(scen), "--out", str(scen)])
     assert r.exit_code == 2 and snapshot(scen) == before
+
+
+def test_verify_reads_the_exact_ids_of_a_run_folder(tmp_path):
+    """``coupler verify --out`` checks the saved assignment, so ids that plan.csv neutralises for
+    Excel ('=...') still match the households: the plan passes."""
+    inst = f.instance(f.LINE[:3], [3, 3, 3], [1, 2, 1, 1], [f.Crit.job(0, 1)])
+    ids = {"H001": '=HYPERLINK("x")', "H002": "@x", "H003": "+x", "H004": "-1+1"}
+    hh = inst.households.assign(household_id=inst.households["household_id"].map(ids))
+    cr = inst.criteria.assign(household_id=inst.criteria["household_id"].map(ids))
+    model = build_model(
+        Instance(municipalities=inst.municipalities, households=hh, criteria=cr), Policy()
+    )
+    write_result(solve(model), model, tmp_path / "run")
+    r = CliRunner().invoke(main, ["verify", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0 and "plan OK" in r.output, r.output
