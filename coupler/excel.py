@@ -51,8 +51,22 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
-    """Write ``frame`` as CSV (UTF-8, ``\\n`` line ends, no index) with every text cell safe."""
-    safe_frame(frame).to_csv(path, index=False, lineterminator="\n")
+    """Write ``frame`` as CSV (UTF-8, ``\\n`` line ends, no index) with every text cell safe.
+
+    A carriage return inside text becomes a line feed (as in xlsx), so the cell is quoted and
+    the row stays one record for every reader.
+    """
+    out = safe_frame(frame)
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].map(_no_cr)
+    out.to_csv(path, index=False, lineterminator="\n")
+
+
+def _no_cr(value: Any) -> Any:
+    if isinstance(value, str) and "\r" in value:
+        return value.replace("\r\n", "\n").replace("\r", "\n")
+    return value
 
 
 def _xlsx_cell(value: Any) -> Any:

@@ -322,8 +322,13 @@ def make_engine(url: str) -> sa.Engine:
     try:
         return sa.create_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
-        hint = " (is the port a number?)" if isinstance(exc, ValueError) else ""
-        raise LedgerError(f"cannot use database URL{hint}: {exc}") from None
+        if isinstance(exc, sa.exc.ArgumentError):
+            why = "not a database URL (e.g. postgresql+psycopg2://user@host:5432/coupler)"
+        elif isinstance(exc, ValueError):
+            why = f"is the port a number? ({exc})"
+        else:
+            why = str(exc)
+        raise LedgerError(f"cannot use database URL: {why}") from None
 
 
 def quota_state(conn: sa.Connection, period_id: int, *, reserve: bool = True) -> pd.DataFrame:
