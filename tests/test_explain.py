@@ -14,7 +14,6 @@ from coupler import (
     build_model,
     generate_cases,
     load_instance,
-    load_scenario,
     solve,
 )
 from coupler.explain import (
@@ -28,17 +27,15 @@ from coupler.write import policy_toml, write_result
 
 
 @pytest.fixture(scope="module")
-def scenario() -> pd.DataFrame:
-    municipalities, _ = load_scenario()
-    return municipalities
+def scenario(nl_municipalities) -> pd.DataFrame:
+    """The embedded nl-2024 municipalities (read once per session, in conftest.py)."""
+    return nl_municipalities
 
 
 @pytest.fixture(scope="module")
-def small(scenario):
-    """A generated batch of 400 persons (seed 1) on the national scenario, solved once."""
-    households, criteria = generate_cases(scenario, persons=400, seed=1)
-    model = build_model(load_instance(households, criteria), Policy())
-    return model, solve(model)
+def small(national_model, national_result):
+    """The national monthly batch (conftest.py: 4,700 persons, seed 0), solved once."""
+    return national_model, national_result
 
 
 def _work_rows(ids, code: str) -> pd.DataFrame:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
 import time
 from pathlib import Path
 
@@ -25,10 +24,9 @@ from coupler.generate import (
 
 
 @pytest.fixture(scope="session")
-def municipalities() -> pd.DataFrame:
-    """The 342 municipalities of the embedded nl-2024 reference scenario."""
-    path = importlib.resources.files("coupler.scenarios") / "nl-2024" / "municipalities.csv"
-    return pd.read_csv(str(path))
+def municipalities(nl_municipalities: pd.DataFrame) -> pd.DataFrame:
+    """The 342 municipalities of the embedded nl-2024 reference scenario (conftest.py)."""
+    return nl_municipalities
 
 
 @pytest.fixture(scope="session")

@@ -8,19 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coupler import Policy, build_model, generate_cases, load_instance, load_scenario, solve
 from coupler.analysis.kpi import KPI_LABELS, compute_kpis, fill_table, gini
 
 
 @pytest.fixture(scope="module")
-def solved():
-    """A generated batch of 300 persons (seed 5) on the national scenario, solved with the
-    default policy; it holds a few work and family criteria and the group columns."""
-    municipalities, _ = load_scenario()
-    hh, cr = generate_cases(municipalities, persons=300, seed=5)
-    inst = load_instance(hh, cr)
-    model = build_model(inst, Policy())
-    return model, solve(model, time_limit=20)
+def solved(national_model, national_result):
+    """The national monthly batch (conftest.py: 4,700 persons, seed 0) solved with the default
+    policy; it holds work and family criteria and the group columns."""
+    return national_model, national_result
 
 
 def test_gini_known_values() -> None:

@@ -7,7 +7,6 @@ generated batches of ~300 persons, so each proposal solves in a second or two.
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import math
 import sqlite3
@@ -40,10 +39,9 @@ from coupler.ledger import schema as t
 
 
 @pytest.fixture(scope="module")
-def municipalities() -> pd.DataFrame:
-    """The 342 municipalities of the embedded nl-2024 reference scenario."""
-    path = importlib.resources.files("coupler.scenarios") / "nl-2024" / "municipalities.csv"
-    return pd.read_csv(str(path))
+def municipalities(nl_municipalities: pd.DataFrame) -> pd.DataFrame:
+    """The 342 municipalities of the embedded nl-2024 reference scenario (conftest.py)."""
+    return nl_municipalities
 
 
 def cases(
