@@ -237,7 +237,9 @@ def test_conflict_household_is_broken_with_conflict_cause(small):
     model, result = small
     broken = explain_broken(model, result)
     conflicts = set(result.conflicts["household_id"])
+    assert conflicts, "the national batch has conflicts to explain"
     rows = broken[broken["household_id"].isin(conflicts)]
+    assert len(rows) > 0
     assert (rows["cause_kind"] == "conflict").all()
     assert set(broken.loc[broken["cause_kind"] == "conflict", "household_id"]) <= conflicts
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
@@ -156,12 +155,12 @@ def test_composition_consistent(big: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     assert set(households["age_group"]) <= set(AGE_GROUPS)
 
 
-def test_fast_enough(municipalities: pd.DataFrame) -> None:
-    """60,000 persons generate well under 2 s."""
-    start = time.perf_counter()
+def test_two_half_years_in_one_batch(municipalities: pd.DataFrame) -> None:
+    """60,000 persons (two national half years) come out exact: sizes sum to 60,000 and every
+    id is unique. (Generation speed is measured by the benchmarks, not asserted here.)"""
     households, _ = generate_cases(municipalities, 60_000, seed=1)
-    assert time.perf_counter() - start < 2.0
     assert int(households["size"].sum()) == 60_000
+    assert households["household_id"].is_unique
 
 
 def test_unknown_azc_name_fails_loudly(municipalities: pd.DataFrame) -> None:

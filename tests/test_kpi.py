@@ -80,7 +80,16 @@ def test_reference_remaining_fixes_the_denominator(solved) -> None:
     ref = np.asarray(model.instance.remaining) * 2
     ref[0] = 0
     t = fill_table(result, model, reference_remaining=ref)
+    base = fill_table(result, model)
+    assert t["fair_share"].sum() == pytest.approx(base["fair_share"].sum(), rel=1e-3)
+    assert t["fair_share"].sum() == pytest.approx(model.persons, rel=1e-3)
+    assert t["remaining"].tolist() == ref.tolist()
     assert t["remaining"].iloc[0] == 0 and math.isnan(t["fill_share"].iloc[0])
+    fair = model.persons / ref.sum() * ref
+    ok = fair > 0
+    np.testing.assert_allclose(
+        t["fill_share"].to_numpy()[ok], (t["assigned_persons"] / fair).to_numpy()[ok], atol=1e-3
+    )
 
 
 def test_groups_cover_every_household(solved) -> None:
