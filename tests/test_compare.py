@@ -12,30 +12,27 @@ from click.testing import CliRunner
 from coupler import (
     Policy,
     build_model,
-    embedded_scenario,
     generate_cases,
     load_instance,
-    load_scenario,
     solve,
 )
 from coupler.agreements import Agreement
 from coupler.analysis.compare import Floor, apply_floor, compare, load_variants
 from coupler.analysis.kpi import compute_kpis
 from coupler.cli import main
-from coupler.criteria import soft_parts
 from coupler.errors import InputError, PolicyError
 
-# The repository's own scenario folder (an editable install may map coupler.scenarios elsewhere).
-AGREEMENTS = Path(__file__).resolve().parents[1] / "scenarios" / "nl-2024" / "agreements"
-POLICIES = embedded_scenario() / "policies"
+# This checkout's shipped files (the embedded scenario of this version).
+SCENARIO = Path(__file__).parents[1] / "scenarios" / "nl-2024"
+AGREEMENTS = SCENARIO / "agreements"
+POLICIES = SCENARIO / "policies"
 
 
 @pytest.fixture(scope="module")
-def cases():
+def cases(nl_municipalities):
     """A generated batch of 150 persons (seed 4) on the national scenario, plus three households
     moved to azc Eindhoven with a part-time job in Eindhoven (not hard: 4 hours a week)."""
-    municipalities, _ = load_scenario()
-    hh, cr = generate_cases(municipalities, persons=150, seed=4)
+    hh, cr = generate_cases(nl_municipalities, persons=150, seed=4)
     hh = hh.copy()
     ids = hh["household_id"].iloc[:3].tolist()
     hh.loc[hh.index[:3], "azc"] = "GM0772"
@@ -59,9 +56,9 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def test_shipped_examples_parse_and_resolve() -> None:
+def test_shipped_examples_parse_and_resolve(nl_municipalities) -> None:
     """Every shipped agreement and policy file reads without error and names real places."""
-    municipalities, _ = load_scenario()
+    municipalities = nl_municipalities
     files = sorted(AGREEMENTS.glob("*.toml"))
     assert {f.stem for f in files} >= {
         "eindhoven-jobs",
@@ -108,9 +105,9 @@ def test_bad_agreement_files_name_the_problem(tmp_path: Path, text: str, message
     assert "a.toml" in str(err.value)
 
 
-def test_unknown_names_get_a_suggestion(tmp_path: Path) -> None:
+def test_unknown_names_get_a_suggestion(tmp_path: Path, nl_municipalities) -> None:
     """A misspelt municipality or region is an InputError that suggests the closest real name."""
-    municipalities, _ = load_scenario()
+    municipalities = nl_municipalities
     a = Agreement.from_file(
         _write(
             tmp_path,

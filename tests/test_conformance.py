@@ -19,7 +19,6 @@ from coupler import (
     build_model,
     generate_cases,
     load_instance,
-    load_scenario,
     solve,
 )
 from coupler.engine.backends import available_backends
@@ -189,11 +188,10 @@ def test_brute_force_optimum(seed: int, backend: str | None, method: str | None)
 
 @pytest.mark.slow
 @pytest.mark.skipif(not {"highs", "ortools"} <= set(available_backends()), reason="needs both")
-def test_medium_national_highs_and_ortools_agree() -> None:
+def test_medium_national_highs_and_ortools_agree(nl_municipalities) -> None:
     """On ~300 persons over the national scenario HiGHS and OR-tools (plain MIP, gap 0) reach the
     same objective within 1e-6 relative, with the same broken and uncoupled persons."""
-    m, _ = load_scenario()
-    hh, cr = generate_cases(m, persons=300, seed=11)
+    hh, cr = generate_cases(nl_municipalities, persons=300, seed=11)
     inst = load_instance(hh, cr)
     model = build_model(inst, Policy())
     a = solve(model, backend="highs", method="mip", gap=0.0, time_limit=60.0)

@@ -14,7 +14,6 @@ from coupler import (
     build_model,
     generate_cases,
     load_instance,
-    load_scenario,
     solve,
 )
 from coupler.explain import (
@@ -27,17 +26,15 @@ from coupler.rundir import load_run, policy_toml, write_result
 
 
 @pytest.fixture(scope="module")
-def scenario() -> pd.DataFrame:
-    municipalities, _ = load_scenario()
-    return municipalities
+def scenario(nl_municipalities) -> pd.DataFrame:
+    """The embedded nl-2024 municipalities (read once per session, in conftest.py)."""
+    return nl_municipalities
 
 
 @pytest.fixture(scope="module")
-def small(scenario):
-    """A generated batch of 400 persons (seed 1) on the national scenario, solved once."""
-    households, criteria = generate_cases(scenario, persons=400, seed=1)
-    model = build_model(load_instance(households, criteria), Policy())
-    return model, solve(model)
+def small(national_model, national_result):
+    """The national monthly batch (conftest.py: 4,700 persons, seed 0), solved once."""
+    return national_model, national_result
 
 
 def _work_rows(ids, code: str) -> pd.DataFrame:
@@ -239,7 +236,9 @@ def test_conflict_household_is_broken_with_conflict_cause(small):
     model, result = small
     broken = explain_broken(model, result)
     conflicts = set(result.conflicts["household_id"])
+    assert conflicts, "the national batch has conflicts to explain"
     rows = broken[broken["household_id"].isin(conflicts)]
+    assert len(rows) > 0
     assert (rows["cause_kind"] == "conflict").all()
     assert set(broken.loc[broken["cause_kind"] == "conflict", "household_id"]) <= conflicts
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +23,9 @@ from coupler.generate import (
 
 
 @pytest.fixture(scope="session")
-def municipalities() -> pd.DataFrame:
-    """The 342 municipalities of the embedded nl-2024 reference scenario."""
-    path = importlib.resources.files("coupler.scenarios") / "nl-2024" / "municipalities.csv"
-    return pd.read_csv(str(path))
+def municipalities(nl_municipalities: pd.DataFrame) -> pd.DataFrame:
+    """The 342 municipalities of the embedded nl-2024 reference scenario (conftest.py)."""
+    return nl_municipalities
 
 
 @pytest.fixture(scope="session")
@@ -158,12 +155,12 @@ def test_composition_consistent(big: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     assert set(households["age_group"]) <= set(AGE_GROUPS)
 
 
-def test_fast_enough(municipalities: pd.DataFrame) -> None:
-    """60,000 persons generate well under 2 s."""
-    start = time.perf_counter()
+def test_two_half_years_in_one_batch(municipalities: pd.DataFrame) -> None:
+    """60,000 persons (two national half years) come out exact: sizes sum to 60,000 and every
+    id is unique. (Generation speed is measured by the benchmarks, not asserted here.)"""
     households, _ = generate_cases(municipalities, 60_000, seed=1)
-    assert time.perf_counter() - start < 2.0
     assert int(households["size"].sum()) == 60_000
+    assert households["household_id"].is_unique
 
 
 def test_unknown_azc_name_fails_loudly(municipalities: pd.DataFrame) -> None:

@@ -8,19 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coupler import Policy, build_model, generate_cases, load_instance, load_scenario, solve
 from coupler.analysis.kpi import KPI_LABELS, compute_kpis, fill_table, gini
 
 
 @pytest.fixture(scope="module")
-def solved():
-    """A generated batch of 300 persons (seed 5) on the national scenario, solved with the
-    default policy; it holds a few work and family criteria and the group columns."""
-    municipalities, _ = load_scenario()
-    hh, cr = generate_cases(municipalities, persons=300, seed=5)
-    inst = load_instance(hh, cr)
-    model = build_model(inst, Policy())
-    return model, solve(model, time_limit=20)
+def solved(national_model, national_result):
+    """The national monthly batch (conftest.py: 4,700 persons, seed 0) solved with the default
+    policy; it holds work and family criteria and the group columns."""
+    return national_model, national_result
 
 
 def test_gini_known_values() -> None:
@@ -85,7 +80,16 @@ def test_reference_remaining_fixes_the_denominator(solved) -> None:
     ref = np.asarray(model.instance.remaining) * 2
     ref[0] = 0
     t = fill_table(result, model, reference_remaining=ref)
+    base = fill_table(result, model)
+    assert t["fair_share"].sum() == pytest.approx(base["fair_share"].sum(), rel=1e-3)
+    assert t["fair_share"].sum() == pytest.approx(model.persons, rel=1e-3)
+    assert t["remaining"].tolist() == ref.tolist()
     assert t["remaining"].iloc[0] == 0 and math.isnan(t["fill_share"].iloc[0])
+    fair = model.persons / ref.sum() * ref
+    ok = fair > 0
+    np.testing.assert_allclose(
+        t["fill_share"].to_numpy()[ok], (t["assigned_persons"] / fair).to_numpy()[ok], atol=1e-3
+    )
 
 
 def test_groups_cover_every_household(solved) -> None:

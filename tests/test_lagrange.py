@@ -10,7 +10,7 @@ from factories import LINE, Crit, brute_force, instance
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from coupler import Policy, build_model, generate_cases, load_instance, load_scenario, solve
+from coupler import Policy, build_model, generate_cases, load_instance, solve
 from coupler.engine.flow import solve_relaxation
 from coupler.engine.lagrange import _knapsack, _knapsack_dp, knapsack_bound, lagrangian_value
 from coupler.model import CouplingModel
@@ -107,11 +107,10 @@ def test_knapsack_solvers_agree_with_enumeration() -> None:
             assert got == pytest.approx(value, abs=1e-9)
 
 
-def test_bound_holds_on_a_small_national_batch() -> None:
+def test_bound_holds_on_a_small_national_batch(nl_municipalities) -> None:
     """National scenario, 300 persons: the knapsack bound lies between the engine's plan
     objective and the LP bound."""
-    mun, _ = load_scenario()
-    households, criteria = generate_cases(mun, 300, seed=3)
+    households, criteria = generate_cases(nl_municipalities, 300, seed=3)
     model = build_model(load_instance(households, criteria), Policy())
     flow = solve_relaxation(model)
     plan = solve(model)

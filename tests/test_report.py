@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from coupler import generate_cases, load_instance, load_scenario
+from coupler import generate_cases, load_instance
 from coupler.analysis.compare import compare
 from coupler.analysis.report import render, sweep_json
 from coupler.analysis.sweep import pareto_front
@@ -18,10 +18,9 @@ from coupler.cli import main
 
 
 @pytest.fixture(scope="module")
-def comparison_json():
+def comparison_json(nl_municipalities):
     """Default policy against a 30 km radius on a 120-person batch (seed 6), as report JSON."""
-    municipalities, _ = load_scenario()
-    hh, cr = generate_cases(municipalities, persons=120, seed=6)
+    hh, cr = generate_cases(nl_municipalities, persons=120, seed=6)
     inst = load_instance(hh, cr)
     from coupler.analysis.compare import Variant
     from coupler.policy import Policy

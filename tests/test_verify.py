@@ -16,12 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import coupler.verify
-from coupler import Policy, build_model, generate_cases, load_instance, load_scenario, solve
+from coupler import Policy
 from coupler.cli import main
 from coupler.criteria import hard_criteria
 from coupler.verify import great_circle_km, verify_plan
-
-SOLVE = {"time_limit": 30.0, "progress": None}
 
 
 def check(inst, plan, policy=None):
@@ -161,14 +159,11 @@ def test_distance_table_overrides_great_circle():
     assert not rep.ok and rep.broken.iloc[0]["km"] == 80.0
 
 
-def test_agrees_with_solver_on_a_national_batch():
-    """On a generated 300-person national batch the checker passes the engine's plan and agrees
-    with the result on persons per municipality and broken persons."""
-    m, _ = load_scenario()
-    hh, cr = generate_cases(m, persons=300, seed=3)
-    inst = load_instance(hh, cr)
-    res = solve(build_model(inst, Policy()), **SOLVE)
-    rep = check(inst, res.plan)
+def test_agrees_with_solver_on_a_national_batch(national_instance, national_result):
+    """On the national monthly batch (4,700 persons) the checker passes the engine's plan and
+    agrees with the result on persons per municipality and broken persons."""
+    res = national_result
+    rep = check(national_instance, res.plan)
     assert rep.ok, rep.violations
     assert rep.broken_persons == res.broken_persons
     got = res.municipalities.set_index("code")["assigned_persons"]
