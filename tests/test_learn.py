@@ -27,7 +27,7 @@ from coupler.learn.card import MIN_GROUP, audit, compare_placements
 from coupler.learn.features import members_from_households, network_regions
 from coupler.learn.fit import LearnedModel, Validation, fit_model, load_model, model_files
 from coupler.learn.history import HistoryParams, World, generate_history, synthetic_members
-from coupler.learn.score import aggregate, score_batch
+from coupler.learn.score import aggregate
 from coupler.learn.table import load_history, load_members
 from coupler.output import write_atomically
 from coupler.scenario import load_scenario
@@ -103,7 +103,9 @@ def test_history_outcomes_follow_the_truth(
     assert (history["person_id"] == truth["person_id"]).all()
     w1, w2, w3 = (history[f"worked_{y}y"].to_numpy() for y in (1, 2, 3))
     assert (w1 <= w2).all() and (w2 <= w3).all()
-    for years, (low, high) in zip((1, 2, 3), ((0.04, 0.12), (0.12, 0.24), (0.20, 0.34))):
+    for years, (low, high) in zip(
+        (1, 2, 3), ((0.04, 0.12), (0.12, 0.24), (0.20, 0.34)), strict=True
+    ):
         rate = history[f"worked_{years}y"].mean()
         p = truth[f"p_work_{years}y"].to_numpy()
         se = np.sqrt((p * (1 - p)).sum()) / len(p)
@@ -412,7 +414,9 @@ def test_learned_scores_raise_true_expected_work(
     comparison = compare_placements(model, instance, members.drop(columns=["person_id"]))
     world = World(m, d, params)
     assert list(world.regions) == list(comparison.scored.regions)
-    network = network_regions(households["network"], world.codes, world.region_of, len(world.regions))
+    network = network_regions(
+        households["network"], world.codes, world.region_of, len(world.regions)
+    )
     position = pd.Series(np.arange(len(households)), index=households["household_id"])
     h = position[members["household_id"]].to_numpy()
     expected = []
@@ -451,7 +455,12 @@ def test_cli_generate_learn_writes_a_self_contained_card(tmp_path: Path) -> None
         ["learn", "--history", str(history), "--out", str(out), "--compare-persons", "600"],
     )
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"model.joblib", "model.json", "card.json", "card.html"}
+    assert {p.name for p in out.iterdir()} == {
+        "model.joblib",
+        "model.json",
+        "card.json",
+        "card.html",
+    }
     card = json.loads((out / "card.json").read_text())
     assert card["nationality_used"] is False
     assert 0.5 < card["test"]["auc"] < 1 and 0 < card["test"]["brier"] < 0.25
@@ -470,7 +479,9 @@ def test_cli_learn_rejects_a_bad_history_without_writing(tmp_path: Path) -> None
     and no model folder."""
     bad = tmp_path / "bad.csv"
     bad.write_text("person_id,cohort,municipality\nP1,2020,GM0363\n", encoding="utf-8")
-    result = CliRunner().invoke(main, ["learn", "--history", str(bad), "--out", str(tmp_path / "m")])
+    result = CliRunner().invoke(
+        main, ["learn", "--history", str(bad), "--out", str(tmp_path / "m")]
+    )
     assert result.exit_code == 2
     assert "worked_2y" in result.output
     assert not (tmp_path / "m").exists()

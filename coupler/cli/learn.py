@@ -49,7 +49,13 @@ def check_table_path(path: Path, option: str) -> None:
 
 
 @click.command()
-@click.option("--history", "history_file", type=_FILE, required=True, help="History of past arrivals (docs/learn.md).")
+@click.option(
+    "--history",
+    "history_file",
+    type=_FILE,
+    required=True,
+    help="History of past arrivals (docs/learn.md).",
+)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -147,7 +153,10 @@ def learn(
     )
     comparison = None
     if not no_compare:
-        click.echo(f"solving a batch of {compare_persons:,} persons with and without the score ...", err=True)
+        click.echo(
+            f"solving a batch of {compare_persons:,} persons with and without the score ...",
+            err=True,
+        )
         comparison = synthetic_comparison(
             model, municipalities, demand, persons=compare_persons, seed=seed, policy=policy
         )
@@ -180,17 +189,25 @@ def learn(
 
 
 @click.command()
-@click.option("--model", "model_dir", type=_SCENARIO, required=True, help="Model folder of coupler learn.")
+@click.option(
+    "--model", "model_dir", type=_SCENARIO, required=True, help="Model folder of coupler learn."
+)
 @click.option("--households", type=_FILE, required=True, help="Households of the batch.")
-@click.option("--members", type=_FILE, help="Adult members of the batch (docs/learn.md); better scores.")
+@click.option(
+    "--members", type=_FILE, help="Adult members of the batch (docs/learn.md); better scores."
+)
 @click.option("--scenario", type=_SCENARIO, help="Scenario folder [default: the embedded nl-2024].")
-@click.option("--policy", "policy_file", type=_FILE, help="Policy whose [soft] aggregation is used.")
+@click.option(
+    "--policy", "policy_file", type=_FILE, help="Policy whose [soft] aggregation is used."
+)
 @click.option(
     "--aggregation",
     type=click.Choice(["sum", "mean", "any"]),
     help="Combine members by sum (normalised), mean or at least one [default: the policy's].",
 )
-@click.option("--cohort", type=int, help="Arrival cohort to score as [default: the model's latest].")
+@click.option(
+    "--cohort", type=int, help="Arrival cohort to score as [default: the model's latest]."
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

@@ -320,8 +320,10 @@ def card_html(card: dict[str, Any]) -> str:
                 ("training cohorts", _years(card["cohorts"]["train"])),
                 ("calibration cohorts", _years(card["cohorts"]["calibration"])),
                 ("test cohorts", _years(card["cohorts"]["test"])),
-                ("persons: train / calibration / test", " / ".join(
-                    str(card["sizes"][k]) for k in ("train", "calibration", "test"))),
+                (
+                    "persons: train / calibration / test",
+                    " / ".join(str(card["sizes"][k]) for k in ("train", "calibration", "test")),
+                ),
                 ("features", ", ".join(card["features"])),
                 ("nationality used as a feature", "yes" if card["nationality_used"] else "no"),
                 ("calibration", card["calibration"]),
@@ -427,7 +429,9 @@ def _table(
             and r.get("group") == highlight["group"]
         )
         cls = ' class="worst"' if is_worst else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{_e(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>")
+        rows.append(
+            f"<tr{cls}>" + "".join(f"<td>{_e(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
+        )
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
@@ -466,7 +470,7 @@ def _calibration_svg(reliability: list[dict[str, Any]], size: int = 320) -> str:
         out.append(
             f'<circle cx="{x(r["mean_predicted"]):.1f}" cy="{y(r["observed"]):.1f}" r="3.5" '
             f'fill="#1f77b4"><title>decile {r["bin"]}: predicted {r["mean_predicted"]:.3f}, '
-            f'observed {r["observed"]:.3f}</title></circle>'
+            f"observed {r['observed']:.3f}</title></circle>"
         )
     out.append(
         f'<text x="{size / 2}" y="{size - 8}" font-size="11" text-anchor="middle">'
@@ -496,7 +500,9 @@ def _importance_svg(importances: list[dict[str, Any]], width: int = 520) -> str:
             f'<text x="{left - 6}" y="{yy + 13}" font-size="11" text-anchor="end">'
             f"{_e(r['feature'])}</text>"
         )
-        out.append(f'<rect x="{left}" y="{yy + 3}" width="{w:.1f}" height="{row - 6}" fill="#4c9a2a"/>')
+        out.append(
+            f'<rect x="{left}" y="{yy + 3}" width="{w:.1f}" height="{row - 6}" fill="#4c9a2a"/>'
+        )
         out.append(
             f'<text x="{left + w + 4:.1f}" y="{yy + 13}" font-size="10">{r["importance"]:.4f}</text>'
         )

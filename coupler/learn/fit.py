@@ -146,7 +146,9 @@ def reliability(predicted: np.ndarray, observed: np.ndarray, bins: int = 10) -> 
         if len(part) == 0:
             continue
         mp, ob = float(predicted[part].mean()), float(observed[part].mean())
-        rows.append({"bin": k + 1, "n": len(part), "mean_predicted": mp, "observed": ob, "gap": mp - ob})
+        rows.append(
+            {"bin": k + 1, "n": len(part), "mean_predicted": mp, "observed": ob, "gap": mp - ob}
+        )
     return pd.DataFrame(rows)
 
 
@@ -193,7 +195,9 @@ def fit_model(
     spec = FeatureSpec.build(history, regions, nationality=nationality, drop=drop)
     cohort = history["cohort"].to_numpy(dtype=np.int64)
     y = history[target].to_numpy(dtype=bool).astype(np.int64)
-    parts = {name: np.isin(cohort, getattr(split, name)) for name in ("train", "calibration", "test")}
+    parts = {
+        name: np.isin(cohort, getattr(split, name)) for name in ("train", "calibration", "test")
+    }
     for name, mask in parts.items():
         classes = set(y[mask].tolist())
         if classes != {0, 1}:
@@ -323,7 +327,9 @@ def load_model(folder: str | Path) -> LearnedModel:
     meta_path, model_path = folder / MODEL_JSON, folder / MODEL_FILE
     for path in (meta_path, model_path):
         if not path.is_file():
-            raise InputError(Problem(str(folder), f"no {path.name}: not a model folder of coupler learn"))
+            raise InputError(
+                Problem(str(folder), f"no {path.name}: not a model folder of coupler learn")
+            )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):

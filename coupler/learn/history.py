@@ -46,6 +46,7 @@ __all__ = [
     "synthetic_members",
 ]
 
+
 @dataclass(frozen=True)
 class HistoryParams:
     """Every figure of the history generator (docs/learn.md gives sources and reasons).
@@ -285,15 +286,19 @@ def synthetic_members(
     def nth(column: str) -> np.ndarray:
         lists = hh[column].fillna("").astype(str).str.split(";").to_numpy()
         return np.asarray(
-            [lists[r][k] if k < len(lists[r]) else lists[r][0] for r, k in zip(row, rank)],
+            [
+                lists[r][k] if k < len(lists[r]) else lists[r][0]
+                for r, k in zip(row, rank, strict=True)
+            ],
             dtype=object,
         )
 
     head_gender = hh["gender"].astype(str).to_numpy(dtype=object)[row]
     u = rng_person.random((len(row), 2))
-    other = np.where(head_gender == "m", "f", np.where(head_gender == "f", "m", None))
-    other = np.where(other == None, np.where(u[:, 0] < 0.5, "m", "f"), other)  # noqa: E711
-    child_gender = np.where(u[:, 0] < 0.5, "m", "f")
+    # A partner has the other gender; for "x" (or a child) m or f at random.
+    random_mf = np.where(u[:, 0] < 0.5, "m", "f").astype(object)
+    other = np.where(head_gender == "m", "f", np.where(head_gender == "f", "m", random_mf))
+    child_gender = random_mf
     gender = np.select([rank == 0, rank == 1], [head_gender, other], default=child_gender)
 
     head_age = hh["age_group"].astype(str).to_numpy(dtype=object)[row]

@@ -108,7 +108,9 @@ def load_history(
     c = _Checker(os.fspath(path), read_table(path), personal=True)
     c.require(("person_id", "cohort", target))
     if not any(c.has(col) for col in schema.SCORES_TARGETS):
-        c.add("missing column: give 'municipality' or 'labour_market_region'", column="municipality")
+        c.add(
+            "missing column: give 'municipality' or 'labour_market_region'", column="municipality"
+        )
     ids = c.text("person_id", required=True)
     c.unique(ids, "person_id", lambda _: "duplicate person_id")
     codes, regions = _placements(c, places, region_of)
@@ -172,7 +174,11 @@ def _placements(
         if region_text and region is None:
             c.add("unknown labour_market_region", row, "labour_market_region")
         if code is not None and region is not None and region_of[code] != region:
-            c.add("the municipality does not lie in this labour_market_region", row, "labour_market_region")
+            c.add(
+                "the municipality does not lie in this labour_market_region",
+                row,
+                "labour_market_region",
+            )
         if not muni_text and not region_text:
             c.add("give a municipality or a labour_market_region", row, "municipality")
         codes.append(code)
