@@ -20,6 +20,7 @@ from coupler.agreements import Agreement
 from coupler.analysis.compare import Floor, apply_floor, compare, load_variants
 from coupler.analysis.kpi import compute_kpis
 from coupler.cli import main
+from coupler.criteria import soft_parts
 from coupler.errors import InputError, PolicyError
 
 # This checkout's shipped files (the embedded scenario of this version).

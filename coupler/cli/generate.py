@@ -12,7 +12,9 @@ import pandas as pd
 from coupler import schema
 from coupler.generate import GeneratorParams, generate_cases
 from coupler.io import load_municipalities
-from coupler.rundir import Content, check_out, write_atomically
+from coupler.learn.history import generate_history
+from coupler.rundir import Content, check_out, write_atomically, write_file
+from coupler.scenario import load_scenario
 
 _FORMATS = ("csv", "xlsx", "parquet")
 
@@ -28,8 +30,8 @@ def _load_municipalities(scenario: Path) -> pd.DataFrame:
     return load_municipalities(path)
 
 
-def _check_persons(ctx: click.Context, param: click.Parameter, value: int) -> int:
-    if value < 1:
+def _check_persons(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 1:
         raise click.BadParameter(f"must be at least 1; got {value}")
     return value
 
@@ -44,11 +46,11 @@ def _content(frame: pd.DataFrame, fmt: str) -> Content:
 @click.option(
     "--persons",
     type=int,
-    default=4700,
-    show_default=True,
+    default=None,
     callback=_check_persons,
     help="Persons in the batch; household sizes sum to exactly this. "
-    "4,700 is a peak monthly batch (≈28,000 per half year).",
+    "4,700 is a peak monthly batch (≈28,000 per half year) [default: 4,700; with --history "
+    "30,000 adults].",
 )
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same cases."
@@ -61,10 +63,11 @@ def _content(frame: pd.DataFrame, fmt: str) -> Content:
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("cases"),
-    show_default=True,
-    help="Output folder; households.<ext> and criteria.<ext> are written there atomically.",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder; households.<ext> and criteria.<ext> are written there atomically "
+    "[default: cases]. With --history: the history file (.csv, .xlsx, .parquet) [default: "
+    "history.csv]; the true probabilities go next to it as <name>_truth.<ext>.",
 )
 @click.option(
     "--force",
@@ -79,8 +82,20 @@ def _content(frame: pd.DataFrame, fmt: str) -> Content:
     show_default=True,
     help="File format of both tables.",
 )
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Write a synthetic history of past arrivals with known work outcomes instead "
+    "(for coupler learn; the generating process is in docs/learn.md).",
+)
 def generate(
-    persons: int, seed: int, scenario: Path | None, out: Path, force: bool, fmt: str
+    persons: int | None,
+    seed: int,
+    scenario: Path | None,
+    out: Path | None,
+    force: bool,
+    fmt: str,
+    history: bool,
 ) -> None:
     """Generate a realistic synthetic batch of statushouder households.
 
@@ -94,7 +109,13 @@ def generate(
     Examples:
       coupler generate                       # 4,700 persons, seed 0, into ./cases
       coupler generate --persons 28000 --seed 7 --out half-year --format parquet
+      coupler generate --history --persons 40000 --out history.csv
     """
+    if history:
+        _history(persons or 30_000, seed, scenario, out or Path("history.csv"))
+        return
+    out = out or Path("cases")
+    persons = persons or 4700
     check_out(out, (scenario,), force=force)
     municipalities = _load_municipalities(scenario or _default_scenario())
     households, criteria = generate_cases(
@@ -124,6 +145,28 @@ def generate(
         f"(seed {seed})"
     )
     click.echo(f"criteria: {by_kind} (work meeting hours/contract/payslip: {qualifying})")
+    for path in paths:
+        click.echo(f"wrote {path}")
+
+
+def _history(persons: int, seed: int, scenario: Path | None, out: Path) -> None:
+    """Write a synthetic history and, apart, its true probabilities of work."""
+    from coupler.cli.learn import check_table_path, table_content
+
+    check_table_path(out, "--out")
+    municipalities, demand = load_scenario(scenario)
+    frame, truth = generate_history(municipalities, demand, persons=persons, seed=seed)
+    truth_name = f"{out.stem}_truth{out.suffix}"
+    paths = [
+        write_file(out, table_content(frame, out), inputs=(scenario,)),
+        write_file(out.with_name(truth_name), table_content(truth, out), inputs=(scenario,)),
+    ]
+    cohorts = frame["cohort"]
+    click.echo(
+        f"generated a history of {len(frame):,} persons, cohorts {cohorts.min()}-{cohorts.max()} "
+        f"(seed {seed}); worked within 1/2/3 years: "
+        + " / ".join(f"{frame[f'worked_{y}y'].mean():.1%}" for y in (1, 2, 3))
+    )
     for path in paths:
         click.echo(f"wrote {path}")
 

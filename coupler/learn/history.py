@@ -59,7 +59,7 @@ class HistoryParams:
     #: Arrival cohorts (year of the residence permit) and their relative sizes: permits in
     #: thousands, rounded (CBS Asiel en integratie; the 2016 peak, the 2020 corona dip).
     cohorts: tuple[int, ...] = (2016, 2017, 2018, 2019, 2020, 2021, 2022)
-    cohort_weights: tuple[float, ...] = (35.0, 20.0, 12.0, 12.0, 10.0, 17.0, 30.0)
+    cohort_weights: tuple[float, ...] = (35.0, 20.0, 12.0, 12.0, 10.0, 24.0, 30.0)
     #: Intercepts of eta for 1, 2 and 3 years, tuned so that the reference cohort works at about
     #: 8 %, 18 % and 28 % (CBS: 6 % of the 2014 cohort and 12 % of the 2017 cohort had a job
     #: two years after the permit; "worked within" counts anyone who worked at all).
@@ -67,7 +67,7 @@ class HistoryParams:
     reference_cohort: int = 2019
     #: Logit change per cohort year: later cohorts find work faster (CBS: the 2017 cohort had
     #: twice the two-year rate of the 2014 cohort; a tighter labour market since 2021).
-    drift: float = 0.06
+    drift: float = 0.04
     gender: tuple[float, ...] = (0.0, -1.1, -0.5)
     age: tuple[float, ...] = (0.3, 0.0, -0.7, -2.5)
     education: tuple[float, ...] = (-0.6, -0.3, 0.0, 0.3, 0.4)
@@ -286,15 +286,19 @@ def synthetic_members(
     def nth(column: str) -> np.ndarray:
         lists = hh[column].fillna("").astype(str).str.split(";").to_numpy()
         return np.asarray(
-            [lists[r][k] if k < len(lists[r]) else lists[r][0] for r, k in zip(row, rank)],
+            [
+                lists[r][k] if k < len(lists[r]) else lists[r][0]
+                for r, k in zip(row, rank, strict=True)
+            ],
             dtype=object,
         )
 
     head_gender = hh["gender"].astype(str).to_numpy(dtype=object)[row]
     u = rng_person.random((len(row), 2))
-    other = np.where(head_gender == "m", "f", np.where(head_gender == "f", "m", None))
-    other = np.where(other == None, np.where(u[:, 0] < 0.5, "m", "f"), other)  # noqa: E711
-    child_gender = np.where(u[:, 0] < 0.5, "m", "f")
+    # A partner has the other gender; for "x" (or a child) m or f at random.
+    random_mf = np.where(u[:, 0] < 0.5, "m", "f").astype(object)
+    other = np.where(head_gender == "m", "f", np.where(head_gender == "f", "m", random_mf))
+    child_gender = random_mf
     gender = np.select([rank == 0, rank == 1], [head_gender, other], default=child_gender)
 
     head_age = hh["age_group"].astype(str).to_numpy(dtype=object)[row]

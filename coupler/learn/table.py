@@ -15,7 +15,8 @@ import pandas as pd
 
 from coupler import schema
 from coupler.errors import InputError, Problem
-from coupler.io import Checker, Places, _frame, read_table
+from coupler.io import Checker, Places, read_table
+from coupler.io.cells import frame as _frame
 from coupler.learn.vocab import HORIZONS, VOCABULARIES
 
 __all__ = [
