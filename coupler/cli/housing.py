@@ -192,6 +192,7 @@ def housing_map(
         maps.realised_scale(),
         tips=tips,
         cities=maps.largest_cities(_cities(period.scenario)),
+        width=640,
         label="realised share per municipality",
     )
     body = (
