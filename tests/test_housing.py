@@ -508,3 +508,18 @@ def test_cli_record_import_status(tmp_path: Path, small: tuple[Ledger, pd.DataFr
     assert sum(x["couplings"] for x in s["overdue"]) == len(c) - 1
     r = runner.invoke(main, ["housing", "overdue", "--as-of", later, "--db", db])
     assert r.exit_code == 0 and "days_waiting" in r.output
+    r = runner.invoke(main, ["period", "status", "--as-of", later, "--db", db])
+    assert r.exit_code == 0 and f"overdue           {len(c) - 1} couplings" in r.output, r.output
+    page = tmp_path / "realised.html"
+    r = runner.invoke(main, ["housing", "map", "--out", str(page), "--db", db])
+    assert r.exit_code == 0, r.output
+    text = page.read_text(encoding="utf-8")
+    assert text.count('class="gm"') == 342 and "Bron: CBS, Kadaster (PDOK)" in text
+    csv = tmp_path / "realised.csv"
+    r = runner.invoke(
+        main, ["housing", "status", "--level", "municipality", "--out", str(csv), "--db", db]
+    )
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(csv)
+    # housed today lies outside 2025-H1, so it does not count for that period
+    assert len(table) == 342 and int(table["housed"].sum()) == 0

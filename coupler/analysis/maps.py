@@ -251,7 +251,7 @@ def share_scale(title: str = "fill share (1 = fair share)") -> Scale:
 def realised_scale(title: str = "realised share (housed / target)") -> Scale:
     """Realised share in [0, 1] and over, sequential from pale to dark green."""
     breaks = (0.2, 0.4, 0.6, 0.8, 1.0)
-    colours = ("#f7fcf5", "#c7e9c0", "#a1d99b", "#74c476", "#31a354", "#006d2c")
+    colours = ("#edf8e9", "#c7e9c0", "#a1d99b", "#74c476", "#31a354", "#006d2c")
     labels = ("< 20 %", "20-40 %", "40-60 %", "60-80 %", "80-100 %", ">= 100 %")
     return Scale(breaks, colours, labels, title)
 
@@ -333,7 +333,7 @@ def choropleth(
         f'<svg class="map" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_f(w)} {_f(h)}" '
         f'width="{width}" height="{height}" role="img" aria-label="{_e(label)}">'
         f'<rect width="{_f(w)}" height="{_f(h)}" fill="#eaf2f8"/>'
-        '<g stroke="#ffffff" stroke-width="0.35" stroke-linejoin="round">'
+        '<g stroke="#a0a0a0" stroke-width="0.3" stroke-linejoin="round">'
     ]
     for code, d in b.municipalities.items():
         v = values.get(code)

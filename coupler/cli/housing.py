@@ -109,9 +109,12 @@ def housing_status(
         as_of=as_of,
     )
     if out is not None:
+        from coupler.excel import safe_frame
         from coupler.output import write_atomically
 
-        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: table})
+        write_atomically(
+            out.parent if str(out.parent) else Path("."), {out.name: safe_frame(table)}
+        )
         click.echo(f"wrote {out}")
         return
     click.echo(table.to_string(index=False))
@@ -144,6 +147,68 @@ def housing_overdue(
         )
         return
     click.echo(table.to_string(index=False))
+
+
+@housing.command("map")
+@click.option(
+    "--period", "name", default=None, help="Period [default: the open one, else the latest]."
+)
+@click.option(
+    "--rules", "rules_file", type=click.Path(dir_okay=False), default=None, help=_RULES_HELP
+)
+@click.option("--as-of", "as_of", callback=_date, default=None, help="Date [default: today].")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("realised.html"),
+    show_default=True,
+    help="The HTML page to write.",
+)
+@_ledger_options
+def housing_map(
+    ledger: Ledger, name: str | None, rules_file: str | None, as_of: dt.date | None, out: Path
+) -> None:
+    """Write a map of the realised share (housed / target) per municipality as an HTML page."""
+    from coupler.analysis import maps
+    from coupler.analysis.report.markup import e, page
+    from coupler.output import write_atomically
+
+    rules = _housing_rules(rules_file)
+    table = realised_taakstelling(ledger, name, rules=rules, as_of=as_of)
+    late = overdue(ledger, rules=rules, as_of=as_of).groupby("municipality").size()
+    values = {
+        r.municipality: (r.housed / r.target if r.target > 0 else None)
+        for r in table.itertuples(index=False)
+    }
+    tips = {
+        r.municipality: f"{r.name} ({r.province}): housed {r.housed:,} of target {r.target:,} "
+        f"(coupled {r.coupled:,}); overdue couplings {int(late.get(r.municipality, 0))}"
+        for r in table.itertuples(index=False)
+    }
+    with ledger.read() as conn:
+        period = ledger.period(conn, name)
+    svg = maps.choropleth(
+        values,
+        maps.realised_scale(),
+        tips=tips,
+        cities=maps.largest_cities(_cities(period.scenario)),
+        width=640,
+        label="realised share per municipality",
+    )
+    body = (
+        f'<p class="note">Persons housed within {e(period.name)} against quota + backlog, per '
+        "municipality (grey: no target). Borders: Bron: CBS, Kadaster (PDOK), CC BY 4.0.</p>"
+        f'<section id="maps">{svg}</section>'
+    )
+    html_page = page(f"coupler: realised taakstelling {period.name}", body)
+    write_atomically(out.parent if str(out.parent) else Path("."), {out.name: html_page})
+    click.echo(f"wrote {out}")
+
+
+def _cities(scenario: str | None) -> list[dict[str, object]]:
+    from coupler.scenario import load_scenario
+
+    return load_scenario(scenario, None)[0].to_dict("records")
 
 
 COMMANDS = [housing]
