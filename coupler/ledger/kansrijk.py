@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,80 +28,13 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from coupler.errors import InputError, PolicyError, Problem
+from coupler.errors import InputError, Problem
 from coupler.io import _Checker, load_criteria, load_households, read_table
 from coupler.ledger.periods import period_total
 from coupler.ledger.solving import solve_batch as solve
 from coupler.model import build_model
-from coupler.policy import Policy
+from coupler.policy import KansrijkRules, Policy
 from coupler.scenario import load_instance, load_scenario
-
-#: 2023 grant rates (DOMAIN.md section 5), lower-case nationality -> probability. Illustrative.
-DEFAULT_GRANT_PROBABILITY: Mapping[str, float] = {"syria": 0.82, "yemen": 0.87, "turkey": 0.68}
-
-
-@dataclass(frozen=True)
-class KansrijkRules:
-    """Grant probabilities by nationality and the threshold for "evident kansrijk"."""
-
-    grant_probability: Mapping[str, float] = field(
-        default_factory=lambda: dict(DEFAULT_GRANT_PROBABILITY)
-    )
-    min_probability: float = 0.5
-
-    def __post_init__(self) -> None:
-        bad = [
-            f"kansrijk grant_probability {k} must be in [0, 1]; got {v!r}"
-            for k, v in self.grant_probability.items()
-            if not 0 <= v <= 1
-        ]
-        if not 0 <= self.min_probability <= 1:
-            bad.append(f"kansrijk min_probability must be in [0, 1]; got {self.min_probability!r}")
-        if bad:
-            raise PolicyError([Problem("<kansrijk rules>", m) for m in bad])
-        object.__setattr__(
-            self,
-            "grant_probability",
-            {k.strip().casefold(): float(v) for k, v in self.grant_probability.items()},
-        )
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> KansrijkRules:
-        """Read the ``[kansrijk]`` table of a TOML file::
-
-        [kansrijk]
-        min_probability = 0.6
-        [kansrijk.grant_probability]
-        syria = 0.82
-        yemen = 0.87
-        eritrea = 0.75
-        """
-        name = Path(path).name
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("kansrijk", {})
-        except FileNotFoundError:
-            raise PolicyError(Problem(name, "file not found")) from None
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise PolicyError(Problem(name, f"is not valid TOML: {exc}")) from None
-        unknown = sorted(set(raw) - {"grant_probability", "min_probability"})
-        if unknown:
-            raise PolicyError(Problem(name, f"unknown key [kansrijk] {unknown[0]}"))
-        try:
-            kwargs: dict[str, Any] = {}
-            if "grant_probability" in raw:
-                kwargs["grant_probability"] = {
-                    str(k): float(v) for k, v in raw["grant_probability"].items()
-                }
-            if "min_probability" in raw:
-                kwargs["min_probability"] = float(raw["min_probability"])
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise PolicyError(
-                Problem(name, f"[kansrijk] has a value of the wrong type: {exc}")
-            ) from None
-        try:
-            return cls(**kwargs)
-        except PolicyError as exc:
-            raise PolicyError([Problem(name, p.message) for p in exc.problems]) from None
 
 
 def grant_probabilities(path: str | os.PathLike[str], rules: KansrijkRules) -> pd.Series:

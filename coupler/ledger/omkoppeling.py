@@ -31,12 +31,9 @@ The rules' parameters live in :class:`OmkoppelRules` (a TOML ``[omkoppeling]`` t
 from __future__ import annotations
 
 import json
-import math
 import os
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,10 +43,11 @@ import sqlalchemy as sa
 
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipProblem
-from coupler.errors import InputError, PolicyError, Problem
+from coupler.errors import InputError
 from coupler.geo import haversine_km
 from coupler.io import _Checker, _Places, read_table
 from coupler.ledger.periods import period_total
+from coupler.policy import OmkoppelRules
 
 #: Rules in the order they are reported.
 RULES = (
@@ -91,104 +89,6 @@ _BOOLEAN = (
     "housing_offered",
     "inburgering_started",
 )
-
-#: ILLUSTRATIVE bijstandsnorm (social-assistance norm, single adult 21+, net euros per month incl.
-#: holiday allowance, rounded). Replace with the official figures of the year in a rules file;
-#: they change every January and July.
-ILLUSTRATIVE_BIJSTANDSNORM: Mapping[int, float] = {2024: 1_340.0, 2025: 1_400.0, 2026: 1_440.0}
-
-
-@dataclass(frozen=True)
-class OmkoppelRules:
-    """Parameters of the omkoppeling rules (DOMAIN.md section 6).
-
-    ``gate``: ``"and"`` allows omkoppeling only before housing is offered **and** before
-    inburgering has started (neither happened yet); ``"or"`` allows it while at least one of the
-    two has not happened yet.
-    """
-
-    gate: str = "and"
-    radius_km: float = 50.0
-    min_contract_months: float = 6.0
-    excluded_job_types: tuple[str, ...] = ("cleaning", "distribution")
-    bijstandsnorm: Mapping[int, float] = field(
-        default_factory=lambda: dict(ILLUSTRATIVE_BIJSTANDSNORM)
-    )
-
-    def __post_init__(self) -> None:
-        p: list[str] = []
-        if self.gate not in ("and", "or"):
-            p.append(f"omkoppeling gate must be 'and' or 'or'; got {self.gate!r}")
-        if not (self.radius_km > 0 and math.isfinite(self.radius_km)):
-            p.append(f"omkoppeling radius_km must be > 0; got {self.radius_km!r}")
-        if not self.min_contract_months >= 0:
-            p.append(
-                f"omkoppeling min_contract_months must be >= 0; got {self.min_contract_months!r}"
-            )
-        for year, amount in self.bijstandsnorm.items():
-            if not (isinstance(year, int) and amount > 0):
-                p.append(
-                    f"omkoppeling bijstandsnorm {year} must be a year with an amount > 0; "
-                    f"got {amount!r}"
-                )
-        if p:
-            raise PolicyError([Problem("<omkoppeling rules>", m) for m in p])
-        object.__setattr__(
-            self, "excluded_job_types", tuple(j.strip().casefold() for j in self.excluded_job_types)
-        )
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> OmkoppelRules:
-        """Read the ``[omkoppeling]`` table of a TOML file; other tables are ignored.
-
-        Example::
-
-            [omkoppeling]
-            gate = "or"
-            radius_km = 50
-            min_contract_months = 6
-            excluded_job_types = ["cleaning", "distribution", "temp agency"]
-            [omkoppeling.bijstandsnorm]
-            2025 = 1401.50
-        """
-        name = Path(path).name
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PolicyError(Problem(name, "file not found")) from None
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise PolicyError(Problem(name, f"is not valid TOML: {exc}")) from None
-        table = raw.get("omkoppeling", {})
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(table) - known)
-        if bad:
-            raise PolicyError(
-                Problem(
-                    name, f"unknown key [omkoppeling] {bad[0]}; known: {', '.join(sorted(known))}"
-                )
-            )
-        kwargs: dict[str, Any] = {}
-        try:
-            if "gate" in table:
-                kwargs["gate"] = str(table["gate"])
-            for key in ("radius_km", "min_contract_months"):
-                if key in table:
-                    kwargs[key] = float(table[key])
-            if "excluded_job_types" in table:
-                kwargs["excluded_job_types"] = tuple(str(j) for j in table["excluded_job_types"])
-            if "bijstandsnorm" in table:
-                kwargs["bijstandsnorm"] = {
-                    int(y): float(v) for y, v in table["bijstandsnorm"].items()
-                }
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise PolicyError(
-                Problem(name, f"[omkoppeling] has a value of the wrong type: {exc}")
-            ) from None
-        try:
-            return cls(**kwargs)
-        except PolicyError as exc:
-            raise PolicyError([Problem(name, p.message) for p in exc.problems]) from None
-
 
 def load_requests(
     path: str | os.PathLike[str],
@@ -305,10 +205,12 @@ def check_request(r: Mapping[str, Any], rules: OmkoppelRules) -> dict[str, tuple
         bool(r["reba_paid"]),
         "pays the reception contribution (Reba)" if r["reba_paid"] else "does not pay the Reba",
     )
-    excluded = str(r["job_type"]).casefold() in rules.excluded_job_types
+    excluded = rules.excluded(str(r["job_type"]))
     out["job_type"] = (
-        not excluded,
-        f"job type '{r['job_type']}' is excluded" if excluded else "job type is not excluded",
+        excluded is None,
+        f"job type '{r['job_type']}' is excluded (matches '{excluded}' in the policy's list)"
+        if excluded
+        else "job type is not on the policy's excluded list",
     )
     return out
 
