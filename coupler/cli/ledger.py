@@ -34,6 +34,27 @@ from coupler.ledger.batches import write_export
 from coupler.policy import Policy
 
 
+def _db_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The --db, --db-url and --user options (a command opening the ledger itself uses these)."""
+    fn = click.option(
+        "--user",
+        default=None,
+        help="Who runs the command, for the audit log [default: $COUPLER_USER or the OS user].",
+    )(fn)
+    fn = click.option(
+        "--db-url",
+        default=None,
+        help="SQLAlchemy URL of the ledger instead of --db, e.g. "
+        "postgresql+psycopg://host/coupler [default: $COUPLER_DB_URL].",
+    )(fn)
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Ledger SQLite file [default: $COUPLER_DB or ./coupler-ledger.sqlite].",
+    )(fn)
+
+
 def _ledger_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.option(
         "--db",
@@ -432,11 +453,11 @@ def ledger_audit(ledger: Ledger, out: Path | None, last: int) -> None:
 # --- omkoppeling ------------------------------------------------------------------------------
 
 
-@click.command("omkoppel")
+@click.group("omkoppel", invoke_without_command=True)
 @click.option(
     "--requests",
     type=click.Path(dir_okay=False),
-    required=True,
+    default=None,
     help="Requests table (columns: docs/ledger.md, section Omkoppeling).",
 )
 @click.option(
@@ -444,46 +465,114 @@ def ledger_audit(ledger: Ledger, out: Path | None, last: int) -> None:
     "rules_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="TOML with an [omkoppeling] table: gate, radius_km, min_contract_months, "
-    "excluded_job_types, bijstandsnorm per year [default: illustrative values].",
+    help="Policy TOML whose [omkoppeling] table sets gate, radius_km, min_contract_months, "
+    "excluded_job_types and bijstandsnorm per year [default: illustrative values].",
 )
+@click.option("--dry-run", is_flag=True, help="Show what would be proposed; write nothing.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the decision report (CSV: pass/fail and reason per rule) here.",
+    help="Write the report (CSV: pass/fail and reason per rule and criterion) here.",
 )
-@_ledger_options
-def omkoppel_cmd(ledger: Ledger, requests: str, rules_file: str | None, out: Path | None) -> None:
-    """Check a batch of omkoppeling requests and re-couple the eligible ones near their jobs.
+@_db_options
+@click.pass_context
+def omkoppel_cmd(
+    ctx: click.Context,
+    requests: str | None,
+    rules_file: str | None,
+    dry_run: bool,
+    out: Path | None,
+    db: Path | None,
+    db_url: str | None,
+    user: str | None,
+) -> None:
+    """Check omkoppeling requests and propose moves near the new jobs; approve or reject them.
 
     Every rule is checked per request (timing gate, job match, scarcity in the current region,
     signed contract, salary >= bijstandsnorm, >= 6 months, payslip seen, Reba paid, excluded job
-    types). Eligible households are re-coupled jointly within 50 km of the job; the quota moves
-    from the old municipality to the new one; every other coupling stays.
+    types), and every other hard criterion of the household at the new municipality. Eligible
+    households get a proposal; nothing moves until `coupler omkoppel approve ID` (a reason is
+    required when the move breaks a criterion) or `coupler omkoppel reject ID --reason`.
+
+    \b
+    Examples:
+      coupler omkoppel --requests requests.csv --dry-run
+      coupler omkoppel --requests requests.csv
+      coupler omkoppel approve 3 --reason "employer confirmed; medical care moves along"
     """
-    from coupler.ledger.omkoppeling import RULES, OmkoppelRules, omkoppel
+    if ctx.invoked_subcommand is not None:
+        return
+    if requests is None:
+        raise click.UsageError("give --requests FILE, or a subcommand (approve, reject)")
+    from coupler.ledger.omkoppeling import RULES, omkoppel
+    from coupler.policy import OmkoppelRules
 
     rules = OmkoppelRules.from_file(rules_file) if rules_file else OmkoppelRules()
-    report = omkoppel(ledger, requests, rules)
+    ledger = Ledger.open(db, db_url=db_url, user=user)
+    ctx.call_on_close(ledger.close)
+    report = omkoppel(ledger, requests, rules, dry_run=dry_run)
     for r in report.to_dict("records"):
         failed = [f"{k} ({r[k + '_reason']})" for k in RULES if r[k] == "fail"]
         where = (
             f" -> {r['new_municipality']} ({r['distance_km']} km from the job)"
-            if r["decision"] == "recoupled"
+            if r["decision"] == "proposed"
             else ""
         )
+        label = f"proposal {r['proposal']}" if r["proposal"] is not None else "(dry run)"
         click.echo(
             f"request {r['request_id']}: {r['decision']}{where}"
+            + (f" [{label}]" if r["decision"] == "proposed" else "")
             + (f"; failed: {'; '.join(failed)}" if failed else "")
+            + (f"; BREAKS {r['breaks']}: {r['criteria']}" if r["breaks"] else "")
         )
     counts = report["decision"].value_counts().to_dict()
     click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if dry_run:
+        click.echo("dry run: nothing was written")
+    elif (report["decision"] == "proposed").any():
+        click.echo("approve or reject with `coupler omkoppel approve|reject ID --reason TEXT`")
     if out is not None:
         from coupler.output import write_atomically
 
         write_atomically(out.parent if str(out.parent) else Path("."), {out.name: report})
         click.echo(f"wrote {out}")
+
+
+def _decide_command(approve_it: bool) -> click.Command:
+    verb = "approve" if approve_it else "reject"
+
+    @omkoppel_cmd.command(verb)
+    @click.argument("proposals", type=int, nargs=-1, required=True)
+    @click.option(
+        "--reason",
+        default=None,
+        help="Why. Required to reject, and to approve a move that breaks a hard criterion.",
+    )
+    @click.option("--dry-run", is_flag=True, help="Check the decision; write nothing.")
+    @_ledger_options
+    def decide_cmd(
+        ledger: Ledger, proposals: tuple[int, ...], reason: str | None, dry_run: bool
+    ) -> None:
+        from coupler.ledger.omkoppeling import decide
+
+        report = decide(ledger, list(proposals), approve=approve_it, reason=reason, dry_run=dry_run)
+        for r in report.to_dict("records"):
+            click.echo(
+                f"omkoppeling {r['proposal']} ({r['household_id']}): {r['decision']} "
+                f"{r['old_municipality']} -> {r['new_municipality']}"
+                + (f"; breaks {r['breaks']} (reason recorded)" if r["breaks"] else "")
+                + (" [dry run]" if dry_run else "")
+            )
+
+    decide_cmd.__doc__ = (
+        f"{verb.capitalize()} omkoppeling proposals (ids from `coupler omkoppel --requests`)."
+    )
+    return decide_cmd
+
+
+_decide_command(True)
+_decide_command(False)
 
 
 # --- Kansrijke Koppeling ---------------------------------------------------------------------
