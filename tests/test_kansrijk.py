@@ -40,8 +40,8 @@ def _cases(tmp_path: Path, municipalities: pd.DataFrame) -> Path:
 
 def test_probabilities_from_column_or_table(tmp_path: Path, municipalities: pd.DataFrame) -> None:
     """The column wins; else the nationality table (DOMAIN.md: Syria 0.82, Yemen 0.87, Turkey
-    0.68); an unknown nationality without a probability is an error naming row and column but
-    not the nationality."""
+    0.68); a listed kansrijk nationality without a probability is an error naming row and column
+    but not the nationality."""
     path = _cases(tmp_path, municipalities)
     p = grant_probabilities(path, KansrijkRules())
     assert list(p.round(2)) == [0.82, 0.87, 0.68, 0.9, 0.3, 0.95]
@@ -49,8 +49,9 @@ def test_probabilities_from_column_or_table(tmp_path: Path, municipalities: pd.D
     frame.loc[5, "grant_probability"] = ""
     frame.loc[3, "grant_probability"] = "1.5"
     frame.to_csv(path, index=False)
+    eritrea = KansrijkRules(nationalities=("syria", "yemen", "eritrea"))
     with pytest.raises(InputError) as err:
-        grant_probabilities(path, KansrijkRules())
+        grant_probabilities(path, eritrea)
     text = str(err.value)
     assert "row 7, column 'nationality'" in text and "Eritrea" not in text
     assert "row 5, column 'grant_probability'" in text
@@ -80,7 +81,16 @@ def test_provisional_reservations_and_permits(tmp_path: Path, municipalities: pd
     report = propose_provisional(ledger, _cases(tmp_path, municipalities), None).set_index(
         "household_id"
     )
-    assert list(report["status"]) == ["active"] * 4 + ["below-threshold", "active"]
+    # Turkey (0.68) and Eritrea (0.95) are not on the policy's kansrijk list: a grant rate alone
+    # does not make a nationality kansrijk.
+    assert list(report["status"]) == [
+        "active",
+        "active",
+        "not-kansrijk",
+        "active",
+        "below-threshold",
+        "not-kansrijk",
+    ]
     active = report[report["status"] == "active"]
     assert (active["reserved"] - active["probability"] * active["persons"]).abs().max() < 1e-9
     with ledger.read() as conn:

@@ -598,7 +598,8 @@ def kansrijk() -> None:
     "rules_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="TOML with a [kansrijk] table: min_probability, grant_probability by nationality.",
+    help="Policy TOML whose [kansrijk] table sets nationalities, min_probability, "
+    "contra_indications and grant_probability [default: the --policy file's].",
 )
 @click.option(
     "--policy", "policy_file", type=click.Path(dir_okay=False), default=None, help="Policy TOML."
@@ -612,16 +613,19 @@ def kansrijk_propose(
     policy_file: str | None,
 ) -> None:
     """Plan provisional couplings and reserve probability x persons of quota for each."""
-    from coupler.ledger.kansrijk import KansrijkRules, propose_provisional
+    from coupler.ledger.kansrijk import propose_provisional
+    from coupler.policy import KansrijkRules
 
-    rules = KansrijkRules.from_file(rules_file) if rules_file else KansrijkRules()
     policy = Policy.from_file(policy_file) if policy_file else Policy()
+    rules = KansrijkRules.from_file(rules_file) if rules_file else policy.kansrijk
     report = propose_provisional(ledger, households, criteria, rules=rules, policy=policy)
     active = report[report["status"] == "active"]
     click.echo(
         f"provisional couplings: {len(active)} households, {int(active['persons'].sum())} persons, "
         f"reserving {active['reserved'].sum():.2f} expected persons; "
         f"below threshold {int((report['status'] == 'below-threshold').sum())}, "
+        f"not kansrijk {int((report['status'] == 'not-kansrijk').sum())}, "
+        f"contra-indication {int((report['status'] == 'contra-indication').sum())}, "
         f"no room {int((report['status'] == 'no-room').sum())}"
     )
 
@@ -631,7 +635,7 @@ def kansrijk_propose(
     "--decisions",
     type=click.Path(dir_okay=False),
     required=True,
-    help="Table with household_id and decision (granted | refused).",
+    help="Table with household_id and decision (granted | refused, or verleend | geweigerd).",
 )
 @_ledger_options
 def kansrijk_permit(ledger: Ledger, decisions: str) -> None:
@@ -645,6 +649,61 @@ def kansrijk_permit(ledger: Ledger, decisions: str) -> None:
         click.echo(
             f"re-planned households are proposed in batch {int(report['batch'].dropna().iloc[0])}; "
             "approve it with `coupler batch approve`"
+        )
+
+
+@kansrijk.command("list")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the list (CSV) here.",
+)
+@_ledger_options
+def kansrijk_list(ledger: Ledger, out: Path | None) -> None:
+    """Show every provisional coupling and where it stands (what a permit would do now)."""
+    from coupler.ledger.kansrijk import list_provisional
+
+    rows = list_provisional(ledger)
+    for r in rows.itertuples(index=False):
+        click.echo(
+            f"{r.id:>4} {r.household_id:<14} {r.persons:>2} persons  p={r.probability:.2f}  "
+            f"{r.municipality}  {r.stands}"
+        )
+    click.echo(f"{len(rows)} provisional couplings")
+    if out is not None:
+        from coupler.output import write_atomically
+
+        write_atomically(out.parent if str(out.parent) else Path("."), {out.name: rows})
+        click.echo(f"wrote {out}")
+
+
+@kansrijk.command("update")
+@click.option(
+    "--households",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="The changed households (every field), e.g. a new size after a birth or reunification.",
+)
+@click.option(
+    "--criteria",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Their new hard criteria (replace the stored ones) [default: keep the stored ones].",
+)
+@click.option("--reason", default=None, help="Why, for the audit log.")
+@_ledger_options
+def kansrijk_update(
+    ledger: Ledger, households: str, criteria: str | None, reason: str | None
+) -> None:
+    """Record a household that changed before the permit; its reservation follows its size."""
+    from coupler.ledger.kansrijk import update_provisional
+
+    report = update_provisional(ledger, households, criteria, reason=reason)
+    for r in report.itertuples(index=False):
+        click.echo(
+            f"{r.household_id}: {r.persons_before} -> {r.persons} persons, "
+            f"{r.criteria_before} -> {r.criteria} criteria"
         )
 
 
