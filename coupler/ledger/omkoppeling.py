@@ -426,10 +426,10 @@ def omkoppel(
             if c.batch_id not in contexts:
                 contexts[c.batch_id] = BatchContext.load(conn, c.batch_id)
             hh = pd.DataFrame({"household_id": [r["household_id"]], "size": [r["persons"]]})
-            D, crit, brk = _criteria_verdicts(contexts[c.batch_id], municipalities, hh)
+            D, binding, brk = _criteria_verdicts(contexts[c.batch_id], municipalities, hh)
             job_km[i] = D[index[r["job_municipality"]]]
             breaks[i] = brk
-            verdicts.append(crit)
+            verdicts.append(binding)
         state = quota_state(conn, period.id).set_index("municipality").reindex(codes)
         capacity = np.floor(state["available"] - state["reserved"] + 1e-9).clip(lower=0)
         elig = np.flatnonzero(req["eligible"].to_numpy(dtype=bool))
@@ -460,7 +460,7 @@ def omkoppel(
             else:
                 decision, new, km = "proposed", move.new, move.distance_km
             radius = contexts[coupled[r["household_id"]].batch_id].effective_policy.hard.radius_km
-            crit = {}
+            crit: dict[str, dict[str, Any]] = {}
             broken: list[str] = []
             if new is not None:
                 for kind, code, dist in verdicts[i]:
@@ -473,8 +473,10 @@ def omkoppel(
                     }
                     if not ok:
                         broken.append(kind)
-            detail = {k: {"passed": ok, "reason": why} for k, (ok, why) in ch.items()}
-            detail["criteria"] = crit  # type: ignore[assignment]
+            detail: dict[str, Any] = {
+                k: {"passed": ok, "reason": why} for k, (ok, why) in ch.items()
+            }
+            detail["criteria"] = crit
             proposal = None
             if tx is not None:
                 proposal = conn.execute(
