@@ -55,37 +55,10 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return "inf" if v == math.inf else repr(v)
-    if isinstance(v, str):
-        # JSON string escapes are valid TOML basic-string escapes.
-        import json
-
-        return json.dumps(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
 def policy_toml(policy: Policy) -> str:
     """The policy as a TOML file that :meth:`Policy.from_file` reads back to an equal policy."""
-    lines = ["# The policy of this run; `coupler solve --policy policy.toml` reuses it.", ""]
-    for section, values in policy.to_dict().items():
-        values = dict(values)
-        bands = values.pop("bands", [])
-        lines.append(f"[{section}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
-        lines.append("")
-        for band in bands:
-            lines.append(f"[[{section}.bands]]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in band.items())
-            lines.append("")
-    return "\n".join(lines)
+    header = "# The policy of this run; `coupler solve --policy policy.toml` reuses it.\n\n"
+    return header + policy.to_toml()
 
 
 def _finite(obj: Any) -> Any:

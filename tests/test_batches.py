@@ -200,8 +200,9 @@ def test_conflicts_approve_without_reason(tmp_path: Path) -> None:
     """A batch whose households have conflicting criteria (two jobs 200 km apart; medical,
     work and family far apart) approves without --reason when nothing is broken: a yielded
     criterion is not a break, and the audit has no approve-broken rows."""
-    from coupler import schema
     from factories import frame
+
+    from coupler import schema
 
     job = {"kind": "work", "hours_per_week": 24.0, "contract_signed": True, "payslip_seen": True}
     hh = frame(

@@ -349,3 +349,26 @@ def test_move_breaking_medical_needs_approval_and_reason(
     assert row.broken == "medical" and row.reason == "treatment transferred to UMCG"
     decide(ledger, [int(report.loc["X2", "proposal"])], approve=False, reason="care stays")
     assert _snapshot(ledger)[0]["M2"] == before["M2"]
+
+
+def test_omkoppel_cli_propose_then_decide(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+    """`coupler omkoppel --requests --dry-run` writes nothing; without it the proposals are
+    recorded with ids; `reject` without --reason is refused; `approve ID` applies the move."""
+    from click.testing import CliRunner
+
+    from coupler.cli import main
+
+    ledger = _ledger_with_couplings(tmp_path, municipalities)
+    ledger.close()
+    db = ["--db", str(tmp_path / "l.sqlite")]
+    run = CliRunner().invoke
+    r = run(main, ["omkoppel", "--requests", str(REQUESTS), "--dry-run", *db])
+    assert r.exit_code == 0 and "dry run: nothing was written" in r.output, r.output
+    r = run(main, ["omkoppel", "--requests", str(REQUESTS), *db])
+    assert r.exit_code == 0 and "[proposal 1]" in r.output, r.output
+    r = run(main, ["omkoppel", "reject", "1", *db])
+    assert r.exit_code != 0 and "--reason" in r.output
+    r = run(main, ["omkoppel", "approve", "1", *db])
+    assert r.exit_code == 0 and "recoupled" in r.output, r.output
+    after, _ = _snapshot(Ledger.open(tmp_path / "l.sqlite"))
+    assert after["H000001"] != GRONINGEN

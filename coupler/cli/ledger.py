@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 
 from coupler.ledger import (
     Ledger,
@@ -330,6 +331,15 @@ def batch_show(ledger: Ledger, batch_id: int | None, out: Path | None) -> None:
         f"batch {b.id} ({b.status}), month {b.month}, proposed {b.created_at} by {b.created_by}"
     )
     click.echo(f"households {b.households:,}, persons {b.persons:,}; pacing {pacing}")
+    from coupler.ledger.context import BatchContext
+
+    with ledger.read() as conn:
+        made = BatchContext.load(conn, b.id).describe()
+    click.echo(
+        f"made with: radius {made['radius_km']:g} km, distances {made['distances']}"
+        + (f" (sha256 {made['distances_sha256']})" if made["distances_sha256"] else "")
+        + f", agreements {', '.join(made['agreements']) or 'none'}"
+    )
     if len(rows):
         by = rows.groupby("status")["persons"].agg(["count", "sum"])
         for status, r in by.iterrows():
@@ -519,7 +529,7 @@ def omkoppel_cmd(
             if r["decision"] == "proposed"
             else ""
         )
-        label = f"proposal {r['proposal']}" if r["proposal"] is not None else "(dry run)"
+        label = f"proposal {int(r['proposal'])}" if pd.notna(r["proposal"]) else "(dry run)"
         click.echo(
             f"request {r['request_id']}: {r['decision']}{where}"
             + (f" [{label}]" if r["decision"] == "proposed" else "")

@@ -526,7 +526,9 @@ def omkoppel(
                 line[k] = "pass" if ok else "fail"
                 line[f"{k}_reason"] = why
             report.append(line)
-        return pd.DataFrame(report)
+        out = pd.DataFrame(report)
+        out["proposal"] = out["proposal"].astype("Int64")
+        return out
 
     if dry_run:
         with ledger.read() as conn:
