@@ -326,7 +326,7 @@ class Agreement:
         keep = match[h]
         own = np.zeros((instance.n_households, len(names)), dtype=bool)
         own[h[keep], r[keep]] = True
-        bound = own.any(axis=1)
+        bound = np.asarray(own.any(axis=1), dtype=bool)
         outside = ~own[:, region_of] & bound[:, None]  # households x municipalities
         hi, mi = np.nonzero(outside)
         return pd.DataFrame(

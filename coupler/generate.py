@@ -102,8 +102,16 @@ class GeneratorParams:
     p_adult_child: float = 0.15
 
     # --- main applicant (reporting only, DOMAIN.md section 9) ------------------------------
-    #: P(gender = m, f, x). Brief: ~60/38/2; not in DOMAIN.md.
-    gender_probs: tuple[float, ...] = (0.60, 0.38, 0.02)
+    #: P(gender = m, f, x) of the main applicant per household type (single, couple,
+    #: single-parent, family). About a quarter of COA's residents are women (issue 10); single
+    #: parents are mostly mothers, couples and families mostly apply through the man. Overall
+    #: about 25 % women.
+    gender_probs: tuple[tuple[float, ...], ...] = (
+        (0.80, 0.18, 0.02),
+        (0.84, 0.15, 0.01),
+        (0.19, 0.80, 0.01),
+        (0.84, 0.15, 0.01),
+    )
     #: P(age group 18-29, 30-44, 45-64, 65+) per household type (single, couple, single-parent,
     #: family). Assumption; DOMAIN.md section 8 only says ~58 % of applicants are 18-65.
     age_probs: tuple[tuple[float, ...], ...] = (
@@ -138,22 +146,25 @@ class GeneratorParams:
     azc: tuple[tuple[str, float], ...] = _AZC
 
     # --- hard criterion: paid work (DOMAIN.md sections 3 and 8) ----------------------------
-    #: P(household has a job). DOMAIN.md section 8: ~4 % of asylum seekers had a work permit
-    #: in 2023; COA aims higher, so 4.5 %.
-    p_work: float = 0.045
+    #: P(an adult has paid work), per adult, so a household may hold several jobs. DOMAIN.md
+    #: section 8 and "Wachten of Werken?" (Platform31/G40, 2024): about 4 % of asylum seekers
+    #: work.
+    p_work: float = 0.04
     #: DOMAIN.md section 3: work counts from 8 hours per week.
     work_hours_threshold: float = 8.0
-    #: Among jobs: P(fewer hours than the threshold). Assumption: jobs are mostly part-time.
-    p_work_short: float = 0.15
+    #: Among jobs: P(fewer hours than the threshold). Assumption: jobs are mostly part-time
+    #: and temporary (DOMAIN.md section 8).
+    p_work_short: float = 0.25
     #: Hours per week of short jobs (below the threshold). Assumption.
     work_hours_short: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
     #: Hours per week of the other jobs and their probabilities; mostly part-time
     #: (DOMAIN.md section 8). Assumption.
     work_hours: tuple[int, ...] = (8, 12, 16, 20, 24, 28, 32, 36, 40)
     work_hours_probs: tuple[float, ...] = (0.10, 0.12, 0.16, 0.16, 0.14, 0.10, 0.10, 0.06, 0.06)
-    #: Among jobs: P(no signed contract) and P(no payslip seen). Assumption.
-    p_no_contract: float = 0.03
-    p_no_payslip: float = 0.08
+    #: Among jobs: P(no signed contract) and P(no payslip seen). Assumption: temp-agency work
+    #: (DOMAIN.md section 8) often lacks one. With p_work_short about 60 % of jobs qualify.
+    p_no_contract: float = 0.10
+    p_no_payslip: float = 0.10
     #: Jobs lie within this radius of the azc (weighted by population)... Assumption: daily
     #: commuting by public transport or bicycle from an azc.
     work_radius_km: float = 30.0
@@ -269,17 +280,18 @@ class GeneratorParams:
                 problems.append(f"{f.name} must be in [0, 1]; got {value}")
         for name, probs, length in (
             ("size_probs", self.size_probs, _MAX_SIZE),
-            ("gender_probs", self.gender_probs, len(GENDERS)),
+            *((f"gender_probs[{i}]", row, len(GENDERS)) for i, row in enumerate(self.gender_probs)),
             ("education_probs", self.education_probs, len(schema.EDUCATION_LEVELS)),
             ("sector_probs", self.sector_probs, len(schema.SECTORS)),
             ("work_hours_probs", self.work_hours_probs, len(self.work_hours)),
             *((f"age_probs[{i}]", row, len(AGE_GROUPS)) for i, row in enumerate(self.age_probs)),
         ):
             _check_probs(problems, name, probs, length)
-        if len(self.age_probs) != len(HOUSEHOLD_TYPES):
-            problems.append(
-                f"age_probs must have {len(HOUSEHOLD_TYPES)} rows; got {len(self.age_probs)}"
-            )
+        for name in ("age_probs", "gender_probs"):
+            if len(getattr(self, name)) != len(HOUSEHOLD_TYPES):
+                problems.append(
+                    f"{name} must have {len(HOUSEHOLD_TYPES)} rows; got {len(getattr(self, name))}"
+                )
         if any(h >= self.work_hours_threshold for h in self.work_hours_short):
             problems.append("work_hours_short must all be below work_hours_threshold")
         if any(h < self.work_hours_threshold for h in self.work_hours):
@@ -334,7 +346,7 @@ def generate_cases(
     households, criteria
         ``households`` has the columns ``schema.HOUSEHOLD_REQUIRED + HOUSEHOLD_OPTIONAL``;
         ``criteria`` has ``schema.CRITERIA_REQUIRED + CRITERIA_OPTIONAL``, one row per
-        (household, kind), sorted by household id. Missing values are ``None`` / ``NaN`` /
+        (household, kind) and one work row per working adult, sorted by household id. Missing values are ``None`` / ``NaN`` /
         ``<NA>``.
 
     Raises
@@ -359,8 +371,8 @@ def generate_cases(
     azc_idx = rng_azc.choice(len(muni.azc_rows), size=n, p=muni.azc_p)
     azc_row = muni.azc_rows[azc_idx]
 
-    gender = np.asarray(GENDERS)[rng_person.choice(len(GENDERS), size=n, p=p.gender_probs)]
-    age = _age_groups(rng_person, hh_type, p.age_probs)
+    gender = np.asarray(GENDERS)[_by_type(rng_person, hh_type, p.gender_probs)]
+    age = np.asarray(AGE_GROUPS)[_by_type(rng_person, hh_type, p.age_probs)]
     education = _per_adult(rng_soft, adults, schema.EDUCATION_LEVELS, p.education_probs)
     sector = _per_adult(rng_soft, adults, schema.SECTORS, p.sector_probs)
 
@@ -388,7 +400,7 @@ def generate_cases(
         },
         columns=list(schema.HOUSEHOLD_REQUIRED + schema.HOUSEHOLD_OPTIONAL),
     )
-    criteria = _criteria(rng_work, rng_other, ids, azc_idx, muni, p)
+    criteria = _criteria(rng_work, rng_other, ids, adults, azc_idx, muni, p)
     return households, criteria
 
 
@@ -520,13 +532,13 @@ def _composition(
     return adults.astype(np.int64), hh_type
 
 
-def _age_groups(
+def _by_type(
     rng: np.random.Generator, hh_type: np.ndarray, probs: tuple[tuple[float, ...], ...]
 ) -> np.ndarray:
+    """One index per household drawn from the row of ``probs`` of its household type."""
     cdf = np.cumsum(np.asarray(probs, dtype=float), axis=1)
     cdf[:, -1] = 1.0
-    idx = (cdf[hh_type] < rng.random(len(hh_type))[:, None]).sum(axis=1)
-    return np.asarray(AGE_GROUPS)[idx]
+    return (cdf[hh_type] < rng.random(len(hh_type))[:, None]).sum(axis=1)
 
 
 def _per_adult(
@@ -588,6 +600,7 @@ def _criteria(
     rng_work: np.random.Generator,
     rng_other: np.random.Generator,
     ids: np.ndarray,
+    adults: np.ndarray,
     azc_idx: np.ndarray,
     muni: _Municipalities,
     p: GeneratorParams,
@@ -596,8 +609,13 @@ def _criteria(
     codes = muni.codes
     parts: list[pd.DataFrame] = []
 
-    # Work: near the azc (population-weighted within the radius), sometimes in a big city.
-    has_work = np.flatnonzero(rng_work.random(n) < p.p_work)
+    # Work: each adult works with p_work (a household may hold several jobs); near the azc
+    # (population-weighted within the radius), sometimes in a big city.
+    width = int(adults.max())
+    working = (rng_work.random((n, width)) < p.p_work) & (
+        np.arange(width)[None, :] < adults[:, None]
+    )
+    has_work = np.nonzero(working)[0]
     k = len(has_work)
     near = np.where(muni.km_from(muni.azc_rows) <= p.work_radius_km, muni.pop, 0.0)
     near[np.arange(len(muni.azc_rows)), muni.azc_rows] += 1.0  # never an empty row

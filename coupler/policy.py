@@ -39,6 +39,21 @@ Example (all defaults)::
     # min_fill = 0.9                 # assigned / remaining quota, scaled by the national fill
     # max_fill = 1.1
 
+    [omkoppeling]                    # re-coupling near a new job (DOMAIN.md section 6)
+    gate = "and"                     # "and": before housing AND before inburgering; "or": either
+    radius_km = 50.0                 # the new municipality lies within this distance of the job
+    min_contract_months = 6.0
+    excluded_job_types = ["cleaning", "schoonmaak", ...]   # Dutch and English; word prefixes match
+    [omkoppeling.bijstandsnorm]      # ILLUSTRATIVE net monthly amounts; set the official ones
+    "2025" = 1400.0
+
+    [kansrijk]                       # Kansrijke Koppeling (DOMAIN.md section 5)
+    nationalities = ["syria", "yemen"]   # "evident kansrijk" nationalities (country policy)
+    min_probability = 0.5            # and at least this grant probability
+    contra_indications = ["article_1f", "national_security", "public_order"]  # a yes excludes
+    [kansrijk.grant_probability]     # illustrative 2023 grant rates by nationality
+    syria = 0.82
+
     [solver]
     backend = "highs"                # "highs" | "ortools" | "cbc"
     method = "auto"                  # "auto" (flow + repair, MIP when side constraints) | "mip"
@@ -52,6 +67,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_type_hints
@@ -131,6 +147,113 @@ class SolverSettings:
     polish_time: float = 10.0
 
 
+#: Excluded job types (DOMAIN.md section 6 names cleaning and distribution; the list is open), in
+#: Dutch and English. A job type is excluded when one of its words starts with an entry.
+EXCLUDED_JOB_TYPES: tuple[str, ...] = (
+    "cleaning",
+    "cleaner",
+    "schoonmaak",
+    "schoonmaker",
+    "distribution",
+    "distributie",
+    "warehouse",
+    "magazijn",
+    "orderpicker",
+    "order picker",
+    "order picking",
+)
+
+#: ILLUSTRATIVE bijstandsnorm (social-assistance norm, single adult 21+, net euros per month incl.
+#: holiday allowance, rounded). Replace with the official figures of the year in the policy file;
+#: they change every January and July.
+ILLUSTRATIVE_BIJSTANDSNORM: Mapping[int, float] = {2024: 1_340.0, 2025: 1_400.0, 2026: 1_440.0}
+
+#: 2023 grant rates (DOMAIN.md section 5), lower-case nationality -> probability. Illustrative.
+DEFAULT_GRANT_PROBABILITY: Mapping[str, float] = {"syria": 0.82, "yemen": 0.87, "turkey": 0.68}
+
+
+@dataclass(frozen=True)
+class OmkoppelRules:
+    """Parameters of the omkoppeling rules (DOMAIN.md section 6).
+
+    ``gate``: ``"and"`` allows omkoppeling only before housing is offered **and** before
+    inburgering has started; ``"or"`` while at least one of the two has not happened yet.
+    """
+
+    gate: str = "and"
+    radius_km: float = 50.0
+    min_contract_months: float = 6.0
+    excluded_job_types: tuple[str, ...] = EXCLUDED_JOB_TYPES
+    bijstandsnorm: Mapping[int, float] = field(
+        default_factory=lambda: dict(ILLUSTRATIVE_BIJSTANDSNORM)
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "excluded_job_types",
+            tuple(" ".join(j.casefold().split()) for j in self.excluded_job_types),
+        )
+        problems = _check_omkoppeling(self, "<omkoppeling rules>")
+        if problems:
+            raise PolicyError(problems)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> OmkoppelRules:
+        """The ``[omkoppeling]`` table of a policy file."""
+        return Policy.from_file(path).omkoppeling
+
+    def excluded(self, job_type: str) -> str | None:
+        """The excluded entry a job type matches (any word starting with a one-word entry, or a
+        several-word entry found in it), or None. ``Schoonmaakwerk``, ``distributiecentrum``
+        and ``magazijnmedewerker`` match ``schoonmaak``, ``distributie`` and ``magazijn``."""
+        text = " ".join("".join(ch if ch.isalnum() else " " for ch in job_type.casefold()).split())
+        words = text.split()
+        for entry in self.excluded_job_types:
+            if (" " in entry and f" {entry} " in f" {text} ") or any(
+                w.startswith(entry) for w in words
+            ):
+                return entry
+        return None
+
+
+@dataclass(frozen=True)
+class KansrijkRules:
+    """Who counts as kansrijk for a provisional coupling (DOMAIN.md section 5).
+
+    A case is kansrijk when its nationality is on ``nationalities`` (country policy; a grant
+    rate alone is not enough), its grant probability (given, or from ``grant_probability`` by
+    nationality) is at least ``min_probability``, and none of the ``contra_indications`` columns
+    says yes (article 1F, national security, public order). A case without a nationality column
+    is judged on its given probability and contra-indications.
+    """
+
+    nationalities: tuple[str, ...] = ("syria", "yemen")
+    grant_probability: Mapping[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_GRANT_PROBABILITY)
+    )
+    min_probability: float = 0.5
+    contra_indications: tuple[str, ...] = ("article_1f", "national_security", "public_order")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "nationalities", tuple(n.strip().casefold() for n in self.nationalities)
+        )
+        object.__setattr__(
+            self,
+            "grant_probability",
+            {str(k).strip().casefold(): float(v) for k, v in self.grant_probability.items()},
+        )
+        problems = _check_kansrijk(self, "<kansrijk rules>")
+        if problems:
+            raise PolicyError(problems)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> KansrijkRules:
+        """The ``[kansrijk]`` table of a policy file."""
+        return Policy.from_file(path).kansrijk
+
+
 @dataclass(frozen=True)
 class Policy:
     """A complete policy. Make variants with :func:`dataclasses.replace` or :meth:`with_`."""
@@ -140,6 +263,8 @@ class Policy:
     soft: SoftRules = field(default_factory=SoftRules)
     quota: QuotaRules = field(default_factory=QuotaRules)
     solver: SolverSettings = field(default_factory=SolverSettings)
+    omkoppeling: OmkoppelRules = field(default_factory=OmkoppelRules)
+    kansrijk: KansrijkRules = field(default_factory=KansrijkRules)
 
     def __post_init__(self) -> None:
         problems = _check(self, "<policy>")
@@ -191,6 +316,8 @@ class Policy:
                     ]
                 elif isinstance(v, tuple):
                     v = list(v)
+                elif isinstance(v, Mapping):
+                    v = {str(k): x for k, x in v.items()}
                 d[sf.name] = v
             out[f.name] = d
         return out
@@ -204,8 +331,12 @@ class Policy:
         lines: list[str] = []
         for section, values in self.to_dict().items():
             bands = values.pop("bands", [])
+            tables = {k: v for k, v in values.items() if isinstance(v, dict)}
             lines.append(f"[{section}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in values.items() if k not in tables]
+            for name, table in tables.items():
+                lines.append(f"[{section}.{name}]")
+                lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in table.items()]
             for band in bands:
                 lines.append(f"[[{section}.bands]]")
                 lines += [f"{k} = {_toml_value(v)}" for k, v in band.items()]
@@ -233,6 +364,44 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"no TOML form for {type(v).__name__}")
+
+
+def _check_omkoppeling(o: OmkoppelRules, source: str) -> list[Problem]:
+    p: list[Problem] = []
+
+    def bad(key: str, rule: str, got: Any) -> None:
+        p.append(Problem(source, f"policy [omkoppeling] {key} must be {rule}; got {got!r}"))
+
+    if o.gate not in ("and", "or"):
+        bad("gate", "'and' or 'or'", o.gate)
+    if not (o.radius_km > 0 and math.isfinite(o.radius_km)):
+        bad("radius_km", "> 0", o.radius_km)
+    if not o.min_contract_months >= 0:
+        bad("min_contract_months", ">= 0", o.min_contract_months)
+    for year, amount in o.bijstandsnorm.items():
+        if not (isinstance(year, int) and 1900 < year < 2200 and amount > 0):
+            bad(f"bijstandsnorm {year}", "a year with an amount > 0", amount)
+    return p
+
+
+def _check_kansrijk(k: KansrijkRules, source: str) -> list[Problem]:
+    p: list[Problem] = []
+    for nat, v in k.grant_probability.items():
+        if not 0 <= v <= 1:
+            p.append(
+                Problem(
+                    source,
+                    f"policy [kansrijk] grant_probability {nat} must be in [0, 1]; got {v!r}",
+                )
+            )
+    if not 0 <= k.min_probability <= 1:
+        p.append(
+            Problem(
+                source,
+                f"policy [kansrijk] min_probability must be in [0, 1]; got {k.min_probability!r}",
+            )
+        )
+    return p
 
 
 def _check(policy: Policy, source: str) -> list[Problem]:

@@ -333,10 +333,10 @@ def verify_plan(
     room = cap - persons
     broken_rows: list[dict[str, object]] = []
     broken_households: set[int] = set()
-    for i, rows in active.items():
+    for i, binding in active.items():
         if not coupled[i]:
             continue
-        bad = [(k, j) for k, j in rows if D[j, where[i]] > radius]
+        bad = [(k, j) for k, j in binding if D[j, where[i]] > radius]
         if not bad:
             continue
         broken_households.add(i)

@@ -194,3 +194,40 @@ def test_proposals_differ_by_distance_matrix_and_agreements(
     again = propose(ledger, hh, cr, agreements=(agreement,), pacing=Pacing(enabled=False))
     assert len({a.batch_id, b.batch_id, c.batch_id}) == 3
     assert not again.created and again.batch_id == c.batch_id
+
+
+def test_conflicts_approve_without_reason(tmp_path: Path) -> None:
+    """A batch whose households have conflicting criteria (two jobs 200 km apart; medical,
+    work and family far apart) approves without --reason when nothing is broken: a yielded
+    criterion is not a break, and the audit has no approve-broken rows."""
+    from factories import frame
+
+    from coupler import schema
+
+    job = {"kind": "work", "hours_per_week": 24.0, "contract_signed": True, "payslip_seen": True}
+    hh = frame(
+        [{"household_id": "C1", "size": 1}, {"household_id": "C2", "size": 3}],
+        schema.HOUSEHOLD_DTYPES,
+    )
+    cr = frame(
+        [
+            {"household_id": "C1", "municipality": "GM0014", **job},
+            {"household_id": "C1", "municipality": "GM0935", **job, "hours_per_week": 32.0},
+            {"household_id": "C2", "kind": "medical", "municipality": "GM0935"},
+            {"household_id": "C2", "municipality": "GM0917", **job},
+            {"household_id": "C2", "kind": "family", "municipality": "GM0014"},
+        ],
+        schema.CRITERIA_DTYPES,
+    )
+    ledger = Ledger.open(tmp_path / "l.sqlite", user="tester")
+    open_period(ledger, "2025-H1", 5000)
+    p = propose(ledger, hh, cr, pacing=Pacing(enabled=False))
+    assert p.result is not None and len(p.result.conflicts) == 2
+    s = approve(ledger, p.batch_id)
+    assert s["broken"] == 0
+    rows = _couplings(ledger, p.batch_id)
+    assert rows["broken"].isna().all() and rows["reason"].isna().all()
+    audit = _audit(ledger)
+    assert not (audit["action"] == "approve-broken").any()
+    for detail in audit["detail"].dropna():
+        _strict(detail)

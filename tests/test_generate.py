@@ -60,13 +60,17 @@ def test_sizes_sum_to_persons(municipalities: pd.DataFrame, persons: int) -> Non
 
 
 def test_ids_unique_and_pseudonymous(municipalities: pd.DataFrame) -> None:
-    """Ids are unique, follow ``<prefix>NNNNNN`` and every criterion points to a household."""
+    """Ids are unique, follow ``<prefix>NNNNNN`` and every criterion points to a household; a
+    kind other than work appears at most once per household (work once per working adult)."""
     households, criteria = generate_cases(municipalities, 3_000, seed=5, id_prefix="T")
     ids = households["household_id"]
     assert ids.is_unique
     assert ids.str.fullmatch(r"T\d{6}").all()
     assert set(criteria["household_id"]) <= set(ids)
-    assert not criteria.duplicated(["household_id", "kind"]).any()
+    assert not criteria[criteria["kind"] != "work"].duplicated(["household_id", "kind"]).any()
+    jobs = criteria[criteria["kind"] == "work"].groupby("household_id").size()
+    adults = households.set_index("household_id")["adults"]
+    assert (jobs <= adults.reindex(jobs.index)).all()
 
 
 def test_municipality_codes_are_known(
@@ -86,11 +90,14 @@ def test_municipality_codes_are_known(
 
 
 def test_proportions(big: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    """At 20,000 persons the shares match the calibration within a sampling tolerance."""
+    """At 20,000 persons the shares match the calibration within a sampling tolerance: about
+    4 % of adults work (a household may hold two jobs), main applicants are about 25 % women
+    and single parents mostly women."""
     households, criteria = big
     n = len(households)
     share = criteria["kind"].value_counts() / n
-    assert 0.035 <= share["work"] <= 0.055
+    jobs_per_adult = share["work"] * n / households["adults"].sum()
+    assert 0.033 <= jobs_per_adult <= 0.047  # about 4 % of adults work
     assert 0.085 <= share["family"] <= 0.115
     assert 0.012 <= share["study"] <= 0.030
     assert 0.008 <= share["medical"] <= 0.022
@@ -98,21 +105,26 @@ def test_proportions(big: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     assert 1.8 <= households["size"].mean() <= 2.0
     assert 0.17 <= households["preferred_municipality"].notna().mean() <= 0.23
     assert 0.22 <= households["network"].notna().mean() <= 0.28
-    assert abs((households["gender"] == "m").mean() - 0.60) < 0.03
+    assert abs((households["gender"] == "f").mean() - 0.25) < 0.03
+    single_parents = households[households["household_type"] == "single-parent"]
+    assert (single_parents["gender"] == "f").mean() > 0.7
+    jobs = criteria[criteria["kind"] == "work"].groupby("household_id").size()
+    assert (jobs >= 2).sum() > 0  # a household may hold more than one job
     # a few households carry two or more criteria
     per_household = criteria.groupby("household_id").size()
     assert 0 < (per_household >= 2).sum() < 0.05 * n
 
 
 def test_work_mostly_qualifies(big: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    """Most jobs meet >= 8 h with contract and payslip; some do not and are still listed."""
+    """A part of the jobs (about 60 %) meets >= 8 h with contract and payslip; the others are
+    still listed."""
     _, criteria = big
     work = criteria[criteria["kind"] == "work"]
     assert work["hours_per_week"].notna().all()
     qualifying = (
         (work["hours_per_week"] >= 8) & work["contract_signed"] & work["payslip_seen"]
     ).astype(bool)
-    assert 0.6 <= qualifying.mean() <= 0.9
+    assert 0.5 <= qualifying.mean() <= 0.75
     other = criteria[criteria["kind"] != "work"]
     assert other["hours_per_week"].isna().all()
     assert other["contract_signed"].isna().all()

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from coupler.output import write_atomically
 from sklearn.metrics import roc_auc_score
 
 from coupler import io
@@ -30,6 +29,7 @@ from coupler.learn.fit import LearnedModel, Validation, fit_model, load_model, m
 from coupler.learn.history import HistoryParams, World, generate_history, synthetic_members
 from coupler.learn.score import aggregate
 from coupler.learn.table import load_history, load_members
+from coupler.rundir import write_atomically
 from coupler.scenario import load_scenario
 
 SEED = 11

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -18,12 +19,22 @@ import sqlalchemy as sa
 from coupler.errors import InputError, PolicyError
 from coupler.generate import generate_cases
 from coupler.geo import haversine_km
-from coupler.ledger import Ledger, Pacing, approve, audit_trail, open_period, propose, quota_state
+from coupler.ledger import (
+    Ledger,
+    LedgerError,
+    Pacing,
+    approve,
+    audit_trail,
+    open_period,
+    propose,
+    quota_state,
+)
 from coupler.ledger import schema as t
 from coupler.ledger.omkoppeling import (
     RULES,
     OmkoppelRules,
     check_request,
+    decide,
     load_requests,
     omkoppel,
     recouple,
@@ -60,9 +71,47 @@ def requests(municipalities: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def test_rules_are_all_reported() -> None:
-    """Each request gets a verdict and a reason for every rule, in the documented order."""
-    assert len(RULES) == 9
+def test_every_request_gets_a_verdict_per_rule(requests: pd.DataFrame) -> None:
+    """Each request of requests.csv gets, for every rule in the documented order, a pass/fail and
+    a non-empty reason; the failed rules are exactly those the file was built to fail (none for
+    R00, one each for R01..R09, the timing gate for R10)."""
+    expected = {**{rid: [rule] for rid, rule in FAILS_ALONE.items()}, "R00": [], "R10": ["timing"]}
+    assert set(requests.index) == set(expected)
+    for rid, r in requests.iterrows():
+        verdict = check_request(r.to_dict(), OmkoppelRules())
+        assert list(verdict) == list(RULES)
+        assert all(isinstance(ok, bool) and why.strip() for ok, why in verdict.values())
+        assert [k for k, (ok, _) in verdict.items() if not ok] == expected[rid], rid
+
+
+@pytest.mark.parametrize(
+    ("job_type", "excluded"),
+    [
+        ("schoonmaak", True),
+        ("Schoonmaakwerk", True),
+        ("schoonmaker kantoren", True),
+        ("distributie", True),
+        ("Distributiecentrum", True),
+        ("magazijnmedewerker", True),
+        ("orderpicker", True),
+        ("order picking", True),
+        ("cleaning", True),
+        ("Distribution", True),
+        ("warehouse operative", True),
+        ("welding", False),
+        ("lasser", False),
+        ("verpleegkundige", False),
+    ],
+)
+def test_excluded_job_types_in_dutch_and_english(
+    requests: pd.DataFrame, job_type: str, excluded: bool
+) -> None:
+    """The policy's excluded job types catch Dutch and English names (and Dutch compounds that
+    start with one); other jobs pass the job-type rule."""
+    r = requests.loc["R00"].to_dict() | {"job_type": job_type}
+    ok, why = check_request(r, OmkoppelRules())["job_type"]
+    assert ok is not excluded
+    assert ("matches" in why) is excluded
 
 
 @pytest.mark.parametrize("request_id,rule", sorted(FAILS_ALONE.items()))
@@ -149,27 +198,33 @@ def test_request_validation_names_file_row_column(
 def test_joint_recoupling_swaps_when_quota_is_full() -> None:
     """Two households whose jobs lie near each other's municipality swap places even though both
     municipalities are full: capacity counts the persons moving out."""
-    state = pd.DataFrame(
-        {
-            "municipality": [GRONINGEN, EINDHOVEN],
-            "lat": [53.21869, 51.44998],
-            "lon": [6.62081, 5.45839],
-            "capacity": [0, 0],
-        }
-    )
+    lat, lon = np.array([53.21869, 51.44998]), np.array([6.62081, 5.45839])
+    codes = np.array([GRONINGEN, EINDHOVEN])
+    job = np.array([1, 0])  # a works in Eindhoven, b in Groningen
+    job_km = haversine_km(lat[job][:, None], lon[job][:, None], lat[None, :], lon[None, :])
     eligible = pd.DataFrame(
-        {
-            "household_id": ["a", "b"],
-            "persons": [3, 3],
-            "old": [GRONINGEN, EINDHOVEN],
-            "job": [EINDHOVEN, GRONINGEN],
-        }
+        {"household_id": ["a", "b"], "persons": [3, 3], "old": [GRONINGEN, EINDHOVEN]}
     )
-    moves = {m.household_id: m.new for m in recouple(eligible, state, 50.0)}
+    none = np.zeros((2, 2), dtype=bool)
+    cap = np.zeros(2)
+    moves = {m.household_id: m.new for m in recouple(eligible, codes, cap, job_km, none, 50.0)}
     assert moves == {"a": EINDHOVEN, "b": GRONINGEN}
     eligible.loc[1, "persons"] = 4  # b no longer fits in a's 3 released places
-    moves = {m.household_id: m.new for m in recouple(eligible, state, 50.0)}
+    moves = {m.household_id: m.new for m in recouple(eligible, codes, cap, job_km, none, 50.0)}
     assert moves == {"a": None, "b": None}
+
+
+def test_recoupling_prefers_a_place_that_keeps_other_criteria() -> None:
+    """Of two places near the job, the one that breaks none of the household's other hard
+    criteria is chosen even when it is farther from the job."""
+    codes = np.array(["GM9001", "GM9002", "GM9003"])
+    job_km = np.array([[200.0, 5.0, 30.0]])
+    breaks = np.array([[False, True, False]])
+    eligible = pd.DataFrame({"household_id": ["a"], "persons": [2], "old": ["GM9001"]})
+    (move,) = recouple(eligible, codes, np.array([0, 9, 9]), job_km, breaks, 50.0)
+    assert move.new == "GM9003"
+    (move,) = recouple(eligible, codes, np.array([0, 9, 0]), job_km, breaks, 50.0)
+    assert move.new == "GM9002"  # the only room left: proposed, and flagged as breaking
 
 
 def _ledger_with_couplings(tmp_path: Path, municipalities: pd.DataFrame) -> Ledger:
@@ -184,19 +239,31 @@ def _ledger_with_couplings(tmp_path: Path, municipalities: pd.DataFrame) -> Ledg
     return ledger
 
 
-def test_omkoppel_in_ledger(tmp_path: Path, municipalities: pd.DataFrame) -> None:
-    """On the ledger: R00 is re-coupled within 50 km of Eindhoven, its persons released in
-    Groningen and charged at the new municipality; R01..R10 are rejected naming their failed
-    rule; no other coupling changes; every decision is audited; a request is decided once."""
-    ledger = _ledger_with_couplings(tmp_path, municipalities)
+def _snapshot(ledger: Ledger) -> tuple[dict[str, str], pd.DataFrame]:
     with ledger.read() as conn:
-        before = dict(
+        where = dict(
             conn.execute(sa.select(t.couplings.c.household_id, t.couplings.c.municipality)).all()
         )
-        q0 = quota_state(conn, 1).set_index("municipality")
+        return where, quota_state(conn, 1).set_index("municipality")
+
+
+def test_omkoppel_in_ledger(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+    """On the ledger: a dry run writes nothing; then R00 is proposed within 50 km of Eindhoven
+    while nothing moves, R01..R10 are rejected naming their failed rule, every decision is
+    audited and a request is decided once; approving the proposal moves only H000001, releasing
+    its persons in Groningen and charging them at the new municipality."""
+    ledger = _ledger_with_couplings(tmp_path, municipalities)
+    before, q0 = _snapshot(ledger)
+    dry = omkoppel(ledger, REQUESTS, dry_run=True).set_index("request_id")
+    assert dry.loc["R00", "decision"] == "proposed" and pd.isna(dry.loc["R00", "proposal"])
+    with ledger.read() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(t.omkoppelingen)).scalar_one() == 0
+        )
     report = omkoppel(ledger, REQUESTS).set_index("request_id")
-    assert report.loc["R00", "decision"] == "recoupled"
+    assert report.loc["R00", "decision"] == "proposed"
     new = report.loc["R00", "new_municipality"]
+    assert new == dry.loc["R00", "new_municipality"]
     m = municipalities.set_index("code")
     km = haversine_km(
         m.at[new, "lat"], m.at[new, "lon"], m.at[EINDHOVEN, "lat"], m.at[EINDHOVEN, "lon"]
@@ -204,25 +271,104 @@ def test_omkoppel_in_ledger(tmp_path: Path, municipalities: pd.DataFrame) -> Non
     assert km <= 50.0
     for rid, rule in FAILS_ALONE.items():
         assert report.loc[rid, "decision"] == "rejected"
-        assert report.loc[rid, rule] == "fail"
         assert [r for r in RULES if report.loc[rid, r] == "fail"] == [rule]
     assert report.loc["R10", "timing"] == "fail"
-    with ledger.read() as conn:
-        after = dict(
-            conn.execute(sa.select(t.couplings.c.household_id, t.couplings.c.municipality)).all()
-        )
-        q1 = quota_state(conn, 1).set_index("municipality")
+    assert _snapshot(ledger)[0] == before  # a proposal moves nothing
+    a = audit_trail(ledger)
+    assert len(a[a["command"] == "omkoppel"]) == 11
+    with pytest.raises(Exception, match="already decided"):
+        omkoppel(ledger, REQUESTS)
+    decided = decide(ledger, [int(report.loc["R00", "proposal"])], approve=True)
+    assert decided["decision"].tolist() == ["recoupled"]
+    after, q1 = _snapshot(ledger)
     changed = {h for h in before if before[h] != after[h]}
     assert changed == {"H000001"} and after["H000001"] == new
     persons = int(report.loc["R00", "persons"])
     assert q1.at[GRONINGEN, "coupled"] == q0.at[GRONINGEN, "coupled"] - persons
     assert q1.at[new, "coupled"] == q0.at[new, "coupled"] + persons
     assert int(q1["coupled"].sum()) == int(q0["coupled"].sum())
-    a = audit_trail(ledger)
-    assert len(a[a["command"] == "omkoppel"]) == 11
-    with pytest.raises(Exception, match="already decided"):
-        omkoppel(ledger, REQUESTS)
+    with pytest.raises(LedgerError, match="only a proposal"):
+        decide(ledger, [int(report.loc["R00", "proposal"])], approve=False, reason="again")
+
+
+AMSTERDAM = "GM0363"
+
+
+def test_move_breaking_medical_needs_approval_and_reason(
+    tmp_path: Path, municipalities: pd.DataFrame
+) -> None:
+    """A household with medical care in Amsterdam asks to move to a job in Groningen: the move is
+    proposed with the medical criterion named as broken and nothing moves; approving without a
+    reason is refused and changes nothing; with a reason the move is applied and the coupling
+    records the broken criterion and the reason. A rejection needs a reason too."""
+    from factories import frame
+
+    from coupler import schema
+
+    hh = frame(
+        [{"household_id": "M1", "size": 2}, {"household_id": "M2", "size": 1}],
+        schema.HOUSEHOLD_DTYPES,
+    )
+    cr = frame(
+        [
+            {"household_id": "M1", "kind": "medical", "municipality": AMSTERDAM},
+            {"household_id": "M2", "kind": "medical", "municipality": AMSTERDAM},
+        ],
+        schema.CRITERIA_DTYPES,
+    )
+    ledger = Ledger.open(tmp_path / "l.sqlite", user="rv")
+    open_period(ledger, "2025-H1", 3000)
+    p = propose(ledger, hh, cr, pacing=Pacing(enabled=False))
+    approve(ledger, p.batch_id)
+    req = pd.read_csv(REQUESTS, dtype=str).iloc[[0, 0]].copy()
+    req["request_id"] = ["X1", "X2"]
+    req["household_id"] = ["M1", "M2"]
+    req["job_municipality"] = "Groningen"
+    path = tmp_path / "requests.csv"
+    req.to_csv(path, index=False)
+    before, _ = _snapshot(ledger)
+    report = omkoppel(ledger, path).set_index("request_id")
+    assert report.loc["X1", "decision"] == "proposed"
+    assert report.loc["X1", "breaks"] == "medical"
+    assert "Amsterdam" in report.loc["X1", "criteria"]
+    pid = int(report.loc["X1", "proposal"])
+    with pytest.raises(LedgerError, match="medical.*--reason"):
+        decide(ledger, [pid], approve=True)
+    assert _snapshot(ledger)[0] == before
+    with pytest.raises(LedgerError, match="--reason"):
+        decide(ledger, [int(report.loc["X2", "proposal"])], approve=False)
+    decide(ledger, [pid], approve=True, reason="treatment transferred to UMCG")
+    after, _ = _snapshot(ledger)
+    assert after["M1"] == report.loc["X1", "new_municipality"] and after["M2"] == before["M2"]
     with ledger.read() as conn:
-        assert (
-            conn.execute(sa.select(sa.func.count()).select_from(t.omkoppelingen)).scalar_one() == 11
-        )
+        row = conn.execute(
+            sa.select(t.couplings.c.broken, t.couplings.c.reason).where(
+                t.couplings.c.household_id == "M1"
+            )
+        ).one()
+    assert row.broken == "medical" and row.reason == "treatment transferred to UMCG"
+    decide(ledger, [int(report.loc["X2", "proposal"])], approve=False, reason="care stays")
+    assert _snapshot(ledger)[0]["M2"] == before["M2"]
+
+
+def test_omkoppel_cli_propose_then_decide(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+    """`coupler omkoppel --requests --dry-run` writes nothing; without it the proposals are
+    recorded with ids; `reject` without --reason is refused; `approve ID` applies the move."""
+    from click.testing import CliRunner
+
+    from coupler.cli import main
+
+    ledger = _ledger_with_couplings(tmp_path, municipalities)
+    ledger.close()
+    db = ["--db", str(tmp_path / "l.sqlite")]
+    run = CliRunner().invoke
+    r = run(main, ["omkoppel", "--requests", str(REQUESTS), "--dry-run", *db])
+    assert r.exit_code == 0 and "dry run: nothing was written" in r.output, r.output
+    r = run(main, ["omkoppel", "--requests", str(REQUESTS), *db])
+    assert r.exit_code == 0 and "[proposal 1]" in r.output, r.output
+    r = run(main, ["omkoppel", "reject", "1", *db])
+    assert r.exit_code != 0 and "--reason" in r.output
+    r = run(main, ["omkoppel", "approve", "1", *db])
+    assert r.exit_code == 0 and "recoupled" in r.output, r.output
+    after, _ = _snapshot(Ledger.open(tmp_path / "l.sqlite"))
+    assert after["H000001"] != GRONINGEN

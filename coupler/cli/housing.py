@@ -110,11 +110,9 @@ def housing_status(
     )
     if out is not None:
         from coupler.excel import safe_frame
-        from coupler.output import write_atomically
+        from coupler.rundir import write_file
 
-        write_atomically(
-            out.parent if str(out.parent) else Path("."), {out.name: safe_frame(table)}
-        )
+        write_file(out, safe_frame(table))
         click.echo(f"wrote {out}")
         return
     click.echo(table.to_string(index=False))
@@ -171,7 +169,7 @@ def housing_map(
     """Write a map of the realised share (housed / target) per municipality as an HTML page."""
     from coupler.analysis import maps
     from coupler.analysis.report.markup import e, page
-    from coupler.output import write_atomically
+    from coupler.rundir import write_file
 
     rules = _housing_rules(rules_file)
     table = realised_taakstelling(ledger, name, rules=rules, as_of=as_of)
@@ -201,7 +199,7 @@ def housing_map(
         f'<section id="maps">{svg}</section>'
     )
     html_page = page(f"coupler: realised taakstelling {period.name}", body)
-    write_atomically(out.parent if str(out.parent) else Path("."), {out.name: html_page})
+    write_file(out, html_page)
     click.echo(f"wrote {out}")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 import sqlalchemy as sa
 
 from coupler.jsonsafe import dumps
@@ -41,6 +42,27 @@ from coupler.ledger.batches import write_export
 from coupler.ledger.store import db_error, describe
 from coupler.policy import Policy
 from coupler.rundir import write_file
+
+
+def _db_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The --db, --db-url and --user options (a command opening the ledger itself uses these)."""
+    fn = click.option(
+        "--user",
+        default=None,
+        help="Who runs the command, for the audit log [default: $COUPLER_USER or the OS user].",
+    )(fn)
+    fn = click.option(
+        "--db-url",
+        default=None,
+        help="SQLAlchemy URL of the ledger instead of --db, e.g. "
+        "postgresql+psycopg://host/coupler [default: $COUPLER_DB_URL].",
+    )(fn)
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Ledger SQLite file [default: $COUPLER_DB or ./coupler-ledger.sqlite].",
+    )(fn)
 
 
 def _ledger_options(fn: Callable[..., Any] | None = None, *, create: bool = False) -> Any:
@@ -406,6 +428,15 @@ def batch_show(ledger: Ledger, batch_id: int | None, out: Path | None, show_all:
     if pacing.get("yielded"):
         paced += " (pacing yielded to keep hard criteria)"
     click.echo(f"households {b.households:,}, persons {b.persons:,}; {paced}")
+    from coupler.ledger.context import BatchContext
+
+    with ledger.read() as conn:
+        made = BatchContext.load(conn, b.id).describe()
+    click.echo(
+        f"made with: radius {made['radius_km']:g} km, distances {made['distances']}"
+        + (f" (sha256 {made['distances_sha256']})" if made["distances_sha256"] else "")
+        + f", agreements {', '.join(made['agreements']) or 'none'}"
+    )
     if len(rows):
         by = rows.groupby("status")["persons"].agg(["count", "sum"])
         for status, r in by.iterrows():
@@ -640,11 +671,11 @@ def ledger_audit(ledger: Ledger, out: Path | None, last: int) -> None:
 # --- omkoppeling ------------------------------------------------------------------------------
 
 
-@click.command("omkoppel")
+@click.group("omkoppel", invoke_without_command=True)
 @click.option(
     "--requests",
     type=click.Path(dir_okay=False),
-    required=True,
+    default=None,
     help="Requests table (columns: docs/ledger.md, section Omkoppeling).",
 )
 @click.option(
@@ -652,43 +683,111 @@ def ledger_audit(ledger: Ledger, out: Path | None, last: int) -> None:
     "rules_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="TOML with an [omkoppeling] table: gate, radius_km, min_contract_months, "
-    "excluded_job_types, bijstandsnorm per year [default: illustrative values].",
+    help="Policy TOML whose [omkoppeling] table sets gate, radius_km, min_contract_months, "
+    "excluded_job_types and bijstandsnorm per year [default: illustrative values].",
 )
+@click.option("--dry-run", is_flag=True, help="Show what would be proposed; write nothing.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the decision report (CSV: pass/fail and reason per rule) here.",
+    help="Write the report (CSV: pass/fail and reason per rule and criterion) here.",
 )
-@_ledger_options
-def omkoppel_cmd(ledger: Ledger, requests: str, rules_file: str | None, out: Path | None) -> None:
-    """Check a batch of omkoppeling requests and re-couple the eligible ones near their jobs.
+@_db_options
+@click.pass_context
+def omkoppel_cmd(
+    ctx: click.Context,
+    requests: str | None,
+    rules_file: str | None,
+    dry_run: bool,
+    out: Path | None,
+    db: Path | None,
+    db_url: str | None,
+    user: str | None,
+) -> None:
+    """Check omkoppeling requests and propose moves near the new jobs; approve or reject them.
 
     Every rule is checked per request (timing gate, job match, scarcity in the current region,
     signed contract, salary >= bijstandsnorm, >= 6 months, payslip seen, Reba paid, excluded job
-    types). Eligible households are re-coupled jointly within 50 km of the job; the quota moves
-    from the old municipality to the new one; every other coupling stays.
+    types), and every other hard criterion of the household at the new municipality. Eligible
+    households get a proposal; nothing moves until `coupler omkoppel approve ID` (a reason is
+    required when the move breaks a criterion) or `coupler omkoppel reject ID --reason`.
+
+    \b
+    Examples:
+      coupler omkoppel --requests requests.csv --dry-run
+      coupler omkoppel --requests requests.csv
+      coupler omkoppel approve 3 --reason "employer confirmed; medical care moves along"
     """
-    from coupler.ledger.omkoppeling import RULES, OmkoppelRules, omkoppel
+    if ctx.invoked_subcommand is not None:
+        return
+    if requests is None:
+        raise click.UsageError("give --requests FILE, or a subcommand (approve, reject)")
+    from coupler.ledger.omkoppeling import RULES, omkoppel
+    from coupler.policy import OmkoppelRules
 
     rules = OmkoppelRules.from_file(rules_file) if rules_file else OmkoppelRules()
-    report = omkoppel(ledger, requests, rules)
+    ledger = Ledger.open(db, db_url=db_url, user=user)
+    ctx.call_on_close(ledger.close)
+    report = omkoppel(ledger, requests, rules, dry_run=dry_run)
     for r in report.to_dict("records"):
         failed = [f"{k} ({r[k + '_reason']})" for k in RULES if r[k] == "fail"]
         where = (
             f" -> {r['new_municipality']} ({r['distance_km']} km from the job)"
-            if r["decision"] == "recoupled"
+            if r["decision"] == "proposed"
             else ""
         )
+        label = f"proposal {int(r['proposal'])}" if pd.notna(r["proposal"]) else "(dry run)"
         click.echo(
             f"request {r['request_id']}: {r['decision']}{where}"
+            + (f" [{label}]" if r["decision"] == "proposed" else "")
             + (f"; failed: {'; '.join(failed)}" if failed else "")
+            + (f"; BREAKS {r['breaks']}: {r['criteria']}" if r["breaks"] else "")
         )
     counts = report["decision"].value_counts().to_dict()
     click.echo("decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if dry_run:
+        click.echo("dry run: nothing was written")
+    elif (report["decision"] == "proposed").any():
+        click.echo("approve or reject with `coupler omkoppel approve|reject ID --reason TEXT`")
     if out is not None:
         click.echo(f"wrote {write_file(out, report, inputs=(requests, rules_file))}")
+
+
+def _decide_command(approve_it: bool) -> click.Command:
+    verb = "approve" if approve_it else "reject"
+
+    @omkoppel_cmd.command(verb)
+    @click.argument("proposals", type=int, nargs=-1, required=True)
+    @click.option(
+        "--reason",
+        default=None,
+        help="Why. Required to reject, and to approve a move that breaks a hard criterion.",
+    )
+    @click.option("--dry-run", is_flag=True, help="Check the decision; write nothing.")
+    @_ledger_options
+    def decide_cmd(
+        ledger: Ledger, proposals: tuple[int, ...], reason: str | None, dry_run: bool
+    ) -> None:
+        from coupler.ledger.omkoppeling import decide
+
+        report = decide(ledger, list(proposals), approve=approve_it, reason=reason, dry_run=dry_run)
+        for r in report.to_dict("records"):
+            click.echo(
+                f"omkoppeling {r['proposal']} ({r['household_id']}): {r['decision']} "
+                f"{r['old_municipality']} -> {r['new_municipality']}"
+                + (f"; breaks {r['breaks']} (reason recorded)" if r["breaks"] else "")
+                + (" [dry run]" if dry_run else "")
+            )
+
+    decide_cmd.__doc__ = (
+        f"{verb.capitalize()} omkoppeling proposals (ids from `coupler omkoppel --requests`)."
+    )
+    return decide_cmd
+
+
+_decide_command(True)
+_decide_command(False)
 
 
 # --- Kansrijke Koppeling ---------------------------------------------------------------------
@@ -714,7 +813,8 @@ def kansrijk() -> None:
     "rules_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="TOML with a [kansrijk] table: min_probability, grant_probability by nationality.",
+    help="Policy TOML whose [kansrijk] table sets nationalities, min_probability, "
+    "contra_indications and grant_probability [default: the --policy file's].",
 )
 @click.option(
     "--policy", "policy_file", type=click.Path(dir_okay=False), default=None, help="Policy TOML."
@@ -728,16 +828,19 @@ def kansrijk_propose(
     policy_file: str | None,
 ) -> None:
     """Plan provisional couplings and reserve probability x persons of quota for each."""
-    from coupler.ledger.kansrijk import KansrijkRules, propose_provisional
+    from coupler.ledger.kansrijk import propose_provisional
+    from coupler.policy import KansrijkRules
 
-    rules = KansrijkRules.from_file(rules_file) if rules_file else KansrijkRules()
     policy = Policy.from_file(policy_file) if policy_file else Policy()
+    rules = KansrijkRules.from_file(rules_file) if rules_file else policy.kansrijk
     report = propose_provisional(ledger, households, criteria, rules=rules, policy=policy)
     active = report[report["status"] == "active"]
     click.echo(
         f"provisional couplings: {len(active)} households, {int(active['persons'].sum())} persons, "
         f"reserving {active['reserved'].sum():.2f} expected persons; "
         f"below threshold {int((report['status'] == 'below-threshold').sum())}, "
+        f"not kansrijk {int((report['status'] == 'not-kansrijk').sum())}, "
+        f"contra-indication {int((report['status'] == 'contra-indication').sum())}, "
         f"no room {int((report['status'] == 'no-room').sum())}"
     )
 
@@ -747,7 +850,7 @@ def kansrijk_propose(
     "--decisions",
     type=click.Path(dir_okay=False),
     required=True,
-    help="Table with household_id and decision (granted | refused).",
+    help="Table with household_id and decision (granted | refused, or verleend | geweigerd).",
 )
 @_ledger_options
 def kansrijk_permit(ledger: Ledger, decisions: str) -> None:
@@ -761,6 +864,61 @@ def kansrijk_permit(ledger: Ledger, decisions: str) -> None:
         click.echo(
             f"re-planned households are proposed in batch {int(report['batch'].dropna().iloc[0])}; "
             "approve it with `coupler batch approve`"
+        )
+
+
+@kansrijk.command("list")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the list (CSV) here.",
+)
+@_ledger_options
+def kansrijk_list(ledger: Ledger, out: Path | None) -> None:
+    """Show every provisional coupling and where it stands (what a permit would do now)."""
+    from coupler.ledger.kansrijk import list_provisional
+
+    rows = list_provisional(ledger)
+    for r in rows.itertuples(index=False):
+        click.echo(
+            f"{r.id:>4} {r.household_id:<14} {r.persons:>2} persons  p={r.probability:.2f}  "
+            f"{r.municipality}  {r.stands}"
+        )
+    click.echo(f"{len(rows)} provisional couplings")
+    if out is not None:
+        from coupler.rundir import write_file
+
+        write_file(out, rows)
+        click.echo(f"wrote {out}")
+
+
+@kansrijk.command("update")
+@click.option(
+    "--households",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="The changed households (every field), e.g. a new size after a birth or reunification.",
+)
+@click.option(
+    "--criteria",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Their new hard criteria (replace the stored ones) [default: keep the stored ones].",
+)
+@click.option("--reason", default=None, help="Why, for the audit log.")
+@_ledger_options
+def kansrijk_update(
+    ledger: Ledger, households: str, criteria: str | None, reason: str | None
+) -> None:
+    """Record a household that changed before the permit; its reservation follows its size."""
+    from coupler.ledger.kansrijk import update_provisional
+
+    report = update_provisional(ledger, households, criteria, reason=reason)
+    for r in report.itertuples(index=False):
+        click.echo(
+            f"{r.household_id}: {r.persons_before} -> {r.persons} persons, "
+            f"{r.criteria_before} -> {r.criteria} criteria"
         )
 
 

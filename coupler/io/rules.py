@@ -248,6 +248,8 @@ def _convert(
             return bad("a table")
         out_map = {}
         for k, v in value.items():
+            if key_kind is int and isinstance(k, str) and k.strip().lstrip("-").isdigit():
+                k = int(k)  # TOML table keys are text; a year such as "2025" is a whole number
             ok_k, parsed_k = _convert(key_kind, k, where, source, [], prefix)
             ok_v, parsed_v = _convert(item, v, f"{where}.{k}", source, problems, prefix)
             if not ok_k:

@@ -1,11 +1,18 @@
 """Omkoppeling: re-coupling approved households near a new job (DOMAIN.md section 6).
 
 A batch of requests is read from one table (columns below), each request is checked against every
-rule with a pass/fail and a reason, and the eligible ones are re-coupled **jointly** within
+rule with a pass/fail and a reason, and the eligible ones are placed **jointly** within
 ``radius_km`` of the job: a small assignment MIP (solved by coupler's MIP backend) that moves as
-many persons as the quotas allow, nearest to the job first. A move releases the household's persons
-at the old municipality and charges them at the new one, in the open period; every other coupling
-stays as it is.
+many persons as the quotas allow, keeping the household's other hard criteria (medical, family,
+study) where it can, nearest to the job first. Distances, radius and criteria are those of the
+batch that coupled the household (:class:`~coupler.ledger.context.BatchContext`).
+
+Nothing moves at once: each move is a **proposal** with its rule verdicts and the verdict on every
+other hard criterion at the new municipality. A regievoerder approves it
+(``coupler omkoppel approve ID``; a reason is required when the move breaks a criterion) or
+rejects it (``coupler omkoppel reject ID --reason``). An approved move releases the household's
+persons at the old municipality and charges them at the new one, in the open period; every other
+coupling stays as it is. ``--dry-run`` shows the proposals without writing anything.
 
 Requests file, one row per request (yes/no columns accept the words of ``coupler.schema``)::
 
@@ -29,17 +36,18 @@ When the ledger has housing events for the household (coupler.ledger.housing), i
 ``housing_offered`` and ``inburgering_started`` instead of these two columns.
 
 The rules' parameters live in :class:`OmkoppelRules` (a TOML ``[omkoppeling]`` table).
+
+The rules' parameters live in the policy's ``[omkoppeling]`` table
+(:class:`~coupler.policy.OmkoppelRules`): gate, radius, contract months, bijstandsnorm per year and
+the excluded job types (Dutch and English).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,12 +55,16 @@ import pandas as pd
 import scipy.sparse as sp
 import sqlalchemy as sa
 
+from coupler.criteria import hard_criteria
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipProblem
-from coupler.errors import InputError, PolicyError, Problem
-from coupler.geo import haversine_km
+from coupler.errors import InputError
 from coupler.io import Checker, Places, read_table
+from coupler.ledger.context import BatchContext
 from coupler.ledger.periods import period_total
+from coupler.ledger.store import LedgerError, quota_state
+from coupler.policy import OmkoppelRules
+from coupler.scenario import load_scenario
 
 #: Rules in the order they are reported.
 RULES = (
@@ -94,103 +106,6 @@ _BOOLEAN = (
     "housing_offered",
     "inburgering_started",
 )
-
-#: ILLUSTRATIVE bijstandsnorm (social-assistance norm, single adult 21+, net euros per month incl.
-#: holiday allowance, rounded). Replace with the official figures of the year in a rules file;
-#: they change every January and July.
-ILLUSTRATIVE_BIJSTANDSNORM: Mapping[int, float] = {2024: 1_340.0, 2025: 1_400.0, 2026: 1_440.0}
-
-
-@dataclass(frozen=True)
-class OmkoppelRules:
-    """Parameters of the omkoppeling rules (DOMAIN.md section 6).
-
-    ``gate``: ``"and"`` allows omkoppeling only before housing is offered **and** before
-    inburgering has started (neither happened yet); ``"or"`` allows it while at least one of the
-    two has not happened yet.
-    """
-
-    gate: str = "and"
-    radius_km: float = 50.0
-    min_contract_months: float = 6.0
-    excluded_job_types: tuple[str, ...] = ("cleaning", "distribution")
-    bijstandsnorm: Mapping[int, float] = field(
-        default_factory=lambda: dict(ILLUSTRATIVE_BIJSTANDSNORM)
-    )
-
-    def __post_init__(self) -> None:
-        p: list[str] = []
-        if self.gate not in ("and", "or"):
-            p.append(f"omkoppeling gate must be 'and' or 'or'; got {self.gate!r}")
-        if not (self.radius_km > 0 and math.isfinite(self.radius_km)):
-            p.append(f"omkoppeling radius_km must be > 0; got {self.radius_km!r}")
-        if not self.min_contract_months >= 0:
-            p.append(
-                f"omkoppeling min_contract_months must be >= 0; got {self.min_contract_months!r}"
-            )
-        for year, amount in self.bijstandsnorm.items():
-            if not (isinstance(year, int) and amount > 0):
-                p.append(
-                    f"omkoppeling bijstandsnorm {year} must be a year with an amount > 0; "
-                    f"got {amount!r}"
-                )
-        if p:
-            raise PolicyError([Problem("<omkoppeling rules>", m) for m in p])
-        object.__setattr__(
-            self, "excluded_job_types", tuple(j.strip().casefold() for j in self.excluded_job_types)
-        )
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> OmkoppelRules:
-        """Read the ``[omkoppeling]`` table of a TOML file; other tables are ignored.
-
-        Example::
-
-            [omkoppeling]
-            gate = "or"
-            radius_km = 50
-            min_contract_months = 6
-            excluded_job_types = ["cleaning", "distribution", "temp agency"]
-            [omkoppeling.bijstandsnorm]
-            2025 = 1401.50
-        """
-        name = Path(path).name
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PolicyError(Problem(name, "file not found")) from None
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise PolicyError(Problem(name, f"is not valid TOML: {exc}")) from None
-        table = raw.get("omkoppeling", {})
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(table) - known)
-        if bad:
-            raise PolicyError(
-                Problem(
-                    name, f"unknown key [omkoppeling] {bad[0]}; known: {', '.join(sorted(known))}"
-                )
-            )
-        kwargs: dict[str, Any] = {}
-        try:
-            if "gate" in table:
-                kwargs["gate"] = str(table["gate"])
-            for key in ("radius_km", "min_contract_months"):
-                if key in table:
-                    kwargs[key] = float(table[key])
-            if "excluded_job_types" in table:
-                kwargs["excluded_job_types"] = tuple(str(j) for j in table["excluded_job_types"])
-            if "bijstandsnorm" in table:
-                kwargs["bijstandsnorm"] = {
-                    int(y): float(v) for y, v in table["bijstandsnorm"].items()
-                }
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise PolicyError(
-                Problem(name, f"[omkoppeling] has a value of the wrong type: {exc}")
-            ) from None
-        try:
-            return cls(**kwargs)
-        except PolicyError as exc:
-            raise PolicyError([Problem(name, p.message) for p in exc.problems]) from None
 
 
 def load_requests(
@@ -309,10 +224,12 @@ def check_request(r: Mapping[str, Any], rules: OmkoppelRules) -> dict[str, tuple
         bool(r["reba_paid"]),
         "pays the reception contribution (Reba)" if r["reba_paid"] else "does not pay the Reba",
     )
-    excluded = str(r["job_type"]).casefold() in rules.excluded_job_types
+    excluded = rules.excluded(str(r["job_type"]))
     out["job_type"] = (
-        not excluded,
-        f"job type '{r['job_type']}' is excluded" if excluded else "job type is not excluded",
+        excluded is None,
+        f"job type '{r['job_type']}' is excluded (matches '{excluded}' in the policy's list)"
+        if excluded
+        else "job type is not on the policy's excluded list",
     )
     return out
 
@@ -329,40 +246,50 @@ class Move:
 
 def recouple(
     eligible: pd.DataFrame,
-    state: pd.DataFrame,
+    codes: np.ndarray,
+    capacity: np.ndarray,
+    job_km: np.ndarray,
+    breaks: np.ndarray,
     radius_km: float,
     *,
     backend: str = "highs",
 ) -> list[Move]:
-    """Jointly re-couple ``eligible`` households (household_id, persons, old, job) near their jobs.
+    """Jointly place ``eligible`` households (household_id, persons, old) near their jobs.
 
-    ``state`` has per municipality: municipality (code), lat, lon and ``capacity`` (persons that
-    may still be charged). A household whose old municipality already lies within the radius
-    stays. The others move to a municipality within ``radius_km`` of the job; capacity counts the
-    persons moving out, so two households may swap. Moving persons comes first, then nearness to
-    the job. A household with no room stays where it is (``new`` None).
+    ``job_km[i, m]`` is the distance from household i's job to municipality m (in the household's
+    batch's distances), ``breaks[i, m]`` whether m breaks one of its other hard criteria, and
+    ``capacity[m]`` the persons m may still take. A household whose old municipality lies within
+    the radius of the job and breaks nothing stays. The others move to a municipality within
+    ``radius_km`` of the job; capacity counts the persons moving out, so two households may swap.
+    In order: most persons moved, fewest households breaking another criterion, nearest to the
+    job. A household with no room stays where it is (``new`` None).
     """
-    codes = state["municipality"].astype(str).to_numpy()
     index = {c: i for i, c in enumerate(codes)}
-    lat, lon = state["lat"].to_numpy(float), state["lon"].to_numpy(float)
-    cap = state["capacity"].to_numpy(dtype=np.float64)
+    cap = np.asarray(capacity, dtype=np.float64)
     e = eligible.reset_index(drop=True)
-    job = e["job"].map(index).to_numpy(dtype=np.int64)
     old = e["old"].map(index).to_numpy(dtype=np.int64)
     persons = e["persons"].to_numpy(dtype=np.float64)
-    d_old = haversine_km(lat[job], lon[job], lat[old], lon[old])
+    rows = np.arange(len(e))
+    d_old = job_km[rows, old]
     moves: list[Move | None] = [None] * len(e)
-    for i in np.flatnonzero(d_old <= radius_km + 1e-9):
+    stay = (d_old <= radius_km + 1e-9) & ~breaks[rows, old]
+    for i in np.flatnonzero(stay):
         moves[i] = Move(e.at[i, "household_id"], e.at[i, "old"], e.at[i, "old"], float(d_old[i]))
-    todo = np.flatnonzero(d_old > radius_km + 1e-9)
+    todo = np.flatnonzero(~stay)
     if len(todo):
-        dist = haversine_km(
-            lat[job[todo]][:, None], lon[job[todo]][:, None], lat[None, :], lon[None, :]
-        )
+        dist = job_km[todo]
         hh, mm = np.nonzero(dist <= radius_km + 1e-9)
         n_x, n_s = len(hh), len(todo)
-        weight = n_s + 1.0  # one person moved outweighs all distance terms together
-        c = np.concatenate([weight * persons[todo][hh] - dist[hh, mm] / radius_km, np.zeros(n_s)])
+        # Lexicographic weights: distance terms sum to < 1 per household, so one avoided break
+        # (n_s + 1) outweighs them all, and one person moved outweighs every break.
+        b = n_s + 1.0
+        w = b * (n_s + 1.0)
+        c = np.concatenate(
+            [
+                w * persons[todo][hh] - b * breaks[todo][hh, mm] - dist[hh, mm] / radius_km / n_s,
+                np.zeros(n_s),
+            ]
+        )
         # One row per household: its pairs plus its stay column sum to 1.
         assign = sp.csr_matrix(
             (np.ones(n_x + n_s), (np.concatenate([hh, np.arange(n_s)]), np.arange(n_x + n_s))),
@@ -370,7 +297,7 @@ def recouple(
         )
         # Capacity: persons moving in + persons staying at m <= capacity + persons of movers from m.
         out_of = old[todo]
-        capacity = sp.csr_matrix(
+        capacity_rows = sp.csr_matrix(
             (
                 np.concatenate([persons[todo][hh], persons[todo]]),
                 (np.concatenate([mm, out_of]), np.arange(n_x + n_s)),
@@ -378,7 +305,7 @@ def recouple(
             shape=(len(codes), n_x + n_s),
         )
         released = np.bincount(out_of, weights=persons[todo], minlength=len(codes))
-        A = sp.vstack([assign, capacity]).tocsr()
+        A = sp.vstack([assign, capacity_rows]).tocsr()
         problem = MipProblem(
             c=c,
             A=A,
@@ -397,37 +324,69 @@ def recouple(
             if len(chosen):
                 m = int(chosen[0])
                 moves[i] = Move(
-                    e.at[i, "household_id"], e.at[i, "old"], codes[m], float(dist[k, m])
+                    e.at[i, "household_id"], e.at[i, "old"], str(codes[m]), float(dist[k, m])
                 )
             else:
                 moves[i] = Move(e.at[i, "household_id"], e.at[i, "old"], None, None)
     return [m for m in moves if m is not None]
 
 
-def omkoppel(
-    ledger: Any, requests: str | os.PathLike[str], rules: OmkoppelRules | None = None
-) -> pd.DataFrame:
-    """Check and decide a batch of omkoppeling requests in one ledger transaction.
+def _criteria_verdicts(
+    context: BatchContext, municipalities: pd.DataFrame, household: pd.DataFrame
+) -> tuple[np.ndarray, list[tuple[str, str, np.ndarray]], np.ndarray]:
+    """(distances, [(kind, code, km to every municipality)] of the household's other binding
+    hard criteria, radius-break mask over municipalities) under the batch's context.
 
-    Returns the decision report: one row per request with ``eligible``, ``decision``
-    (``recoupled`` | ``stays`` | ``no-room`` | ``rejected``), old and new municipality, the distance
-    to the job and, per rule, ``<rule>`` (pass/fail) and ``<rule>_reason``.
+    Work criteria are left out: the new job replaces the job the household had.
+    """
+    inst = context.instance(municipalities, household)
+    policy = context.effective_policy
+    hard = hard_criteria(inst, policy)
+    t = hard.table
+    rows = t[t["hard"] & ~t["yielded"] & (t["kind"] != "work")]
+    D = inst.distance_km
+    out = [
+        (str(k), str(inst.codes[m]), D[m])
+        for k, m in zip(rows["kind"], rows["municipality"], strict=True)
+    ]
+    breaks = np.zeros(inst.n_municipalities, dtype=bool)
+    for _, _, km in out:
+        breaks |= km > policy.hard.radius_km + 1e-9
+    return D, out, breaks
+
+
+def omkoppel(
+    ledger: Any,
+    requests: str | os.PathLike[str],
+    rules: OmkoppelRules | None = None,
+    *,
+    dry_run: bool = False,
+) -> pd.DataFrame:
+    """Check a batch of omkoppeling requests and propose the eligible moves.
+
+    Returns the report: one row per request with ``proposal`` (its id, None on a dry run or when
+    nothing is proposed), ``eligible``, ``decision`` (``proposed`` | ``stays`` | ``no-room`` |
+    ``rejected``), old and new municipality, the distance to the job, ``breaks`` (kinds of the
+    household's other hard criteria the move would break, ';'-joined) with ``criteria`` (a
+    verdict per criterion) and, per rule, ``<rule>`` (pass/fail) and ``<rule>_reason``.
+    Nothing moves until :func:`decide` approves a proposal.
     """
     from coupler.ledger import schema as t
     from coupler.ledger.housing import ledger_timing
-    from coupler.ledger.store import LedgerError, quota_state
-    from coupler.scenario import load_scenario
 
     rules = rules or OmkoppelRules()
     with ledger.read() as conn:
         period = ledger.open_period(conn)
     municipalities, _ = load_scenario(period.scenario, period_total(period))
-    with ledger.write("omkoppel") as tx:
-        conn = tx.conn
-        period = ledger.open_period(conn, lock=True)
+    codes = municipalities["code"].astype(str).to_numpy()
+    names = dict(zip(codes, municipalities["name"].astype(str), strict=True))
+    index = {c: i for i, c in enumerate(codes)}
+
+    def run(conn: sa.Connection, tx: Any) -> pd.DataFrame:
         rows = conn.execute(
             sa.select(
                 t.couplings.c.id,
+                t.couplings.c.batch_id,
                 t.couplings.c.household_id,
                 t.couplings.c.persons,
                 t.couplings.c.municipality,
@@ -453,19 +412,57 @@ def omkoppel(
             raise LedgerError(
                 f"request '{sorted(done)[0]}' was already decided; requests are decided once"
             )
+        pending = {
+            h
+            for (h,) in conn.execute(
+                sa.select(t.omkoppelingen.c.household_id).where(
+                    t.omkoppelingen.c.decision == "proposed"
+                )
+            ).all()
+        }
+        waiting = sorted(set(req["household_id"]) & pending)
+        if waiting:
+            raise LedgerError(
+                f"household '{waiting[0]}' has an omkoppeling proposal awaiting a decision; "
+                "approve or reject it first"
+            )
         checks = [check_request(r, rules) for r in req.to_dict("records")]
         req["eligible"] = [all(ok for ok, _ in ch.values()) for ch in checks]
         req["persons"] = [int(coupled[h].persons) for h in req["household_id"]]
         req["old"] = [str(coupled[h].municipality) for h in req["household_id"]]
-        state = quota_state(conn, period.id)
-        state["capacity"] = np.floor(state["available"] - state["reserved"] + 1e-9).clip(lower=0)
-        elig = req[req["eligible"]].rename(columns={"job_municipality": "job"})
+        contexts: dict[int, BatchContext] = {}
+        job_km = np.zeros((len(req), len(codes)))
+        breaks = np.zeros((len(req), len(codes)), dtype=bool)
+        verdicts: list[list[tuple[str, str, np.ndarray]]] = []
+        for i, r in enumerate(req.to_dict("records")):
+            c = coupled[r["household_id"]]
+            if c.batch_id not in contexts:
+                contexts[c.batch_id] = BatchContext.load(conn, c.batch_id)
+            hh = pd.DataFrame({"household_id": [r["household_id"]], "size": [r["persons"]]})
+            D, binding, brk = _criteria_verdicts(contexts[c.batch_id], municipalities, hh)
+            job_km[i] = D[index[r["job_municipality"]]]
+            breaks[i] = brk
+            verdicts.append(binding)
+        state = quota_state(conn, period.id).set_index("municipality").reindex(codes)
+        capacity = np.floor(state["available"] - state["reserved"] + 1e-9).clip(lower=0)
+        elig = np.flatnonzero(req["eligible"].to_numpy(dtype=bool))
         moves = (
-            {m.household_id: m for m in recouple(elig, state, rules.radius_km)} if len(elig) else {}
+            {
+                m.household_id: m
+                for m in recouple(
+                    req.iloc[elig],
+                    codes,
+                    capacity.to_numpy(),
+                    job_km[elig],
+                    breaks[elig],
+                    rules.radius_km,
+                )
+            }
+            if len(elig)
+            else {}
         )
-        tx.checkpoint("omkoppel")
         report = []
-        for r, ch in zip(req.to_dict("records"), checks, strict=True):
+        for i, (r, ch) in enumerate(zip(req.to_dict("records"), checks, strict=True)):
             move = moves.get(r["household_id"])
             if not r["eligible"]:
                 decision, new, km = "rejected", None, None
@@ -474,58 +471,58 @@ def omkoppel(
             elif move.new == move.old:
                 decision, new, km = "stays", move.old, move.distance_km
             else:
-                decision, new, km = "recoupled", move.new, move.distance_km
-            cid = int(coupled[r["household_id"]].id)
-            if decision == "recoupled":
-                conn.execute(
-                    t.couplings.update().where(t.couplings.c.id == cid).values(municipality=new)
+                decision, new, km = "proposed", move.new, move.distance_km
+            radius = contexts[coupled[r["household_id"]].batch_id].effective_policy.hard.radius_km
+            crit: dict[str, dict[str, Any]] = {}
+            broken: list[str] = []
+            if new is not None:
+                for kind, code, dist in verdicts[i]:
+                    d = float(dist[index[new]])
+                    ok = d <= radius + 1e-9
+                    crit[f"{kind}:{code}"] = {
+                        "passed": ok,
+                        "reason": f"{kind} {names[code]} is {d:.1f} km from {names[new]} "
+                        f"({'within' if ok else 'beyond'} {radius:g} km)",
+                    }
+                    if not ok:
+                        broken.append(kind)
+            detail: dict[str, Any] = {
+                k: {"passed": ok, "reason": why} for k, (ok, why) in ch.items()
+            }
+            detail["criteria"] = crit
+            proposal = None
+            if tx is not None:
+                proposal = conn.execute(
+                    t.omkoppelingen.insert().values(
+                        period_id=period.id,
+                        request_id=r["request_id"],
+                        household_id=r["household_id"],
+                        coupling_id=int(coupled[r["household_id"]].id),
+                        eligible=bool(r["eligible"]),
+                        rules=json.dumps(detail, allow_nan=False),
+                        decision=decision,
+                        old_municipality=r["old"],
+                        new_municipality=new,
+                        job_municipality=r["job_municipality"],
+                        distance_km=km,
+                        at=tx.at,
+                        by=tx.who,
+                    )
+                ).inserted_primary_key[0]
+                tx.audit(
+                    f"omkoppel-{decision}",
+                    r["household_id"],
+                    {
+                        "request": r["request_id"],
+                        "proposal": proposal,
+                        "from": r["old"],
+                        "to": new,
+                        "failed": [k for k, (ok, _) in ch.items() if not ok],
+                        "breaks": ";".join(broken) or None,
+                    },
                 )
-                conn.execute(
-                    t.charges.insert(),
-                    [
-                        {
-                            "period_id": period.id,
-                            "municipality": r["old"],
-                            "persons": -r["persons"],
-                            "source": "omkoppel",
-                            "coupling_id": cid,
-                            "at": tx.at,
-                        },
-                        {
-                            "period_id": period.id,
-                            "municipality": new,
-                            "persons": r["persons"],
-                            "source": "omkoppel",
-                            "coupling_id": cid,
-                            "at": tx.at,
-                        },
-                    ],
-                )
-            rules_json = {k: {"passed": ok, "reason": why} for k, (ok, why) in ch.items()}
-            conn.execute(
-                t.omkoppelingen.insert().values(
-                    period_id=period.id,
-                    request_id=r["request_id"],
-                    household_id=r["household_id"],
-                    coupling_id=cid,
-                    eligible=bool(r["eligible"]),
-                    rules=json.dumps(rules_json),
-                    decision=decision,
-                    old_municipality=r["old"],
-                    new_municipality=new,
-                    job_municipality=r["job_municipality"],
-                    distance_km=km,
-                    at=tx.at,
-                    by=tx.who,
-                )
-            )
-            failed = [k for k, (ok, _) in ch.items() if not ok]
-            tx.audit(
-                f"omkoppel-{decision}",
-                r["household_id"],
-                {"request": r["request_id"], "from": r["old"], "to": new, "failed": failed},
-            )
             line = {
+                "proposal": proposal if decision == "proposed" else None,
                 "request_id": r["request_id"],
                 "household_id": r["household_id"],
                 "eligible": bool(r["eligible"]),
@@ -535,9 +532,158 @@ def omkoppel(
                 "job_municipality": r["job_municipality"],
                 "distance_km": None if km is None else round(km, 1),
                 "persons": r["persons"],
+                "breaks": ";".join(broken),
+                "criteria": "; ".join(v["reason"] for v in crit.values()),
             }
             for k, (ok, why) in ch.items():
                 line[k] = "pass" if ok else "fail"
                 line[f"{k}_reason"] = why
             report.append(line)
-    return pd.DataFrame(report)
+        out = pd.DataFrame(report)
+        out["proposal"] = out["proposal"].astype("Int64")
+        return out
+
+    if dry_run:
+        with ledger.read() as conn:
+            return run(conn, None)
+    with ledger.write("omkoppel") as tx:
+        ledger.open_period(tx.conn, lock=True)
+        report = run(tx.conn, tx)
+        tx.checkpoint("omkoppel")
+    return report
+
+
+def decide(
+    ledger: Any,
+    proposals: list[int],
+    *,
+    approve: bool,
+    reason: str | None = None,
+    dry_run: bool = False,
+) -> pd.DataFrame:
+    """Approve or reject omkoppeling proposals in one transaction.
+
+    Rejecting needs a ``reason``; approving needs one when the move breaks another hard
+    criterion of the household. An approved move is re-checked (the coupling is still where it
+    was, the new municipality still has room), then the coupling moves, the quota is released at
+    the old municipality and charged at the new one, and the broken kinds and the reason are
+    stored on the coupling. Returns one row per proposal: proposal, household_id, decision,
+    old and new municipality, breaks.
+    """
+    from coupler.ledger import schema as t
+
+    why = (reason or "").strip() or None
+    if not approve and why is None:
+        raise LedgerError("rejecting an omkoppeling needs --reason")
+
+    def run(conn: sa.Connection, tx: Any) -> pd.DataFrame:
+        period = ledger.open_period(conn, lock=tx is not None)
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(t.omkoppelingen).where(t.omkoppelingen.c.id.in_(proposals))
+            )
+        }
+        missing = [p for p in proposals if p not in rows]
+        if missing:
+            raise LedgerError(f"no omkoppeling proposal {missing[0]} in the ledger")
+        state = quota_state(conn, period.id).set_index("municipality")
+        room = np.floor(state["available"] - state["reserved"] + 1e-9)
+        out = []
+        for pid in proposals:
+            r = rows[pid]
+            if r.decision != "proposed":
+                raise LedgerError(f"omkoppeling {pid} is {r.decision}; only a proposal is decided")
+            detail = json.loads(r.rules)
+            broken = [
+                k.split(":")[0] for k, v in detail.get("criteria", {}).items() if not v["passed"]
+            ]
+            if approve and broken and why is None:
+                raise LedgerError(
+                    f"omkoppeling {pid} breaks the household's {', '.join(broken)} criterion; "
+                    "approving it needs --reason"
+                )
+            coupling = conn.execute(
+                sa.select(t.couplings).where(t.couplings.c.id == r.coupling_id)
+            ).one()
+            decision = "recoupled" if approve else "declined"
+            if approve:
+                if coupling.status != "approved" or coupling.municipality != r.old_municipality:
+                    raise LedgerError(
+                        f"omkoppeling {pid}: the household's coupling changed since the proposal; "
+                        "reject it and request again"
+                    )
+                if room[r.new_municipality] < coupling.persons:
+                    raise LedgerError(
+                        f"omkoppeling {pid}: {r.new_municipality} has no room left for "
+                        f"{coupling.persons} persons; nothing was changed"
+                    )
+                room[r.new_municipality] -= coupling.persons
+                room[r.old_municipality] += coupling.persons
+            if tx is not None:
+                if approve:
+                    conn.execute(
+                        t.couplings.update()
+                        .where(t.couplings.c.id == coupling.id)
+                        .values(
+                            municipality=r.new_municipality,
+                            broken=";".join(broken) or None,
+                            reason=why if broken else coupling.reason,
+                        )
+                    )
+                    conn.execute(
+                        t.charges.insert(),
+                        [
+                            {
+                                "period_id": period.id,
+                                "municipality": r.old_municipality,
+                                "persons": -int(coupling.persons),
+                                "source": "omkoppel",
+                                "coupling_id": coupling.id,
+                                "at": tx.at,
+                            },
+                            {
+                                "period_id": period.id,
+                                "municipality": r.new_municipality,
+                                "persons": int(coupling.persons),
+                                "source": "omkoppel",
+                                "coupling_id": coupling.id,
+                                "at": tx.at,
+                            },
+                        ],
+                    )
+                conn.execute(
+                    t.omkoppelingen.update()
+                    .where(t.omkoppelingen.c.id == pid)
+                    .values(decision=decision)
+                )
+                tx.audit(
+                    f"omkoppel-{'approve' if approve else 'reject'}",
+                    r.household_id,
+                    {
+                        "proposal": pid,
+                        "from": r.old_municipality,
+                        "to": r.new_municipality,
+                        "breaks": ";".join(broken) or None,
+                    },
+                    why,
+                )
+            out.append(
+                {
+                    "proposal": pid,
+                    "household_id": r.household_id,
+                    "decision": decision,
+                    "old_municipality": r.old_municipality,
+                    "new_municipality": r.new_municipality,
+                    "breaks": ";".join(broken),
+                }
+            )
+        return pd.DataFrame(out)
+
+    if dry_run:
+        with ledger.read() as conn:
+            return run(conn, None)
+    with ledger.write("omkoppel approve" if approve else "omkoppel reject") as tx:
+        report = run(tx.conn, tx)
+        tx.checkpoint("omkoppel-decide")
+    return report
