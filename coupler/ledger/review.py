@@ -167,8 +167,8 @@ def _resolve(ref: str | None, nm: pd.DataFrame) -> str | None:
     if ref is None or not ref.strip():
         return None
     code = municipality_code(ref, nm["name"])
-    # An unknown name filters to nothing rather than being ignored.
-    return code if code is not None else "\x00unknown"
+    # An unknown name filters to nothing rather than being ignored (no code is empty).
+    return code if code is not None else ""
 
 
 def batch_view(
