@@ -46,8 +46,9 @@ def _roomy(site, household: str) -> tuple[str, str]:
     with site.ledger.read() as conn:
         q = quota_state(conn, site.ledger.open_period(conn).id).set_index("municipality")
         rows = conn.execute(
-            sa.select(t.couplings.c.household_id, t.couplings.c.municipality, t.couplings.c.persons)
-            .where(t.couplings.c.batch_id == site.demo.batch_id)
+            sa.select(
+                t.couplings.c.household_id, t.couplings.c.municipality, t.couplings.c.persons
+            ).where(t.couplings.c.batch_id == site.demo.batch_id)
         ).all()
     planned: dict[str, int] = {}
     own = None
@@ -144,9 +145,11 @@ def test_review_round_trip_in_chromium(site) -> None:
 
             own = site.role("gemeente").split(":")[1]
             with site.ledger.read() as conn:
-                own_name = conn.execute(
-                    sa.select(t.quotas.c.name).where(t.quotas.c.municipality == own)
-                ).scalars().first()
+                own_name = (
+                    conn.execute(sa.select(t.quotas.c.name).where(t.quotas.c.municipality == own))
+                    .scalars()
+                    .first()
+                )
                 expected = conn.execute(
                     sa.select(sa.func.count()).where(
                         (t.couplings.c.batch_id == b) & (t.couplings.c.municipality == own)
