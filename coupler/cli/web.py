@@ -139,6 +139,7 @@ def serve(
     import uvicorn
 
     from coupler.web import create_app
+    from coupler.web.app import server_config
 
     if not _is_loopback(host):
         click.echo(
@@ -164,9 +165,7 @@ def serve(
     app = create_app(ledger, idle_seconds=60 * idle_minutes, secure_cookie=not _is_loopback(host))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        # access_log off: uvicorn's access lines carry full paths (household ids); the app logs
-        # route templates instead.
-        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+        uvicorn.Server(server_config(app, host, port, log_level="info")).run()
     finally:
         ledger.close()
 

@@ -131,14 +131,10 @@ def _base(batch_id: int) -> sa.Select[Any]:
 
 
 def _visible(q: sa.Select[Any], municipality: str | None) -> sa.Select[Any]:
-    """Restrict to couplings to ``municipality`` (proposed, current or overridden to it)."""
+    """Restrict to couplings to ``municipality`` as they stand (a pending override included)."""
     if municipality is None:
         return q
-    return q.where(
-        (_effective() == municipality)
-        | (t.couplings.c.municipality == municipality)
-        | (t.couplings.c.proposed == municipality)
-    )
+    return q.where(_effective() == municipality)
 
 
 def visible_batches(ledger: Ledger, municipality: str | None) -> pd.DataFrame:
@@ -156,10 +152,12 @@ def visible_batches(ledger: Ledger, municipality: str | None) -> pd.DataFrame:
         ).order_by(t.batches.c.id.desc())
         if municipality is not None:
             mine = sa.select(t.couplings.c.batch_id).where(
-                (t.couplings.c.municipality == municipality)
-                | (t.couplings.c.proposed == municipality)
+                t.couplings.c.municipality == municipality
             )
-            q = q.where(t.batches.c.id.in_(mine))
+            moved = sa.select(review_overrides.c.batch_id).where(
+                review_overrides.c.municipality == municipality
+            )
+            q = q.where(t.batches.c.id.in_(mine) | t.batches.c.id.in_(moved))
         return pd.DataFrame(conn.execute(q).mappings().all())
 
 
@@ -167,8 +165,8 @@ def _resolve(ref: str | None, nm: pd.DataFrame) -> str | None:
     if ref is None or not ref.strip():
         return None
     code = municipality_code(ref, nm["name"])
-    # An unknown name filters to nothing rather than being ignored.
-    return code if code is not None else "\x00unknown"
+    # An unknown name filters to nothing rather than being ignored (no code is empty).
+    return code if code is not None else ""
 
 
 def batch_view(

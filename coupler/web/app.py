@@ -487,8 +487,9 @@ def create_app(
         Route("/batch/{batch}/approve", batch_approve, methods=["POST"]),
         Route("/batch/{batch}/withdraw", batch_withdraw, methods=["POST"]),
         Route("/batch/{batch}/review.xlsx", batch_export),
-        Route("/batch/{batch}/household/{household}", household),
-        Route("/batch/{batch}/household/{household}/override", override, methods=["POST"]),
+        # Household ids may hold any character, a slash too: the override route comes first.
+        Route("/batch/{batch}/household/{household:path}/override", override, methods=["POST"]),
+        Route("/batch/{batch}/household/{household:path}", household),
         Route("/omkoppeling", omkoppeling),
         Route("/kansrijk", kansrijk),
         Route("/{queue}/{item}/decide", decide, methods=["POST"]),
@@ -499,6 +500,20 @@ def create_app(
     app = Starlette(routes=routes, middleware=[Middleware(_Headers)])
     app.state.review = state
     return app
+
+
+def server_config(app: Starlette, host: str, port: int, **options: Any) -> Any:
+    """The uvicorn configuration the review screen runs with.
+
+    uvicorn's access log is off: its lines carry full paths, and paths carry household ids. The
+    application logs each request by its route template instead (:class:`_Headers`).
+    """
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, access_log=False, **options)
+    # uvicorn writes access lines whenever its access logger has a handler; disable the logger.
+    logging.getLogger("uvicorn.access").disabled = True
+    return config
 
 
 def _quote(text: str) -> str:
@@ -533,4 +548,4 @@ class _Headers(BaseHTTPMiddleware):
         return response
 
 
-__all__ = ["CSP", "SECURITY_HEADERS", "create_app"]
+__all__ = ["CSP", "SECURITY_HEADERS", "create_app", "server_config"]

@@ -27,16 +27,23 @@ from coupler.ledger.users import add_user
 class Demo:
     """Where the demo ledger is, its proposed batch and the accounts with their passwords."""
 
-    db: Path
+    db: Path  # the SQLite file (unused when built at a database URL)
     batch_id: int
     accounts: tuple[tuple[str, str, str], ...]  # (name, role, password)
 
 
-def build_demo(folder: Path, *, persons: int = 400, total: int = 1500, seed: int = 7) -> Demo:
-    """Create the demo ledger in ``folder`` (see the module docstring)."""
+def build_demo(
+    folder: Path,
+    *,
+    persons: int = 400,
+    total: int = 1500,
+    seed: int = 7,
+    db_url: str | None = None,
+) -> Demo:
+    """Create the demo ledger in ``folder`` (or at ``db_url``, an empty database)."""
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "demo-ledger.sqlite"
-    ledger = Ledger.open(db, user="demo")
+    ledger = Ledger.open(None if db_url else db, db_url=db_url, user="demo")
     path = resources.files("coupler.scenarios") / "nl-2024" / "municipalities.csv"
     municipalities = pd.read_csv(str(path))
     try:

@@ -1,0 +1,174 @@
+"""The review screen end to end in headless Chromium (playwright) against a real uvicorn server:
+a regievoerder filters the broken couplings, opens a household, overrides it with a reason and
+approves the batch, and the ledger shows it; a gemeente user sees only its own couplings.
+Screenshots go to $COUPLER_ARTIFACTS (default ./artifacts)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from coupler.ledger import quota_state
+from coupler.ledger import schema as t
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
+    ),
+]
+
+
+def _artifacts() -> Path:
+    d = Path(os.environ.get("COUPLER_ARTIFACTS") or "artifacts") / "web"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _roomy(site, household: str) -> tuple[str, str]:
+    """(code, name) of the municipality with the most room after the proposed batch, other
+    than the household's own."""
+    with site.ledger.read() as conn:
+        q = quota_state(conn, site.ledger.open_period(conn).id).set_index("municipality")
+        rows = conn.execute(
+            sa.select(
+                t.couplings.c.household_id, t.couplings.c.municipality, t.couplings.c.persons
+            ).where(t.couplings.c.batch_id == site.demo.batch_id)
+        ).all()
+    planned: dict[str, int] = {}
+    own = None
+    for h, m, p in rows:
+        if m:
+            planned[m] = planned.get(m, 0) + p
+        if h == household:
+            own = m
+    room = (q["available"] - q["reserved"]).sub(
+        __import__("pandas").Series(planned, dtype="float64"), fill_value=0
+    )
+    room = room.drop(own, errors="ignore")
+    code = str(room.idxmax())
+    return code, str(q.at[code, "name"])
+
+
+def test_review_round_trip_in_chromium(site) -> None:
+    """Sign in as regievoerder, filter the broken couplings, open one, override it with a reason,
+    approve the batch (a reason is required for the breaks) and find all of it in the ledger;
+    then sign in as the gemeente user and see only couplings to its municipality."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    out = _artifacts()
+    backend = site.ledger.engine.dialect.name
+    b = site.demo.batch_id
+    requests: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(site.url + "/")
+            page.fill("#name", "regie")
+            page.fill("#password", site.password("regie"))
+            page.click("#signin")
+            assert page.locator("#whoami").inner_text() == "regie"
+            page.screenshot(path=str(out / f"{backend}-1-periode.png"), full_page=True)
+
+            page.click(f"#batches a[href='/batch/{b}']")
+            page.check("#f-broken")
+            page.click("#apply")
+            rows = page.locator("#couplings tbody tr")
+            n = rows.count()
+            assert n >= 1
+            assert page.locator("#couplings tbody tr.broken").count() == n
+            page.screenshot(path=str(out / f"{backend}-2-batch-broken.png"), full_page=True)
+
+            first = page.locator("#couplings a.hh").first
+            household = first.inner_text()
+            first.click()
+            assert page.locator("#household-id").inner_text() == household
+            assert page.locator("#criteria tbody tr").count() >= 1
+            assert page.locator("svg.map circle.radius").count() >= 1
+            assert page.locator("#side-by-side thead th").count() >= 3
+            page.screenshot(path=str(out / f"{backend}-3-huishouden.png"), full_page=True)
+
+            code, name = _roomy(site, household)
+            page.fill("#override-municipality", name)
+            page.fill("#override-reason", "werk binnen 50 km")
+            page.click("#override")
+            assert page.locator("#pending").is_visible()
+            assert page.locator("#current").inner_text() == name
+
+            page.goto(f"{site.url}/batch/{b}")
+            page.fill("#approve-reason", "tekort aan plaatsen; breuk geaccepteerd")
+            page.click("#approve")
+            assert "goedgekeurd" in page.locator("#message").inner_text()
+            page.screenshot(path=str(out / f"{backend}-4-approved.png"), full_page=True)
+
+            page.click("#lang")
+            assert "approved" in page.locator("#message").inner_text()
+            page.click("#lang")
+            page.click("#logout")
+            context.close()
+
+            with site.ledger.read() as conn:
+                status = conn.execute(
+                    sa.select(t.batches.c.status, t.batches.c.decided_by).where(t.batches.c.id == b)
+                ).one()
+                coupling = conn.execute(
+                    sa.select(t.couplings).where(
+                        (t.couplings.c.batch_id == b) & (t.couplings.c.household_id == household)
+                    )
+                ).one()
+                audit = conn.execute(
+                    sa.select(t.audit.c.who, t.audit.c.reason).where(
+                        (t.audit.c.action == "override") & (t.audit.c.subject == household)
+                    )
+                ).all()
+            assert tuple(status) == ("approved", "regie")
+            assert coupling.municipality == code and coupling.status == "approved"
+            assert coupling.reason == "werk binnen 50 km" and coupling.decided_by == "regie"
+            assert [tuple(a) for a in audit] == [("regie", "werk binnen 50 km")]
+
+            own = site.role("gemeente").split(":")[1]
+            with site.ledger.read() as conn:
+                own_name = (
+                    conn.execute(sa.select(t.quotas.c.name).where(t.quotas.c.municipality == own))
+                    .scalars()
+                    .first()
+                )
+                expected = conn.execute(
+                    sa.select(sa.func.count()).where(
+                        (t.couplings.c.batch_id == b) & (t.couplings.c.municipality == own)
+                    )
+                ).scalar_one()
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(site.url + "/login")
+            page.fill("#name", "gemeente")
+            page.fill("#password", site.password("gemeente"))
+            page.click("#signin")
+            page.goto(f"{site.url}/batch/{b}?per_page=500")
+            cells = page.locator("#couplings tbody tr td:nth-child(4)").all_inner_texts()
+            assert len(cells) == expected >= 1
+            assert all(c.strip().startswith(own_name) for c in cells)
+            assert page.locator("#approve").count() == 0
+            page.screenshot(path=str(out / f"{backend}-5-gemeente.png"), full_page=True)
+            context.close()
+        finally:
+            browser.close()
+    assert all(r.startswith(site.url) for r in requests)
