@@ -27,12 +27,12 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from coupler.criteria import SOFT_PARTS, soft_parts
-from coupler.errors import CouplerError, InputError, Problem
+from coupler.criteria import SOFT_PARTS
+from coupler.errors import InputError, Problem
 from coupler.instance import Instance
 from coupler.model import CouplingModel, build_model
 from coupler.policy import Policy
-from coupler.result import Result, Status, make_result
+from coupler.result import Result, Status, make_result, plan_assignment
 
 __all__ = [
     "BROKEN_COLUMNS",
@@ -73,17 +73,6 @@ INPUT_TABLES: tuple[str, ...] = (
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _assignment(model: CouplingModel, result: Result) -> np.ndarray:
-    """Municipality index per household of ``model`` (-1 = uncoupled), joined by label."""
-    inst = model.instance
-    plan = result.plan.set_index("household_id")["municipality"]
-    codes = pd.Series(inst.household_ids).map(plan)
-    idx = codes.map(inst.code_index)
-    if codes.notna().sum() != idx.notna().sum():
-        raise CouplerError("the plan names municipalities the model does not know")
-    return idx.fillna(-1).to_numpy(dtype=np.int64)
 
 
 def _names(model: CouplingModel) -> np.ndarray:
@@ -220,7 +209,7 @@ def explain_broken(model: CouplingModel, result: Result) -> pd.DataFrame:
         household) or ``not_proven`` (places remain; the solver stopped within its gap).
     """
     inst = model.instance
-    a = _assignment(model, result)
+    a = result.assignment
     rows = np.arange(model.n_households)
     coupled = a >= 0
     am = np.maximum(a, 0)
@@ -361,8 +350,7 @@ def explain_broken(model: CouplingModel, result: Result) -> pd.DataFrame:
 
 
 def _parts_at(model: CouplingModel, h: int) -> dict[str, np.ndarray]:
-    parts = soft_parts(model.instance, model.policy, rows=np.array([h]))
-    return {name: parts[name][0] for name in SOFT_PARTS}
+    return {name: model.parts[name][h] for name in SOFT_PARTS}
 
 
 def _score_parts(
@@ -377,28 +365,22 @@ def _score_parts(
     return out
 
 
-def score_table(model: CouplingModel, result: Result, chunk: int = 2000) -> pd.DataFrame:
+def score_table(model: CouplingModel, result: Result) -> pd.DataFrame:
     """Each household's score at its municipality, part by part (weight x value).
 
     The batch form of the ``score_parts`` of :func:`explain_household`: columns
     ``household_id``, ``municipality``, ``<part>`` (the contribution, weight x value, of each
-    soft part) and ``score`` (their sum; 0 when uncoupled). Computed in chunks of ``chunk``
-    households so memory stays at ``chunk x municipalities`` per part.
+    soft part) and ``score`` (their sum; 0 when uncoupled).
     """
     inst = model.instance
-    a = _assignment(model, result)
-    n = model.n_households
-    contrib = {name: np.zeros(n) for name in SOFT_PARTS}
+    a = result.assignment
+    rows = np.arange(model.n_households)
+    am = np.maximum(a, 0)
     w = model.policy.weights
-    for start in range(0, n, chunk):
-        rows = np.arange(start, min(n, start + chunk))
-        parts = soft_parts(inst, model.policy, rows=rows)
-        local = np.arange(len(rows))
-        am = np.maximum(a[rows], 0)
-        for name in SOFT_PARTS:
-            contrib[name][rows] = np.where(
-                a[rows] >= 0, float(getattr(w, name)) * parts[name][local, am], 0.0
-            )
+    contrib = {
+        name: np.where(a >= 0, float(getattr(w, name)) * model.parts[name][rows, am], 0.0)
+        for name in SOFT_PARTS
+    }
     out = pd.DataFrame(
         {
             "household_id": inst.household_ids,
@@ -524,7 +506,7 @@ def explain_household(
         An unknown household or municipality (close matches are suggested).
     """
     h = _household_index(model, household_id)
-    a = _assignment(model, result)
+    a = result.assignment
     m = int(a[h])
     size = int(model.size[h])
     parts = _parts_at(model, h)
@@ -780,8 +762,7 @@ def load_run(out_dir: str | Path) -> tuple[CouplingModel, Result, dict[str, Any]
     instance = Instance(**tables)  # type: ignore[arg-type]
     model = build_model(instance, policy)
     plan = _read_saved(plan_path)
-    codes = pd.Series(instance.household_ids).map(plan.set_index("household_id")["municipality"])
-    assignment = codes.map(instance.code_index).fillna(-1).to_numpy(dtype=np.int64)
+    assignment = plan_assignment(instance, plan)
     bound = summary.get("bound")
     result = make_result(
         model,

@@ -119,8 +119,13 @@ class QuotaRules:
 
 
 @dataclass(frozen=True)
-class SolverSettings:
-    """Engine choice and limits."""
+class SolveParams:
+    """How the engine solves: backend, method and limits; the one way solver settings come in.
+
+    A policy file's ``[solver]`` table maps onto it (``Policy.solver``); callers that want other
+    settings pass their own to :func:`coupler.engine.solve`, e.g.
+    ``dataclasses.replace(policy.solver, time_limit=20)``.
+    """
 
     backend: Backend = "highs"
     method: Method = "auto"
@@ -138,7 +143,7 @@ class Policy:
     weights: Weights = field(default_factory=Weights)
     soft: SoftRules = field(default_factory=SoftRules)
     quota: QuotaRules = field(default_factory=QuotaRules)
-    solver: SolverSettings = field(default_factory=SolverSettings)
+    solver: SolveParams = field(default_factory=SolveParams)
 
     def __post_init__(self) -> None:
         problems = _check(self, "<policy>")

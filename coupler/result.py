@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coupler.criteria import SOFT_PARTS, soft_parts
+from coupler.criteria import SOFT_PARTS
+from coupler.errors import CouplerError
+from coupler.instance import Instance
 from coupler.model import CouplingModel
 
 
@@ -35,6 +37,9 @@ class Result:
 
     Attributes
     ----------
+    assignment
+        Municipality index per household of the model (-1 = uncoupled): the plan itself, from
+        which every table is derived.
     plan
         One row per household (see :func:`plan_table`).
     criteria
@@ -49,6 +54,7 @@ class Result:
     """
 
     status: Status
+    assignment: np.ndarray
     plan: pd.DataFrame
     criteria: pd.DataFrame
     municipalities: pd.DataFrame
@@ -67,15 +73,28 @@ class Result:
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def has_plan(self) -> bool:
+        """Whether the result holds a plan (optimal or feasible); else see ``info["message"]``."""
+        return self.status in (Status.OPTIMAL, Status.FEASIBLE)
+
+    def require_plan(self) -> Result:
+        """This result when it holds a plan.
+
+        Raises
+        ------
+        CouplerError
+            When it holds none, with the engine's reason (``info["message"]``).
+        """
+        if not self.has_plan:
+            why = self.info.get("message", "the engine found none")
+            raise CouplerError(f"no plan ({self.status}): {why}")
+        return self
+
+    @property
     def gap(self) -> float:
         if not (math.isfinite(self.bound) and math.isfinite(self.objective)):
             return math.inf
         return max(0.0, self.bound - self.objective) / max(1.0, abs(self.objective))
-
-    @property
-    def assignment(self) -> pd.Series:
-        """Municipality code per household id (NA where uncoupled)."""
-        return self.plan.set_index("household_id")["municipality"]
 
     def summary(self) -> str:
         """A fixed-format text summary."""
@@ -130,10 +149,12 @@ def make_result(
     info: dict[str, Any] | None = None,
 ) -> Result:
     """Build a :class:`Result` from a model and a municipality index per household (-1 = none)."""
-    a = np.asarray(assignment, dtype=np.int64)
+    a = np.array(assignment, dtype=np.int64)
     val = model.evaluate(a)
+    a.flags.writeable = False
     return Result(
         status=status,
+        assignment=a,
         plan=plan_table(model, a),
         criteria=criteria_table(model, a),
         municipalities=municipality_table(model, val.assigned, a),
@@ -151,6 +172,38 @@ def make_result(
         seconds=dict(seconds),
         info=dict(info or {}),
     )
+
+
+def plan_assignment(instance: Instance, plan: pd.DataFrame) -> np.ndarray:
+    """Municipality index per household of ``instance`` (-1 = uncoupled) from a plan table.
+
+    ``plan`` has ``household_id`` and ``municipality`` (a code, or empty where uncoupled) and is
+    joined by label. Households the plan does not list are uncoupled.
+
+    Raises
+    ------
+    CouplerError
+        When the plan names a household or a municipality code the instance does not know (never
+        silently read as uncoupled), or lists a household twice.
+    """
+    ids = plan["household_id"].astype(str)
+    if ids.duplicated().any():
+        raise CouplerError(f"the plan lists {int(ids.duplicated().sum())} households twice")
+    h = ids.map(instance.household_index)
+    if h.isna().any():
+        raise CouplerError(
+            f"the plan names {int(h.isna().sum())} households the instance does not know"
+        )
+    codes = plan["municipality"]
+    named = codes.notna().to_numpy() & (codes.astype(str).str.strip() != "").to_numpy()
+    m = codes[named].astype(str).str.strip().map(instance.code_index)
+    if m.isna().any():
+        raise CouplerError(
+            f"the plan names {int(m.isna().sum())} municipality codes the instance does not know"
+        )
+    out = np.full(instance.n_households, -1, dtype=np.int64)
+    out[h.to_numpy(dtype=np.int64)[named]] = m.to_numpy(dtype=np.int64)
+    return out
 
 
 def criteria_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
@@ -201,7 +254,7 @@ def plan_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
     broken_kinds = (
         ct[ct["hard"] & ~ct["met"]].groupby("household_id", sort=False)["kind"].agg(";".join)
     )
-    parts = soft_parts(inst, model.policy)
+    parts = model.parts
     out = pd.DataFrame(
         {
             "household_id": inst.household_ids,

@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coupler import Policy, build_model, generate_cases, load_instance, load_scenario, solve
+from coupler import (
+    Policy,
+    SolveParams,
+    build_model,
+    generate_cases,
+    load_instance,
+    load_scenario,
+    solve,
+)
 from coupler.analysis.kpi import KPI_LABELS, compute_kpis, fill_table, gini
 
 
@@ -20,7 +28,7 @@ def solved():
     hh, cr = generate_cases(municipalities, persons=300, seed=5)
     inst = load_instance(hh, cr)
     model = build_model(inst, Policy())
-    return model, solve(model, time_limit=20)
+    return model, solve(model, SolveParams(time_limit=20))
 
 
 def test_gini_known_values() -> None:

@@ -14,11 +14,19 @@ from factories import LINE, Crit, code, frame, hid, instance
 from geopy.distance import great_circle
 
 import coupler.verify
-from coupler import Policy, build_model, generate_cases, load_instance, load_scenario, solve
+from coupler import (
+    Policy,
+    SolveParams,
+    build_model,
+    generate_cases,
+    load_instance,
+    load_scenario,
+    solve,
+)
 from coupler.cli import main
 from coupler.verify import great_circle_km, verify_plan
 
-SOLVE = {"time_limit": 30.0, "progress": None}
+SOLVE = SolveParams(time_limit=30.0)
 
 
 def check(inst, plan, policy=None):
@@ -164,7 +172,7 @@ def test_agrees_with_solver_on_a_national_batch():
     m, _ = load_scenario()
     hh, cr = generate_cases(m, persons=300, seed=3)
     inst = load_instance(hh, cr)
-    res = solve(build_model(inst, Policy()), **SOLVE)
+    res = solve(build_model(inst, Policy()), SOLVE)
     rep = check(inst, res.plan)
     assert rep.ok, rep.violations
     assert rep.broken_persons == res.broken_persons

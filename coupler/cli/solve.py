@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from coupler import schema
-from coupler.engine.solve import solve as solve_model
+from coupler.engine import solve as solve_model
 from coupler.errors import CouplerError, InputError, Problem
 from coupler.generate import generate_cases
 from coupler.model import build_model
@@ -238,7 +238,7 @@ def solve(
     )
     result = clock.phase(
         "solve", lambda: solve_model(model, progress=lambda s: clock.say(f"solve: {s}"))
-    )
+    ).require_plan()
     clock.say(f"solve: {result.status}, gap {result.gap:.4%}")
     extra["phases"] = dict(clock.phases)
     clock.say(f"write: {out}")

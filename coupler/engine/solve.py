@@ -22,6 +22,7 @@ whole model as one MIP with the chosen backend.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -34,8 +35,8 @@ from coupler.engine.lagrange import knapsack_bound
 from coupler.engine.local import improve
 from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.stage1 import Stage1, solve_stage1
-from coupler.errors import CouplerError
 from coupler.model import CouplingModel, restrict
+from coupler.policy import SolveParams
 from coupler.result import Result, Status, make_result
 
 Progress = Callable[[str], None]
@@ -49,27 +50,65 @@ def _quiet(_: str) -> None:
     pass
 
 
+class _NoPlan(Exception):
+    """Internal: the engine proved there is no plan, or found none in time."""
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def solve(
     model: CouplingModel,
+    params: SolveParams | None = None,
     *,
-    backend: str | None = None,
-    method: str | None = None,
-    time_limit: float | None = None,
-    gap: float | None = None,
-    seed: int | None = None,
     progress: Progress | None = None,
 ) -> Result:
     """Couple every household of ``model``; see the module docstring for the method.
 
-    Options left ``None`` come from ``model.policy.solver``.
+    Parameters
+    ----------
+    model
+        The coupling model (:func:`coupler.model.build_model`).
+    params
+        Backend, method and limits; by default the policy's ``[solver]`` table
+        (``model.policy.solver``).
+    progress
+        Called with a short line at each step.
+
+    Returns
+    -------
+    Result
+        Always a result: when no plan exists (side constraints that no plan meets) or none was
+        found in time, its status says so (``infeasible`` or ``unknown``), every household is
+        uncoupled and ``info["message"]`` says why. Exceptions mean a real failure.
     """
-    settings = model.policy.solver
-    backend_name = backend or settings.backend
-    method = method or settings.method
-    time_limit = settings.time_limit if time_limit is None else time_limit
-    gap = settings.gap if gap is None else gap
-    seed = settings.seed if seed is None else seed
-    say = progress or _quiet
+    params = model.policy.solver if params is None else params
+    t0 = time.perf_counter()
+    try:
+        return _solve(model, params, progress or _quiet)
+    except _NoPlan as exc:
+        return make_result(
+            model,
+            np.full(model.n_households, -1, dtype=np.int64),
+            status=exc.status,
+            bound=math.inf,
+            broken_lower_bound=0,
+            uncoupled_lower_bound=0,
+            backend=params.backend,
+            method="none",
+            seconds={"total": time.perf_counter() - t0},
+            info={"message": exc.message},
+        )
+
+
+def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
+    backend_name = params.backend
+    method = params.method
+    time_limit = params.time_limit
+    gap = params.gap
+    seed = params.seed
     mip: MipBackend = get_backend(backend_name)
     deadline = time.perf_counter() + time_limit
     seconds: dict[str, float] = {}
@@ -87,9 +126,11 @@ def solve(
         )
         seconds["stage1"] = seconds.get("stage1", 0.0) + time.perf_counter() - t1
         if st.broken < 0:
-            raise CouplerError(
-                f"no plan exists under the side constraints, even leaving households uncoupled ({st.status}); "
-                "check the policy's bands and the dwelling capacities"
+            found = "exists" if st.status is Status.INFEASIBLE else "was found in time"
+            raise _NoPlan(
+                Status.INFEASIBLE if st.status is Status.INFEASIBLE else Status.UNKNOWN,
+                f"no plan {found} under the side constraints, even leaving households uncoupled "
+                f"({st.status}); check the policy's bands and the dwelling capacities",
             )
         return st
 
@@ -143,9 +184,9 @@ def solve(
         if (
             assignment is not None
             and _gap(model, assignment, flow, stage1 or zero) > gap
-            and settings.polish_time > 0
+            and params.polish_time > 0
         ):
-            limit = min(settings.polish_time, deadline - time.perf_counter())
+            limit = min(params.polish_time, deadline - time.perf_counter())
             better = _polish(
                 model, flow, assignment, stage1 or zero, mip, limit, gap, seed, say=say
             )
@@ -515,8 +556,9 @@ def _fallback(
         problem, time_limit=max(5.0, deadline - time.perf_counter()), gap=gap, seed=seed
     )
     if sol.x is None:
-        raise CouplerError(
-            f"no plan found within the time limit ({sol.status}); try a longer time limit or check "
-            "the side constraints"
+        raise _NoPlan(
+            Status.INFEASIBLE if sol.status is Status.INFEASIBLE else Status.UNKNOWN,
+            f"no plan found within the time limit ({sol.status}); try a longer time limit or "
+            "check the side constraints",
         )
     return layout.assignment(sol.x, model.n_households), Status.FEASIBLE

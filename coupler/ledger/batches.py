@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from coupler.errors import CouplerError, InputError, Problem
+from coupler.engine import solve
+from coupler.errors import InputError, Problem
 from coupler.geo import haversine_km
 from coupler.instance import Instance
 from coupler.ledger import schema as t
-from coupler.ledger.solving import solve_batch as solve
 from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
 from coupler.model import build_model
 from coupler.policy import Policy
@@ -207,18 +207,19 @@ def propose(
     used_pacing = math.isfinite(factor)
     yielded = False
     paced_error = None
-    try:
-        result = solve(build_model(inst.with_remaining(paced), policy), progress=progress)
-    except CouplerError as exc:
+    # One model; the paced and the full re-solve differ only in capacities.
+    model = build_model(inst.with_remaining(full), policy)
+    result = solve(model.with_capacity(paced), progress=progress)
+    if not result.has_plan:
         if not used_pacing or not (paced < full).any():
-            raise
-        # The paced capacities are tight; an engine failure there must not block the batch.
-        paced_error = str(exc)
-        result = solve(build_model(inst.with_remaining(full), policy), progress=progress)
+            result.require_plan()
+        # The paced capacities are too tight for a plan: the batch uses the full quota instead.
+        paced_error = str(result.info.get("message", result.status))
+        result = solve(model, progress=progress).require_plan()
         used_pacing, yielded = False, True
     if used_pacing and (result.broken_persons or result.uncoupled_persons) and (paced < full).any():
-        unpaced = solve(build_model(inst.with_remaining(full), policy), progress=progress)
-        if (unpaced.uncoupled_persons, unpaced.broken_persons) < (
+        unpaced = solve(model, progress=progress)
+        if unpaced.has_plan and (unpaced.uncoupled_persons, unpaced.broken_persons) < (
             result.uncoupled_persons,
             result.broken_persons,
         ):

@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from coupler.engine import solve
 from coupler.errors import InputError, PolicyError, Problem
 from coupler.io import _Checker, load_criteria, load_households, read_table
-from coupler.ledger.solving import solve_batch as solve
 from coupler.model import build_model
 from coupler.policy import Policy
 from coupler.scenario import load_instance, load_scenario
@@ -201,7 +201,8 @@ def propose_provisional(
         )
         if remaining.isna().any():
             raise InputError("the scenario's municipalities differ from the period's")
-        result = solve(build_model(inst.with_remaining(remaining.to_numpy(dtype=np.int64)), policy))
+        model = build_model(inst.with_remaining(remaining.to_numpy(dtype=np.int64)), policy)
+        result = solve(model).require_plan()
         where = result.plan.set_index("household_id")["municipality"]
         m = report["household_id"].map(where)
         placed = keep & m.notna().to_numpy()
@@ -404,7 +405,8 @@ def permit(
             rem = np.floor(room.clip(lower=0) + 1e-9).reindex(inst.codes)
             if rem.isna().any():
                 raise LedgerError("the scenario's municipalities differ from the period's")
-            result = solve(build_model(inst.with_remaining(rem.to_numpy(dtype=np.int64)), policy))
+            model = build_model(inst.with_remaining(rem.to_numpy(dtype=np.int64)), policy)
+            result = solve(model).require_plan()
             bid = conn.execute(
                 t.batches.insert().values(
                     period_id=period.id,
