@@ -32,6 +32,7 @@ from coupler.engine.backends import get_backend
 from coupler.engine.base import MipBackend
 from coupler.engine.flow import FlowRelaxation, solve_relaxation
 from coupler.engine.lagrange import knapsack_bound
+from coupler.engine.lns import improve_windows
 from coupler.engine.local import improve
 from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.stage1 import Stage1, solve_stage1
@@ -44,6 +45,8 @@ Progress = Callable[[str], None]
 #: Up to this many persons the knapsack Lagrangian bound is computed when the gap is open (it
 #: takes about 2 s at 1,000 persons and gains little on larger batches).
 _KNAPSACK_PERSONS = 3_000
+#: At most this many seconds go to the knapsack bound's subgradient steps.
+_KNAPSACK_SECONDS = 3.0
 
 
 def _quiet(_: str) -> None:
@@ -212,8 +215,39 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         # Small batches: the household-integral Lagrangian bound is much tighter than the LP's.
         t = time.perf_counter()
         say("tightening the bound: one knapsack per municipality (Lagrangian)")
-        bound = min(bound, knapsack_bound(model, flow, steps=30, lower=value.objective))
+        bound = min(
+            bound,
+            knapsack_bound(
+                model,
+                flow,
+                steps=30,
+                lower=value.objective,
+                deadline=min(deadline, t + _KNAPSACK_SECONDS),
+            ),
+        )
         seconds["bound"] = time.perf_counter() - t
+    if (
+        not model.has_side_constraints
+        and max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap
+        and params.polish_time > 0
+        and time.perf_counter() < deadline - 0.1
+    ):
+        t = time.perf_counter()
+        say("closing the gap: re-solving windows of municipalities exactly (window search)")
+        assignment = improve_windows(
+            model,
+            assignment,
+            mip,
+            bound=bound,
+            gap=gap,
+            deadline=min(deadline, t + params.polish_time),
+            seed=seed,
+            allow_broken=stage1.broken > 0,
+            say=say,
+        )
+        value = model.evaluate(assignment)
+        used_method += "+windows"
+        seconds["windows"] = time.perf_counter() - t
     result_status = status
     if value.broken_persons > stage1.broken or value.uncoupled_persons > stage1.uncoupled:
         result_status = Status.FEASIBLE
