@@ -774,5 +774,6 @@ def load_run(out_dir: str | Path) -> tuple[CouplingModel, Result, dict[str, Any]
         backend=str(summary.get("backend", "")),
         method=str(summary.get("method", "")),
         seconds=summary.get("seconds", {}),
+        lower_bounds_proven=bool(summary.get("lower_bounds_proven", False)),
     )
     return model, result, summary

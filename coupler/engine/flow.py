@@ -101,17 +101,22 @@ def solve_relaxation(
     add_per_round: int = 6,
     max_rounds: int = 50,
     uncoupled: int | None = None,
+    broken_penalty: float | None = None,
 ) -> FlowRelaxation:
     """Solve the transportation relaxation of ``model`` exactly (see the module docstring).
 
     With ``uncoupled`` given, exactly that many persons stay uncoupled (stage 1's minimum when
     integral plans need more than the relaxation), which keeps the bound tight.
+    ``broken_penalty`` replaces the dominating per-person penalty on broken criteria (the
+    engine's Lagrangian bound for a budget of broken persons uses smaller ones).
     """
     t0 = time.perf_counter()
     n_h, n_m = model.n_households, model.n_municipalities
     size = model.size.astype(np.int64)
     P = int(size.sum())
     pen_b, pen_u = flow_penalties(model)
+    if broken_penalty is not None:
+        pen_b = float(broken_penalty)
     # Per-person cost matrix in scaled integer units (minimisation); forbidden pairs excluded.
     per_person = model.value / size[:, None] - pen_b * model.breaks
     cost = -np.rint(per_person * SCALE)
