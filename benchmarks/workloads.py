@@ -7,14 +7,14 @@ is not timed. :meth:`Workload.load` then reads them back through :func:`coupler.
 a user's run would, and is timed as the ``load`` phase.
 
 >>> sorted(WORKLOADS)
-['half-year', 'monthly', 'shortage', 'side', 'stress', 'tiny']
+['end-of-period', 'half-year', 'monthly', 'shortage', 'side', 'stress', 'tight', 'tiny']
 """
 
 from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -30,8 +30,9 @@ from coupler import (
     load_scenario,
 )
 from coupler.geo import distance_matrix
+from coupler.quota import proportional_quotas
 
-Kind = Literal["plain", "shortage", "side"]
+Kind = Literal["plain", "shortage", "side", "tight", "end-of-period"]
 
 #: The shortage workload: job-holders pointing at this municipality, in a 50 km area whose
 #: remaining quota is cut (DOMAIN.md section 3 uses the same example).
@@ -45,6 +46,11 @@ SHORTAGE_KEEP = 0.02
 SIDE_DWELLING_SLACK = 1.25
 #: Regional bands of the side workload: every province filled within these bounds.
 SIDE_BAND_FILL = (0.95, 1.05)
+#: The tight workload: remaining quota this many times the batch's persons, divided by population.
+TIGHT_SLACK = 1.1
+#: The end-of-period workload: five of six monthly batches are approved; each municipality has
+#: used its share of them times a factor drawn uniformly from this range (uneven progress).
+END_OF_PERIOD_USE = (0.8, 1.15)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,15 @@ class Workload:
                 {"level": "province", "name": p, "min_fill": lo, "max_fill": hi}
                 for p in sorted(municipalities["province"].astype(str).unique())
             )
+        scores: Path | None = None
+        policy: dict[str, dict[str, object]] = {}
+        if self.kind == "tight":
+            households, criteria, remaining = _tight(municipalities, households, criteria)
+            scores = folder / "scores.csv"
+            _region_scores(municipalities, households, seed).to_csv(scores, index=False)
+            policy = {"quota": {"fill_balance": 0.0}}
+        elif self.kind == "end-of-period":
+            remaining = _end_of_period(municipalities, self.persons, seed)
         households.to_csv(folder / "households.csv", index=False)
         criteria.to_csv(folder / "criteria.csv", index=False)
         return PreparedCase(
@@ -107,6 +122,8 @@ class Workload:
             scenario=scenario_dir,
             remaining=remaining,
             bands=bands,
+            scores=scores,
+            policy=policy,
         )
 
 
@@ -121,18 +138,26 @@ class PreparedCase:
     scenario: Path | None
     remaining: np.ndarray | None
     bands: tuple[dict[str, object], ...]
+    scores: Path | None = None
+    policy: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def load(self) -> tuple[Instance, Policy]:
         """Read and validate the instance and build the policy (the timed ``load`` phase)."""
         # A scenario folder with a quota-less municipalities.csv takes the national total too.
         inst = load_instance(
-            self.households, self.criteria, scenario=self.scenario, total=self.workload.total
+            self.households,
+            self.criteria,
+            scenario=self.scenario,
+            total=self.workload.total,
+            scores=self.scores,
         )
         if self.remaining is not None:
             inst = inst.with_remaining(self.remaining)
         policy = Policy(solver=replace(Policy().solver, seed=self.seed))
         if self.bands:
             policy = policy.with_(quota={"bands": list(self.bands)})
+        if self.policy:
+            policy = policy.with_(**self.policy)  # type: ignore[arg-type]
         return inst, policy
 
 
@@ -177,6 +202,44 @@ def _shortage(
     return households, criteria, remaining
 
 
+def _tight(
+    municipalities: pd.DataFrame, households: pd.DataFrame, criteria: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Ids and sizes only, no criteria; remaining quota TIGHT_SLACK x persons by population."""
+    hh = households[["household_id", "size"]].copy()
+    persons = int(hh["size"].sum())
+    remaining = proportional_quotas(
+        municipalities["population"].to_numpy(float), math.ceil(TIGHT_SLACK * persons)
+    )
+    return hh, criteria.iloc[0:0], remaining
+
+
+def _region_scores(
+    municipalities: pd.DataFrame, households: pd.DataFrame, seed: int
+) -> pd.DataFrame:
+    """A participation score in [0, 1) per (household, labour-market region), seeded."""
+    rng = np.random.default_rng(20_000 + seed)
+    regions = sorted(municipalities["labour_market_region"].astype(str).unique())
+    ids = households["household_id"].astype(str).to_numpy()
+    return pd.DataFrame(
+        {
+            "household_id": np.repeat(ids, len(regions)),
+            "labour_market_region": np.tile(regions, len(ids)),
+            "score": rng.random(len(ids) * len(regions)).round(4),
+        }
+    )
+
+
+def _end_of_period(municipalities: pd.DataFrame, persons: int, seed: int) -> np.ndarray:
+    """Remaining quota after five approved monthly batches of ``persons`` each (uneven use)."""
+    rng = np.random.default_rng(30_000 + seed)
+    remaining = municipalities["remaining"].to_numpy(dtype=np.int64)
+    share = remaining / max(1, int(remaining.sum()))
+    lo, hi = END_OF_PERIOD_USE
+    used = np.floor(5 * persons * share * rng.uniform(lo, hi, len(share))).astype(np.int64)
+    return np.maximum(remaining - used, 0)
+
+
 def _side_scenario(municipalities: pd.DataFrame, households: pd.DataFrame, folder: Path) -> None:
     """A copy of nl-2024 with cap_large / cap_single filled in (quota column left empty)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -218,6 +281,21 @@ WORKLOADS: dict[str, Workload] = {
                 f"monthly batch + {SHORTAGE_EXTRA_PERSONS} job-holders at {SHORTAGE_CENTRE}, "
                 f"whose 50 km area keeps {SHORTAGE_KEEP:.0%} of its quota"
             ),
+        ),
+        Workload(
+            "tight",
+            1_800,
+            kind="tight",
+            description=(
+                f"~950 households, participation scores only, fill balance off, remaining quota "
+                f"{TIGHT_SLACK} x persons"
+            ),
+        ),
+        Workload(
+            "end-of-period",
+            4_700,
+            kind="end-of-period",
+            description="the last monthly batch of a half year after five approved months",
         ),
         Workload(
             "side",

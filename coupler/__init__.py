@@ -12,12 +12,12 @@ The pipeline, one module per stage::
 
 from __future__ import annotations
 
-from coupler.engine.solve import solve
+from coupler.engine import solve
 from coupler.errors import CouplerError, InputError, PolicyError, Problem
 from coupler.generate import generate_cases
 from coupler.instance import Instance
 from coupler.model import CouplingModel, build_model
-from coupler.policy import Policy
+from coupler.policy import Policy, SolveParams
 from coupler.result import Result, Status
 from coupler.scenario import embedded_scenario, load_instance, load_scenario
 
@@ -32,6 +32,7 @@ __all__ = [
     "PolicyError",
     "Problem",
     "Result",
+    "SolveParams",
     "Status",
     "build_model",
     "embedded_scenario",

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from coupler.criteria import SOFT_PARTS, soft_parts
-from coupler.errors import CouplerError, InputError, Problem
+from coupler.errors import InputError, Problem
 from coupler.io import Places
 from coupler.model import CouplingModel
 from coupler.policy import Policy
@@ -60,17 +60,6 @@ BROKEN_COLUMNS: tuple[str, ...] = (
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _assignment(model: CouplingModel, result: Result) -> np.ndarray:
-    """Municipality index per household of ``model`` (-1 = uncoupled), joined by label."""
-    inst = model.instance
-    plan = result.plan.set_index("household_id")["municipality"]
-    codes = pd.Series(inst.household_ids).map(plan)
-    idx = codes.map(inst.code_index)
-    if codes.notna().sum() != idx.notna().sum():
-        raise CouplerError("the plan names municipalities the model does not know")
-    return idx.fillna(-1).to_numpy(dtype=np.int64)
 
 
 def _names(model: CouplingModel) -> np.ndarray:
@@ -200,7 +189,7 @@ def explain_broken(model: CouplingModel, result: Result) -> pd.DataFrame:
         household) or ``not_proven`` (places remain; the solver stopped within its gap).
     """
     inst = model.instance
-    a = _assignment(model, result)
+    a = result.assignment
     rows = np.arange(model.n_households)
     coupled = a >= 0
     am = np.maximum(a, 0)
@@ -341,8 +330,7 @@ def explain_broken(model: CouplingModel, result: Result) -> pd.DataFrame:
 
 
 def _parts_at(model: CouplingModel, h: int) -> dict[str, np.ndarray]:
-    parts = soft_parts(model.instance, model.policy, rows=np.array([h]))
-    return {name: parts[name][0] for name in SOFT_PARTS}
+    return {name: model.parts[name][h] for name in SOFT_PARTS}
 
 
 def _score_parts(
@@ -357,28 +345,22 @@ def _score_parts(
     return out
 
 
-def score_table(model: CouplingModel, result: Result, chunk: int = 2000) -> pd.DataFrame:
+def score_table(model: CouplingModel, result: Result) -> pd.DataFrame:
     """Each household's score at its municipality, part by part (weight x value).
 
     The batch form of the ``score_parts`` of :func:`explain_household`: columns
     ``household_id``, ``municipality``, ``<part>`` (the contribution, weight x value, of each
-    soft part) and ``score`` (their sum; 0 when uncoupled). Computed in chunks of ``chunk``
-    households so memory stays at ``chunk x municipalities`` per part.
+    soft part) and ``score`` (their sum; 0 when uncoupled).
     """
     inst = model.instance
-    a = _assignment(model, result)
-    n = model.n_households
-    contrib = {name: np.zeros(n) for name in SOFT_PARTS}
+    a = result.assignment
+    rows = np.arange(model.n_households)
+    am = np.maximum(a, 0)
     w = model.policy.weights
-    for start in range(0, n, chunk):
-        rows = np.arange(start, min(n, start + chunk))
-        parts = soft_parts(inst, model.policy, rows=rows)
-        local = np.arange(len(rows))
-        am = np.maximum(a[rows], 0)
-        for name in SOFT_PARTS:
-            contrib[name][rows] = np.where(
-                a[rows] >= 0, float(getattr(w, name)) * parts[name][local, am], 0.0
-            )
+    contrib = {
+        name: np.where(a >= 0, float(getattr(w, name)) * model.parts[name][rows, am], 0.0)
+        for name in SOFT_PARTS
+    }
     out = pd.DataFrame(
         {
             "household_id": inst.household_ids,
@@ -507,7 +489,7 @@ def explain_household(
         An unknown household or municipality (close matches are suggested).
     """
     h = _household_index(model, household_id)
-    a = _assignment(model, result)
+    a = result.assignment
     m = int(a[h])
     size = int(model.size[h])
     parts = _parts_at(model, h)
@@ -644,7 +626,7 @@ def criteria_table(model: CouplingModel, result: Result) -> pd.DataFrame:
     uncoupled), ``met`` and ``state`` (met / broken / yielded / soft).
     """
     inst = model.instance
-    a = _assignment(model, result)
+    a = result.assignment
     t = model.hard.table
     h = t["household"].to_numpy(dtype=np.int64)
     cm = t["municipality"].to_numpy(dtype=np.int64)
@@ -695,7 +677,7 @@ def alternatives_table(
         with other households, or the gap, explains it).
     """
     inst = model.instance
-    a = _assignment(model, result)
+    a = result.assignment
     n, n_m = model.n_households, model.n_municipalities
     k = max(0, min(k, n_m - 1))
     coupled = a >= 0

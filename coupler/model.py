@@ -25,14 +25,15 @@ import math
 import resource
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from coupler.criteria import HardCriteria, hard_criteria, soft_score
+from coupler.criteria import SOFT_PARTS, HardCriteria, hard_criteria, soft_parts
 from coupler.errors import CouplerError, PolicyError, Problem
 from coupler.instance import Instance
-from coupler.policy import Policy
+from coupler.policy import Policy, Weights
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class CouplingModel:
     instance: Instance
     policy: Policy
     hard: HardCriteria
+    parts: dict[str, np.ndarray]  # each soft part (households x municipalities), computed once
     size: np.ndarray
     cap: np.ndarray
     value: np.ndarray
@@ -93,6 +95,22 @@ class CouplingModel:
     def persons(self) -> int:
         return int(self.size.sum())
 
+    def with_capacity(self, remaining: np.ndarray) -> CouplingModel:
+        """The same model with another remaining quota per municipality (no rebuild).
+
+        Capacities, fill targets and bands follow from ``remaining``; criteria and soft parts are
+        reused, so pacing re-solves cost only the solve.
+        """
+        instance = self.instance.with_remaining(np.asarray(remaining, dtype=np.int64))
+        return dataclasses.replace(
+            self, instance=instance, **_quota_arrays(instance, self.policy, self.size)
+        )
+
+    def with_weights(self, weights: Weights) -> CouplingModel:
+        """The same model under other soft weights (no rebuild): the value is re-weighted."""
+        policy = dataclasses.replace(self.policy, weights=weights)
+        return dataclasses.replace(self, policy=policy, value=_weighted(self.parts, weights))
+
     def evaluate(self, assignment: np.ndarray) -> PlanValue:
         """Objective parts of a plan given as municipality index per household (-1 = uncoupled)."""
         a = np.asarray(assignment, dtype=np.int64)
@@ -131,10 +149,10 @@ def build_model(instance: Instance, policy: Policy) -> CouplingModel:
     n_h, n_m = instance.n_households, instance.n_municipalities
     check_memory(n_h, n_m)
     hard = hard_criteria(instance, policy)
-    value = soft_score(instance, policy)
+    parts = soft_parts(instance, policy)
+    for part in parts.values():
+        part.flags.writeable = False
     size = instance.sizes
-    remaining = instance.remaining
-    cap = np.floor(remaining * (1.0 + policy.quota.tolerance) + 1e-9).astype(np.int64)
 
     forbidden = np.zeros((n_h, n_m), dtype=bool)
     pinned = np.full(n_h, -1, dtype=np.int64)
@@ -150,15 +168,43 @@ def build_model(instance: Instance, policy: Policy) -> CouplingModel:
         forbidden[hi[pin]] = True
         forbidden[hi[pin], mi[pin]] = False
 
+    for a in (size, forbidden, pinned):
+        a.flags.writeable = False
+    return CouplingModel(
+        instance=instance,
+        policy=policy,
+        hard=hard,
+        parts=parts,
+        size=size,
+        value=_weighted(parts, policy.weights),
+        forbidden=forbidden,
+        pinned=pinned,
+        fill_weight=float(policy.quota.fill_balance),
+        is_large=size >= policy.quota.large_household_size,
+        **_quota_arrays(instance, policy, size),
+    )
+
+
+def _weighted(parts: dict[str, np.ndarray], weights: Weights) -> np.ndarray:
+    """The soft score per pair: sum of weight x part (parts with weight 0 skipped)."""
+    total = np.zeros_like(parts[SOFT_PARTS[0]])
+    for name in SOFT_PARTS:
+        weight = getattr(weights, name)
+        if weight:
+            total += weight * parts[name]
+    total.flags.writeable = False
+    return total
+
+
+def _quota_arrays(instance: Instance, policy: Policy, size: np.ndarray) -> dict[str, Any]:
+    """Capacities, fill targets, dwelling caps and bands: everything that follows the quota."""
+    remaining = instance.remaining
+    cap = np.floor(remaining * (1.0 + policy.quota.tolerance) + 1e-9).astype(np.int64)
     total_remaining = float(remaining.sum())
     ratio = min(1.0, float(size.sum()) / total_remaining) if total_remaining > 0 else 0.0
     target = np.minimum(np.floor(ratio * remaining + 1e-9), cap).astype(np.float64)
 
-    large_size = policy.quota.large_household_size
     m = instance.municipalities
-    cap_large = _optional_caps(m, "cap_large")
-    cap_single = _optional_caps(m, "cap_single")
-
     bands = []
     for band in policy.quota.bands:
         col = "province" if band.level == "province" else "labour_market_region"
@@ -178,25 +224,15 @@ def build_model(instance: Instance, policy: Policy) -> CouplingModel:
             else math.floor(band.max_fill * share + 1e-9)
         )
         bands.append(BandRows(f"{band.level}:{band.name}", members, lo, hi))
-
-    for a in (size, cap, value, forbidden, pinned, target):
+    for a in (cap, target):
         a.flags.writeable = False
-    return CouplingModel(
-        instance=instance,
-        policy=policy,
-        hard=hard,
-        size=size,
-        cap=cap,
-        value=value,
-        forbidden=forbidden,
-        pinned=pinned,
-        target=target,
-        fill_weight=float(policy.quota.fill_balance),
-        is_large=size >= large_size,
-        cap_large=cap_large,
-        cap_single=cap_single,
-        bands=tuple(bands),
-    )
+    return {
+        "cap": cap,
+        "target": target,
+        "cap_large": _optional_caps(m, "cap_large"),
+        "cap_single": _optional_caps(m, "cap_single"),
+        "bands": tuple(bands),
+    }
 
 
 def _optional_caps(m: pd.DataFrame, column: str) -> np.ndarray | None:
@@ -212,7 +248,7 @@ def restrict(
     """A sub-model over some households with other capacities and fill targets.
 
     Used by the engine to re-optimise a part of a plan while the rest stays fixed. Side
-    constraints are not carried over.
+    constraints and soft parts (only the value is needed) are not carried over.
     """
     rows = np.asarray(households, dtype=np.int64)
     hard = HardCriteria(
@@ -224,6 +260,7 @@ def restrict(
     return dataclasses.replace(
         model,
         hard=hard,
+        parts={},
         size=model.size[rows],
         cap=np.asarray(cap, dtype=np.int64),
         value=model.value[rows],

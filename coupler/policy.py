@@ -136,8 +136,13 @@ class QuotaRules:
 
 
 @dataclass(frozen=True)
-class SolverSettings:
-    """Engine choice and limits."""
+class SolveParams:
+    """How the engine solves: backend, method and limits; the one way solver settings come in.
+
+    A policy file's ``[solver]`` table maps onto it (``Policy.solver``); callers that want other
+    settings pass their own to :func:`coupler.engine.solve`, e.g.
+    ``dataclasses.replace(policy.solver, time_limit=20)``.
+    """
 
     backend: Backend = "highs"
     method: Method = "auto"
@@ -262,7 +267,7 @@ class Policy:
     weights: Weights = field(default_factory=Weights)
     soft: SoftRules = field(default_factory=SoftRules)
     quota: QuotaRules = field(default_factory=QuotaRules)
-    solver: SolverSettings = field(default_factory=SolverSettings)
+    solver: SolveParams = field(default_factory=SolveParams)
     omkoppeling: OmkoppelRules = field(default_factory=OmkoppelRules)
     kansrijk: KansrijkRules = field(default_factory=KansrijkRules)
 

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coupler.criteria import SOFT_PARTS, soft_parts
+from coupler.criteria import SOFT_PARTS
+from coupler.errors import CouplerError
+from coupler.instance import Instance
 from coupler.model import CouplingModel
 
 
@@ -35,6 +37,9 @@ class Result:
 
     Attributes
     ----------
+    assignment
+        Municipality index per household of the model (-1 = uncoupled): the plan itself, from
+        which every table is derived.
     plan
         One row per household (see :func:`plan_table`).
     criteria
@@ -45,10 +50,16 @@ class Result:
         Soft objective (soft score minus the fill-balance penalty), a proven upper bound on it for
         plans with as few broken and uncoupled persons, and ``(bound - objective) / max(1, |objective|)``.
     broken_persons, broken_lower_bound
-        Persons whose hard criterion is broken in the plan, and the proven minimum.
+        Persons whose hard criterion is broken in the plan, and the minimum (proven when
+        ``lower_bounds_proven``).
+    broken_households, broken_work
+        Coupled households with a broken hard criterion, and broken work criteria (jobs lost).
+    lower_bounds_proven
+        Whether the uncoupled and broken minimums are proven (stage 1 solved exactly).
     """
 
     status: Status
+    assignment: np.ndarray
     plan: pd.DataFrame
     criteria: pd.DataFrame
     municipalities: pd.DataFrame
@@ -65,6 +76,27 @@ class Result:
     method: str
     seconds: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    broken_households: int = 0
+    broken_work: int = 0
+    lower_bounds_proven: bool = False
+
+    @property
+    def has_plan(self) -> bool:
+        """Whether the result holds a plan (optimal or feasible); else see ``info["message"]``."""
+        return self.status in (Status.OPTIMAL, Status.FEASIBLE)
+
+    def require_plan(self) -> Result:
+        """This result when it holds a plan.
+
+        Raises
+        ------
+        CouplerError
+            When it holds none, with the engine's reason (``info["message"]``).
+        """
+        if not self.has_plan:
+            why = self.info.get("message", "the engine found none")
+            raise CouplerError(f"no plan ({self.status}): {why}")
+        return self
 
     @property
     def gap(self) -> float:
@@ -72,27 +104,64 @@ class Result:
             return math.inf
         return max(0.0, self.bound - self.objective) / max(1.0, abs(self.objective))
 
-    @property
-    def assignment(self) -> pd.Series:
-        """Municipality code per household id (NA where uncoupled)."""
-        return self.plan.set_index("household_id")["municipality"]
+    def stages(self) -> list[dict[str, Any]]:
+        """The lexicographic stages in order, each with its value, bound and whether it is proven.
+
+        Uncoupled and broken persons are minimised (their bound is a lower bound); the soft
+        objective is maximised (an upper bound), and its gap is relative to the soft objective
+        only: ``(bound - objective) / max(1, |objective|)``.
+        """
+        proven = self.lower_bounds_proven and self.has_plan
+        soft_proven = self.status is Status.OPTIMAL
+        return [
+            {
+                "stage": "uncoupled_persons",
+                "value": self.uncoupled_persons,
+                "bound": self.uncoupled_lower_bound,
+                "proven": proven and self.uncoupled_persons == self.uncoupled_lower_bound,
+            },
+            {
+                "stage": "broken_persons",
+                "value": self.broken_persons,
+                "bound": self.broken_lower_bound,
+                "proven": proven and self.broken_persons == self.broken_lower_bound,
+            },
+            {
+                "stage": "soft_objective",
+                "value": self.objective,
+                "bound": self.bound if math.isfinite(self.bound) else None,
+                "proven": soft_proven,
+                "gap": self.gap if math.isfinite(self.gap) else None,
+            },
+        ]
 
     def summary(self) -> str:
-        """A fixed-format text summary."""
+        """A fixed-format text summary: one line per stage (value, bound, proven), then counts."""
         p = self.plan
+
+        def mark(ok: bool) -> str:
+            return "proven" if ok else "not proven"
+
+        unc, brk, soft = self.stages()
+        gap = "-" if soft["gap"] is None else f"{soft['gap']:.4%}"
+        bound = "-" if soft["bound"] is None else f"{soft['bound']:,.4f}"
         lines = [
             f"status            {self.status}",
             f"households        {len(p):,} ({int(p['persons'].sum()):,} persons)",
-            f"objective         {self.objective:,.4f}",
-            f"bound             {self.bound:,.4f}",
-            f"gap               {self.gap:.4%}",
-            f"broken persons    {self.broken_persons:,} (proven minimum {self.broken_lower_bound:,})",
-            f"uncoupled persons {self.uncoupled_persons:,}",
+            f"1 uncoupled       {unc['value']:,} persons (minimum {unc['bound']:,}, "
+            f"{mark(unc['proven'])})",
+            f"2 broken          {brk['value']:,} persons (minimum {brk['bound']:,}, "
+            f"{mark(brk['proven'])}); {self.broken_households:,} households, "
+            f"{self.broken_work:,} work criteria",
+            f"3 soft objective  {self.objective:,.4f} (bound {bound}, gap {gap}, "
+            f"{mark(soft['proven'])})",
             f"conflicts         {self.conflicts['household_id'].nunique():,} households, "
             f"{len(self.conflicts):,} criteria yielded",
             f"method            {self.method} ({self.backend})",
             "time              " + ", ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items()),
         ]
+        if "message" in self.info:
+            lines.insert(1, f"message           {self.info['message']}")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -107,6 +176,9 @@ class Result:
             "persons": int(self.plan["persons"].sum()),
             "broken_persons": self.broken_persons,
             "broken_lower_bound": self.broken_lower_bound,
+            "broken_households": self.broken_households,
+            "broken_work_criteria": self.broken_work,
+            "lower_bounds_proven": self.lower_bounds_proven,
             "uncoupled_persons": self.uncoupled_persons,
             "uncoupled_lower_bound": self.uncoupled_lower_bound,
             "conflicts": int(self.conflicts["household_id"].nunique()),
@@ -114,6 +186,7 @@ class Result:
             "backend": self.backend,
             "method": self.method,
             "seconds": self.seconds,
+            "stages": self.stages(),
             **self.info,
         }
 
@@ -130,12 +203,15 @@ def make_result(
     method: str,
     seconds: dict[str, float],
     info: dict[str, Any] | None = None,
+    lower_bounds_proven: bool = False,
 ) -> Result:
     """Build a :class:`Result` from a model and a municipality index per household (-1 = none)."""
-    a = np.asarray(assignment, dtype=np.int64)
+    a = np.array(assignment, dtype=np.int64)
     val = model.evaluate(a)
+    a.flags.writeable = False
     return Result(
         status=status,
+        assignment=a,
         plan=plan_table(model, a),
         criteria=criteria_table(model, a),
         municipalities=municipality_table(model, val.assigned, a),
@@ -152,7 +228,55 @@ def make_result(
         method=method,
         seconds=dict(seconds),
         info=dict(info or {}),
+        lower_bounds_proven=lower_bounds_proven,
+        **_broken_counts(model, a),
     )
+
+
+def _broken_counts(model: CouplingModel, a: np.ndarray) -> dict[str, int]:
+    """Coupled households with a broken hard criterion, and broken active work criteria."""
+    on = np.flatnonzero(a >= 0)
+    households = int(model.breaks[on, a[on]].sum())
+    t = model.hard.table
+    active = t["hard"].to_numpy(dtype=bool) & ~t["yielded"].to_numpy(dtype=bool)
+    work = active & (t["kind"].astype(str).to_numpy() == "work")
+    h = t["household"].to_numpy(dtype=np.int64)[work]
+    m = t["municipality"].to_numpy(dtype=np.int64)[work]
+    chosen = a[h]
+    far = model.instance.distance_km[m, np.maximum(chosen, 0)] > model.policy.hard.radius_km + 1e-9
+    return {"broken_households": households, "broken_work": int(((chosen >= 0) & far).sum())}
+
+
+def plan_assignment(instance: Instance, plan: pd.DataFrame) -> np.ndarray:
+    """Municipality index per household of ``instance`` (-1 = uncoupled) from a plan table.
+
+    ``plan`` has ``household_id`` and ``municipality`` (a code, or empty where uncoupled) and is
+    joined by label. Households the plan does not list are uncoupled.
+
+    Raises
+    ------
+    CouplerError
+        When the plan names a household or a municipality code the instance does not know (never
+        silently read as uncoupled), or lists a household twice.
+    """
+    ids = plan["household_id"].astype(str)
+    if ids.duplicated().any():
+        raise CouplerError(f"the plan lists {int(ids.duplicated().sum())} households twice")
+    h = ids.map(instance.household_index)
+    if h.isna().any():
+        raise CouplerError(
+            f"the plan names {int(h.isna().sum())} households the instance does not know"
+        )
+    codes = plan["municipality"]
+    named = codes.notna().to_numpy() & (codes.astype(str).str.strip() != "").to_numpy()
+    m = codes[named].astype(str).str.strip().map(instance.code_index)
+    if m.isna().any():
+        raise CouplerError(
+            f"the plan names {int(m.isna().sum())} municipality codes the instance does not know"
+        )
+    out = np.full(instance.n_households, -1, dtype=np.int64)
+    out[h.to_numpy(dtype=np.int64)[named]] = m.to_numpy(dtype=np.int64)
+    return out
 
 
 def criteria_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
@@ -211,7 +335,7 @@ def plan_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
         .agg(";".join)
     )
     yielded_kinds = ct[ct["yielded"]].groupby("household_id", sort=False)["kind"].agg(";".join)
-    parts = soft_parts(inst, model.policy)
+    parts = model.parts
     out = pd.DataFrame(
         {
             "household_id": inst.household_ids,

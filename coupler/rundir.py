@@ -38,7 +38,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeAlias
 
-import numpy as np
 import pandas as pd
 
 from coupler.errors import CouplerError, InputError, Problem
@@ -48,7 +47,7 @@ from coupler.instance import Instance
 from coupler.jsonsafe import dumps, json_safe
 from coupler.model import CouplingModel, build_model
 from coupler.policy import Policy
-from coupler.result import Result, Status, group_table, make_result
+from coupler.result import Result, Status, group_table, make_result, plan_assignment
 
 __all__ = [
     "FORMATS",
@@ -538,14 +537,16 @@ def load_run(out_dir: str | Path) -> tuple[CouplingModel, Result, dict[str, Any]
     instance = Instance(**tables)  # type: ignore[arg-type]
     model = build_model(instance, policy)
     plan = _read_saved(plan_path)
-    codes = pd.Series(instance.household_ids).map(plan.set_index("household_id")["municipality"])
-    assignment = codes.map(instance.code_index)
-    if codes.notna().sum() != assignment.notna().sum() or len(plan) != instance.n_households:
-        raise CouplerError(f"{plan_path} does not match the saved inputs; re-run `coupler solve`")
+    try:
+        assignment = plan_assignment(instance, plan)
+    except CouplerError:
+        raise CouplerError(
+            f"{plan_path} does not match the saved inputs; re-run `coupler solve`"
+        ) from None
     bound = summary.get("bound")
     result = make_result(
         model,
-        assignment.fillna(-1).to_numpy(dtype=np.int64),
+        assignment,
         status=Status(summary.get("status", "unknown")),
         bound=math.inf if bound is None else float(bound),
         broken_lower_bound=int(summary.get("broken_lower_bound", 0)),
@@ -553,5 +554,6 @@ def load_run(out_dir: str | Path) -> tuple[CouplingModel, Result, dict[str, Any]
         backend=str(summary.get("backend", "")),
         method=str(summary.get("method", "")),
         seconds=summary.get("seconds", {}),
+        lower_bounds_proven=bool(summary.get("lower_bounds_proven", False)),
     )
     return model, result, summary

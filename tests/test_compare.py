@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from coupler import (
     Policy,
+    SolveParams,
     build_model,
     generate_cases,
     load_instance,
@@ -133,7 +134,7 @@ def test_ban_outside_keeps_job_holders_in_the_region(cases) -> None:
     rows = [inst.household_index[i] for i in ids]
     assert model.forbidden[rows][:, ~region].all() and not model.forbidden[rows][:, region].any()
     assert model.forbidden.any(axis=1).sum() == 3
-    plan = solve(model, time_limit=20).plan.set_index("household_id")
+    plan = solve(model, SolveParams(time_limit=20)).plan.set_index("household_id")
     assert (plan.loc[ids, "labour_market_region"] == "Zuidoost-Brabant").all()
 
 
@@ -153,7 +154,7 @@ def test_pool_relaxes_caps_and_bands_the_total(cases) -> None:
     assert (
         band.members.sum() == 26 and band.lo == np.floor(share) and band.hi == np.ceil(1.1 * share)
     )
-    plan = solve(model, time_limit=20).plan
+    plan = solve(model, SolveParams(time_limit=20)).plan
     total = plan.loc[plan["province"] == "Utrecht", "persons"].sum()
     assert band.lo <= total <= band.hi
 
@@ -218,7 +219,7 @@ def test_comparison_table_deltas_and_impact(cases) -> None:
     one is left uncoupled, and jobs are judged by the first variant's 50 km in both."""
     inst, _ = cases
     vs = load_variants(["default", str(AGREEMENTS / "radius-30.toml")])
-    c = compare(inst, vs, solve_options={"time_limit": 20, "progress": None})
+    c = compare(inst, vs, params=SolveParams(time_limit=20))
     assert c.reach_km == 50.0
     t = c.table().set_index("kpi")
     name = "default+radius-30"
@@ -245,7 +246,7 @@ def test_score_floor_lifts_the_lowest_group_and_reports_its_cost(cases) -> None:
     cost = without - with."""
     inst, _ = cases
     model = build_model(inst, Policy())
-    result = solve(model, time_limit=20)
+    result = solve(model, SolveParams(time_limit=20))
     groups = compute_kpis(result, model).groups
     g = groups[groups["column"] == "gender"]
     overall = compute_kpis(result, model).values["mean_score"]
@@ -255,7 +256,7 @@ def test_score_floor_lifts_the_lowest_group_and_reports_its_cost(cases) -> None:
         result,
         Floor("gender", "score", target),
         reach_km=50.0,
-        solve_options={"time_limit": 20, "progress": None},
+        params=SolveParams(time_limit=20),
     )
     assert outcome.before
     assert outcome.objective_with == pytest.approx(

@@ -16,6 +16,7 @@ from factories import LINE, Crit, brute_force, instance
 from coupler import (
     Instance,
     Policy,
+    SolveParams,
     build_model,
     generate_cases,
     load_instance,
@@ -157,17 +158,21 @@ def _check(inst: Instance, policy: Policy, res) -> None:  # type: ignore[no-unty
     assert rep.ok, rep.violations
 
 
+def _params(backend: str | None, method: str | None, time_limit: float) -> SolveParams:
+    """Solver settings for a conformance run: gap 0, the backend's and method's defaults."""
+    return SolveParams(
+        backend=backend or "highs",  # type: ignore[arg-type]
+        method=method or "auto",  # type: ignore[arg-type]
+        gap=0.0,
+        time_limit=time_limit,
+    )
+
+
 @pytest.mark.parametrize(("backend", "method"), ENGINES, ids=IDS)
 @pytest.mark.parametrize("case", KNOWN, ids=[k.name for k in KNOWN])
 def test_known_optimum(case: Known, backend: str | None, method: str | None) -> None:
     """Each backend (plain MIP) and the default method reach the hand-checked optimum."""
-    res = solve(
-        build_model(case.inst, case.policy),
-        backend=backend,
-        method=method,
-        gap=0.0,
-        time_limit=30.0,
-    )
+    res = solve(build_model(case.inst, case.policy), _params(backend, method, 30.0))
     assert (res.uncoupled_persons, res.broken_persons) == (case.uncoupled, case.broken)
     assert res.objective == pytest.approx(case.objective, abs=1e-6)
     _check(case.inst, case.policy, res)
@@ -180,7 +185,7 @@ def test_brute_force_optimum(seed: int, backend: str | None, method: str | None)
     inst = random_tiny(seed)
     model = build_model(inst, Policy())
     best = brute_force(model)
-    res = solve(model, backend=backend, method=method, gap=0.0, time_limit=30.0)
+    res = solve(model, _params(backend, method, 30.0))
     assert (res.uncoupled_persons, res.broken_persons) == (best.uncoupled, best.broken)
     assert res.objective == pytest.approx(best.objective, abs=1e-6)
     _check(inst, Policy(), res)
@@ -194,8 +199,8 @@ def test_medium_national_highs_and_ortools_agree(nl_municipalities) -> None:
     hh, cr = generate_cases(nl_municipalities, persons=300, seed=11)
     inst = load_instance(hh, cr)
     model = build_model(inst, Policy())
-    a = solve(model, backend="highs", method="mip", gap=0.0, time_limit=60.0)
-    b = solve(model, backend="ortools", method="mip", gap=0.0, time_limit=60.0)
+    a = solve(model, _params("highs", "mip", 60.0))
+    b = solve(model, _params("ortools", "mip", 60.0))
     assert (a.broken_persons, a.uncoupled_persons) == (b.broken_persons, b.uncoupled_persons)
     assert a.objective == pytest.approx(b.objective, rel=1e-6)
     _check(inst, Policy(), a)

@@ -88,7 +88,7 @@ def test_score_parts_add_up_to_household_score(small):
 def test_explained_scores_minus_fill_penalty_equal_objective(small):
     """Sum of the explained household scores minus the fill-balance penalty is the objective."""
     model, result = small
-    table = score_table(model, result, chunk=97)  # several chunks
+    table = score_table(model, result)
     assert table["score"].sum() - model.fill_weight * result.shortfall == pytest.approx(
         result.objective, abs=1e-6
     )

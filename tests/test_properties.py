@@ -15,7 +15,7 @@ from factories import Case, Crit, brute_force, code, hid, instance, tiny_cases
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from coupler import Instance, Policy, build_model, solve
+from coupler import Instance, Policy, SolveParams, build_model, solve
 from coupler.verify import verify_plan
 
 # Shrinking re-solves hundreds of times; report the first failing instance instead.
@@ -31,11 +31,11 @@ SETTINGS = settings(
         HealthCheck.filter_too_much,
     ],
 )
-EXACT: dict[str, Any] = {"gap": 0.0, "time_limit": 30.0, "seed": 0}
+EXACT = SolveParams(gap=0.0, time_limit=30.0, seed=0)
 
 
-def run(model: Any, **kw: Any) -> Any:
-    return solve(model, **kw)
+def run(model: Any, params: SolveParams | None = None) -> Any:
+    return solve(model, params)
 
 
 def test_uncoupled_household_with_a_criterion_gets_a_result() -> None:
@@ -72,7 +72,7 @@ def test_plan_is_valid_and_checker_agrees(case: Case) -> None:
     criterion or needless uncoupling (independent checker), and the checker's broken persons and
     persons per municipality equal the result's."""
     model = build_model(case.inst, case.policy)
-    res = run(model, **EXACT)
+    res = run(model, EXACT)
     a = assignment(case.inst, res.plan)
     on = a >= 0
     assigned = np.bincount(a[on], weights=model.size[on], minlength=model.n_municipalities)
@@ -95,7 +95,7 @@ def test_engine_reaches_the_brute_force_optimum(case: Case) -> None:
     """The engine's plan is lexicographically optimal: uncoupled and broken persons equal the
     enumerated minimum, and the objective equals the enumerated maximum within 1e-6."""
     model = build_model(case.inst, case.policy)
-    res = run(model, **EXACT)
+    res = run(model, EXACT)
     best = brute_force(model)
     assert (res.uncoupled_persons, res.broken_persons) == (best.uncoupled, best.broken)
     assert abs(res.objective - best.objective) <= 1e-6, (res.objective, best.objective)
@@ -119,8 +119,8 @@ def test_relaxing_a_quota_never_hurts(case: Case, data: st.DataObject) -> None:
     rem[j] += extra
     policy = case.policy.with_(quota={"fill_balance": 0.0})
     for p in (case.policy, policy):
-        before = run(build_model(inst, p), **EXACT)
-        after = run(build_model(inst.with_remaining(rem), p), **EXACT)
+        before = run(build_model(inst, p), EXACT)
+        after = run(build_model(inst.with_remaining(rem), p), EXACT)
         assert (after.uncoupled_persons, after.broken_persons) <= (
             before.uncoupled_persons,
             before.broken_persons,
@@ -132,8 +132,8 @@ def test_relaxing_a_quota_never_hurts(case: Case, data: st.DataObject) -> None:
 @given(tiny_cases())
 def test_same_inputs_and_seed_give_the_same_plan(case: Case) -> None:
     """Solving twice with the same inputs and seed gives the identical plan and objective."""
-    a = run(build_model(case.inst, case.policy), seed=3)
-    b = solve(build_model(case.inst, case.policy), seed=3)
+    a = run(build_model(case.inst, case.policy), SolveParams(seed=3))
+    b = solve(build_model(case.inst, case.policy), SolveParams(seed=3))
     pd.testing.assert_frame_equal(a.plan, b.plan)
     assert a.objective == b.objective
 
@@ -159,7 +159,7 @@ def test_objective_is_checkable_from_participation_scores(case: Case, data: st.D
     )
     zero = {k: 0.0 for k in ("labour", "network", "ambition", "azc", "work_soft")}
     policy = case.policy.with_(weights={**zero, "participation": 1.0}, quota={"fill_balance": 0.0})
-    res = run(build_model(inst.replace(scores=scores), policy), **EXACT)
+    res = run(build_model(inst.replace(scores=scores), policy), EXACT)
     chosen = res.plan.dropna(subset=["municipality"])
     expected = sum(
         table[(h, m)] for h, m in zip(chosen["household_id"], chosen["municipality"], strict=True)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from coupler import generate_cases, load_instance
+from coupler import SolveParams, generate_cases, load_instance
 from coupler.analysis.compare import compare
 from coupler.analysis.report import render, sweep_json
 from coupler.analysis.sweep import pareto_front
@@ -28,7 +28,7 @@ def comparison_json(nl_municipalities):
     c = compare(
         inst,
         [Variant("default", Policy()), Variant("r30", Policy().with_(hard={"radius_km": 30.0}))],
-        solve_options={"time_limit": 20, "progress": None},
+        params=SolveParams(time_limit=20),
     )
     return json.loads(json.dumps(c.to_json()))
 

@@ -15,7 +15,9 @@ from coupler.result import make_result
 
 def _assignment(result: Result, model) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Municipality index per model household, read back from the plan by label."""
-    codes = result.assignment.reindex(model.instance.household_ids)
+    codes = result.plan.set_index("household_id")["municipality"].reindex(
+        model.instance.household_ids
+    )
     index = model.instance.code_index
     return np.array([-1 if pd.isna(c) else index[c] for c in codes], dtype=np.int64)
 

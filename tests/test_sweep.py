@@ -9,6 +9,7 @@ import pytest
 
 from coupler.analysis.sweep import Grid, make_tasks, pareto_front, run_sweep
 from coupler.errors import InputError
+from coupler.policy import Policy
 
 
 def test_grid_is_the_full_product_times_seeds(tmp_path: Path) -> None:
@@ -57,7 +58,9 @@ def test_local_pool_and_dask_give_identical_results() -> None:
     local process pool and on a Dask LocalCluster, times aside."""
     distributed = pytest.importorskip("distributed")
     tasks = make_tasks(
-        Grid({"labour": (0.0, 2.0)}, (0, 1)), persons=100, solve_options={"time_limit": 30}
+        Grid({"labour": (0.0, 2.0)}, (0, 1)),
+        Policy().with_(solver={"time_limit": 30.0}),
+        persons=100,
     )
     seen: list[int] = []
     local = run_sweep(tasks, workers=2, progress=lambda done, total: seen.append(done))

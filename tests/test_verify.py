@@ -16,10 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import coupler.verify
-from coupler import Policy
+from coupler import (
+    Policy,
+    SolveParams,
+)
 from coupler.cli import main
 from coupler.criteria import hard_criteria
 from coupler.verify import great_circle_km, verify_plan
+
+SOLVE = SolveParams(time_limit=30.0)
 
 
 def check(inst, plan, policy=None):

@@ -27,11 +27,11 @@ import pandas as pd
 
 from coupler.agreements import Agreement, build_variant, is_agreement_file
 from coupler.analysis.kpi import HIGHER_IS_BETTER, KPI_LABELS, KPIs, compute_kpis
-from coupler.engine.solve import solve
+from coupler.engine import solve
 from coupler.errors import InputError, Problem
 from coupler.instance import Instance
 from coupler.model import CouplingModel
-from coupler.policy import Policy
+from coupler.policy import Policy, SolveParams
 from coupler.result import Result, make_result
 
 Say = Callable[[str], None]
@@ -171,13 +171,12 @@ def apply_floor(
     *,
     reach_km: float,
     max_rounds: int = 5,
-    solve_options: dict[str, Any] | None = None,
+    params: SolveParams | None = None,
     say: Say | None = None,
     reference_remaining: np.ndarray | None = None,
 ) -> tuple[Result, FloorOutcome]:
     """Re-solve with group bonuses until ``floor`` holds; the plan is valued under ``model``."""
     say = say or (lambda _: None)
-    opts = dict(solve_options or {})
     hh = model.instance.households
     if floor.column not in hh or hh[floor.column].isna().all():
         raise InputError(
@@ -209,8 +208,8 @@ def apply_floor(
             f"floor {floor.label()}: round {rounds}, bonus "
             + ", ".join(f"{k} {v:g}" for k, v in bonus.items())
         )
-        adjusted = solve(dataclasses.replace(model, value=value), **opts)
-        assignment = _assignment(model, adjusted)
+        adjusted = solve(dataclasses.replace(model, value=value), params)
+        assignment = adjusted.assignment
         best = make_result(
             model,
             assignment,
@@ -250,14 +249,6 @@ def _near_job(model: CouplingModel, reach_km: float) -> np.ndarray:
         np.logical_and.at(ok, h, near)
         out[np.unique(h)] = ok[np.unique(h)]
     return out
-
-
-def _assignment(model: CouplingModel, result: Result) -> np.ndarray:
-    idx = model.instance.code_index
-    return np.array(
-        [idx.get(str(c), -1) if pd.notna(c) else -1 for c in result.plan["municipality"]],
-        dtype=np.int64,
-    )
 
 
 # -- comparing ------------------------------------------------------------------------------------
@@ -340,21 +331,24 @@ def compare(
     *,
     reach_km: float | None = None,
     floor: Floor | None = None,
-    solve_options: dict[str, Any] | None = None,
+    params: SolveParams | None = None,
     say: Say | None = None,
 ) -> Comparison:
-    """Solve every variant on ``instance``; KPIs use the first variant's radius and quotas."""
+    """Solve every variant on ``instance``; KPIs use the first variant's radius and quotas.
+
+    ``params`` (solver settings) applies to every variant; by default each variant's policy
+    ``[solver]`` table does.
+    """
     if not variants:
         raise InputError(Problem("compare", "give at least one policy or agreement"))
     say = say or (lambda _: None)
-    opts = dict(solve_options or {})
     reach = float(variants[0].policy.hard.radius_km if reach_km is None else reach_km)
     reference = np.asarray(instance.remaining)
     runs = []
     for i, v in enumerate(variants, 1):
         say(f"[{i}/{len(variants)}] {v.name}: building and solving")
         model = v.build(instance)
-        result = solve(model, **opts)
+        result = solve(model, params)
         outcome = None
         if floor is not None:
             result, outcome = apply_floor(
@@ -362,7 +356,7 @@ def compare(
                 result,
                 floor,
                 reach_km=reach,
-                solve_options=opts,
+                params=params,
                 say=say,
                 reference_remaining=reference,
             )

@@ -12,6 +12,7 @@ is better), both averaged over seeds.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import multiprocessing
@@ -160,7 +161,6 @@ class SweepTask:
     criteria: pd.DataFrame | None = None
     persons: int = 4700
     scenario: str | None = None
-    solve_options: dict[str, Any] = field(default_factory=dict)
 
 
 def make_tasks(
@@ -171,9 +171,9 @@ def make_tasks(
     criteria: pd.DataFrame | None = None,
     persons: int = 4700,
     scenario: str | Path | None = None,
-    solve_options: dict[str, Any] | None = None,
 ) -> list[SweepTask]:
-    """One task per (weights, seed) of ``grid`` on top of ``policy``."""
+    """One task per (weights, seed) of ``grid`` on top of ``policy`` (solver settings included;
+    each task's seed replaces the policy's solver seed)."""
     base = (policy or Policy()).to_dict()
     return [
         SweepTask(
@@ -185,7 +185,6 @@ def make_tasks(
             criteria,
             persons,
             None if scenario is None else str(scenario),
-            dict(solve_options or {}),
         )
         for i, (w, s) in enumerate(grid.points())
     ]
@@ -194,7 +193,7 @@ def make_tasks(
 def run_task(task: SweepTask) -> dict[str, Any]:
     """Solve one grid point and return its row (runs in a worker process)."""
     from coupler.analysis.kpi import compute_kpis
-    from coupler.engine.solve import solve
+    from coupler.engine import solve
     from coupler.generate import generate_cases
     from coupler.model import build_model
     from coupler.scenario import load_instance, load_scenario
@@ -208,8 +207,7 @@ def run_task(task: SweepTask) -> dict[str, Any]:
         hh, cr = generate_cases(municipalities, persons=task.persons, seed=task.seed)
     inst = load_instance(hh, cr, scenario=task.scenario)
     model = build_model(inst, policy)
-    opts = {"progress": None, **task.solve_options, "seed": task.seed}
-    result = solve(model, **opts)
+    result = solve(model, dataclasses.replace(policy.solver, seed=task.seed))
     k = compute_kpis(result, model).values
     row: dict[str, Any] = {"index": task.index, "seed": task.seed}
     row |= {f"w_{n}": v for n, v in task.weights.items()}

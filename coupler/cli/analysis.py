@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -13,6 +14,7 @@ import click
 import pandas as pd
 
 from coupler.errors import InputError, Problem
+from coupler.policy import SolveParams
 from coupler.rundir import check_out, write_atomically, write_file
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -81,12 +83,21 @@ def _instance(
     return load_instance(households, criteria, scenario=scenario)
 
 
-def _solve_options(time_limit: float | None, gap: float | None) -> dict[str, Any]:
+def _solve_params(
+    base: SolveParams, time_limit: float | None, gap: float | None
+) -> SolveParams | None:
+    """``base`` with the command line's --time-limit and --gap; None when neither is given."""
     if time_limit is not None and not time_limit > 0:
         raise InputError(Problem("--time-limit", f"must be > 0; got {time_limit}"))
     if gap is not None and not 0 <= gap < 1:
         raise InputError(Problem("--gap", f"must be in [0, 1); got {gap}"))
-    return {"time_limit": time_limit, "gap": gap, "progress": None}
+    if time_limit is None and gap is None:
+        return None
+    return dataclasses.replace(
+        base,
+        time_limit=base.time_limit if time_limit is None else time_limit,
+        gap=base.gap if gap is None else gap,
+    )
 
 
 def _fmt(x: Any, sign: bool = False) -> str:
@@ -160,15 +171,15 @@ def compare(
     check_out(out, inputs, force=force)
     say = _say(time.perf_counter())
     floor = Floor.parse(floor_text) if floor_text else None
-    opts = _solve_options(time_limit, gap)
     vs = load_variants(variants)
+    params = _solve_params(vs[0].policy.solver, time_limit, gap)
     inst = _instance(scenario, households, criteria, persons, seed, say)
     for v in vs:
         for a in v.agreements:
             a.check(inst.municipalities)
     if floor is not None and floor.column not in inst.households:
         raise InputError(Problem("--floor", f"the households have no '{floor.column}' column"))
-    result = run_compare(inst, vs, reach_km=reach_km, floor=floor, solve_options=opts, say=say)
+    result = run_compare(inst, vs, reach_km=reach_km, floor=floor, params=params, say=say)
     table = result.table()
     data = result.to_json()
     html = render(data)
@@ -305,9 +316,9 @@ def sweep(
     check_out(out, inputs, force=force)
     grid = Grid.parse(weights, seeds, grid_file)
     base = Policy.from_file(policy) if policy else Policy()
-    opts = _solve_options(time_limit, gap)
-    opts.pop("progress")
-    opts = {k: v for k, v in opts.items() if v is not None}
+    params = _solve_params(base.solver, time_limit, gap)
+    if params is not None:
+        base = dataclasses.replace(base, solver=params)
     if workers is not None and workers < 1:
         raise InputError(Problem("--workers", f"must be at least 1; got {workers}"))
     if criteria is not None and households is None:
@@ -324,7 +335,6 @@ def sweep(
         criteria=cr,
         persons=persons,
         scenario=scenario,
-        solve_options=opts,
     )
     where = f"Dask at {scheduler}" if scheduler else "a local process pool"
     click.echo(f"sweep: {len(tasks)} runs on {where}", err=True)

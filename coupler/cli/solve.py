@@ -11,7 +11,7 @@ import click
 
 from coupler import schema
 from coupler.agreements import Agreement, build_variant, is_agreement_file
-from coupler.engine.solve import solve as solve_model
+from coupler.engine import solve as solve_model
 from coupler.errors import CouplerError, InputError, Problem
 from coupler.generate import generate_cases
 from coupler.policy import Policy
@@ -207,7 +207,8 @@ def solve(
         if policy_file is not None:
             try:
                 policy = Policy.from_file(policy_file)
-            except InputError:
+            except InputError as err:
+                exc = err
                 if is_agreement_file(policy_file):
                     exc = InputError(
                         Problem(
@@ -287,7 +288,7 @@ def solve(
     )
     result = clock.phase(
         "solve", lambda: solve_model(model, progress=lambda s: clock.say(f"solve: {s}"))
-    )
+    ).require_plan()
     clock.say(f"solve: {result.status}, gap {result.gap:.4%}")
     extra["phases"] = dict(clock.phases)
     clock.say(f"write: {out}")

@@ -101,17 +101,22 @@ def solve_relaxation(
     add_per_round: int = 6,
     max_rounds: int = 50,
     uncoupled: int | None = None,
+    broken_penalty: float | None = None,
 ) -> FlowRelaxation:
     """Solve the transportation relaxation of ``model`` exactly (see the module docstring).
 
     With ``uncoupled`` given, exactly that many persons stay uncoupled (stage 1's minimum when
     integral plans need more than the relaxation), which keeps the bound tight.
+    ``broken_penalty`` replaces the dominating per-person penalty on broken criteria (the
+    engine's Lagrangian bound for a budget of broken persons uses smaller ones).
     """
     t0 = time.perf_counter()
     n_h, n_m = model.n_households, model.n_municipalities
     size = model.size.astype(np.int64)
     P = int(size.sum())
     pen_b, pen_u = flow_penalties(model)
+    if broken_penalty is not None:
+        pen_b = float(broken_penalty)
     # Per-person cost matrix in scaled integer units (minimisation); forbidden pairs excluded.
     per_person = model.value / size[:, None] - pen_b * model.breaks
     cost = -np.rint(per_person * SCALE)
@@ -136,10 +141,12 @@ def solve_relaxation(
     keep = tier_cap > 0
     tier_m, tier_cap, tier_cost = tier_m[keep], tier_cap[keep], tier_cost[keep]
 
-    # Initial candidates: each household's best arcs.
+    # Initial candidates: each household's best arcs. Costs are whole units; a spread below half
+    # a unit breaks ties (batches without soft data) towards different places per household.
+    spread = ((np.arange(n_h)[:, None] * 7919 + np.arange(n_m)[None, :] * 104729) % 997) / 1994.0
     k0 = min(arcs_per_household, n_m)
     best = (
-        np.argpartition(cost, k0 - 1, axis=1)[:, :k0]
+        np.argpartition(cost + spread, k0 - 1, axis=1)[:, :k0]
         if k0 < n_m
         else np.tile(np.arange(n_m), (n_h, 1))
     )
@@ -152,6 +159,7 @@ def solve_relaxation(
     # candidate arcs alone can carry everybody, and bring it in when they cannot.
     with_unc = uncoupled is not None or int(model.cap.sum()) < 1.1 * P
     rounds = 0
+    dense = False
     while True:
         rounds += 1
         arc_h, arc_m = np.nonzero(cand)
@@ -235,10 +243,15 @@ def solve_relaxation(
             rc = cost + d_h[:, None] - d_m[None, :]
         rc[cand | ~np.isfinite(cost) | ~np.isfinite(d_m)[None, :]] = 0.0
         viol = rc < -0.5
-        if not viol.any() or rounds >= max_rounds:
+        if not viol.any() or dense:
             break
+        if rounds >= max_rounds:
+            # Safety net: every usable pair at once; that flow is optimal by construction.
+            cand = np.isfinite(cost)
+            dense = True
+            continue
         rows = np.flatnonzero(viol.any(axis=1))
-        sub = rc[rows]
+        sub = rc[rows] + spread[rows]
         k = min(add_per_round, n_m)
         pick = (
             np.argpartition(sub, k - 1, axis=1)[:, :k]
@@ -247,9 +260,18 @@ def solve_relaxation(
         )
         ok = sub[np.arange(len(rows))[:, None], pick] < -0.5
         cand[np.repeat(rows, k)[ok.ravel()], pick.ravel()[ok.ravel()]] = True
-
-    if rounds >= max_rounds and viol.any():
-        raise CouplerError("column generation did not converge; please report this instance")
+        # Also the best households of every violated municipality: with tied costs (no soft
+        # data) the rows alone all pick the same few places and would need a round per place.
+        cols = np.flatnonzero(viol.any(axis=0))
+        sub = rc[:, cols] + spread[:, cols]
+        k = min(add_per_round, n_h)
+        pick = (
+            np.argpartition(sub, k - 1, axis=0)[:k]
+            if k < n_h
+            else np.tile(np.arange(n_h)[:, None], (1, len(cols)))
+        )
+        ok = sub[pick, np.arange(len(cols))[None, :]] < -0.5
+        cand[pick[ok], np.tile(cols, (k, 1))[ok]] = True
 
     # Value of this flow in true (unrounded) units, then the rounding allowance.
     f = f_arc.astype(np.float64)

@@ -24,6 +24,8 @@ these, ``L(u)`` is at most the LP bound (up to rounding); a few subgradient step
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from coupler.engine.flow import SCALE, FlowRelaxation
@@ -40,6 +42,7 @@ def knapsack_bound(
     *,
     steps: int = 0,
     lower: float | None = None,
+    deadline: float | None = None,
 ) -> float:
     """Upper bound on ``soft - fill * shortfall`` over plans with 0 broken and 0 uncoupled persons.
 
@@ -54,6 +57,8 @@ def knapsack_bound(
     lower
         Objective of a known plan; the subgradient step sizes aim at it (Polyak). Without it the
         steps aim 1 % below the best bound so far.
+    deadline
+        ``time.perf_counter()`` value after which no further step is taken.
 
     Returns
     -------
@@ -81,8 +86,10 @@ def knapsack_bound(
             stalled += 1
             if stalled >= 3:
                 theta, stalled = theta / 2, 0
-        if it == steps:
+        if it == steps or (deadline is not None and time.perf_counter() > deadline):
             break
+        if lower is not None and best - lower <= 1e-9 * max(1.0, abs(lower)):
+            break  # the bound meets a known plan: nothing left to prove
         g = 1.0 - chosen
         norm = float((g * g).sum())
         if norm == 0.0:

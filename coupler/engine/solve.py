@@ -22,6 +22,7 @@ whole model as one MIP with the chosen backend.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -29,13 +30,14 @@ import numpy as np
 
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipBackend
-from coupler.engine.flow import FlowRelaxation, solve_relaxation
+from coupler.engine.flow import FlowRelaxation, flow_penalties, solve_relaxation
 from coupler.engine.lagrange import knapsack_bound
+from coupler.engine.lns import improve_windows
 from coupler.engine.local import improve
 from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.stage1 import Stage1, solve_stage1
-from coupler.errors import CouplerError
 from coupler.model import CouplingModel, restrict
+from coupler.policy import SolveParams
 from coupler.result import Result, Status, make_result
 
 Progress = Callable[[str], None]
@@ -43,33 +45,75 @@ Progress = Callable[[str], None]
 #: Up to this many persons the knapsack Lagrangian bound is computed when the gap is open (it
 #: takes about 2 s at 1,000 persons and gains little on larger batches).
 _KNAPSACK_PERSONS = 3_000
+#: At most this many seconds go to the soft bound under a broken-persons budget.
+_BUDGET_SECONDS = 6.0
+#: At most this many seconds go to the knapsack bound's subgradient steps.
+_KNAPSACK_SECONDS = 3.0
 
 
 def _quiet(_: str) -> None:
     pass
 
 
+class _NoPlan(Exception):
+    """Internal: the engine proved there is no plan, or found none in time."""
+
+    def __init__(self, status: Status, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def solve(
     model: CouplingModel,
+    params: SolveParams | None = None,
     *,
-    backend: str | None = None,
-    method: str | None = None,
-    time_limit: float | None = None,
-    gap: float | None = None,
-    seed: int | None = None,
     progress: Progress | None = None,
 ) -> Result:
     """Couple every household of ``model``; see the module docstring for the method.
 
-    Options left ``None`` come from ``model.policy.solver``.
+    Parameters
+    ----------
+    model
+        The coupling model (:func:`coupler.model.build_model`).
+    params
+        Backend, method and limits; by default the policy's ``[solver]`` table
+        (``model.policy.solver``).
+    progress
+        Called with a short line at each step.
+
+    Returns
+    -------
+    Result
+        Always a result: when no plan exists (side constraints that no plan meets) or none was
+        found in time, its status says so (``infeasible`` or ``unknown``), every household is
+        uncoupled and ``info["message"]`` says why. Exceptions mean a real failure.
     """
-    settings = model.policy.solver
-    backend_name = backend or settings.backend
-    method = method or settings.method
-    time_limit = settings.time_limit if time_limit is None else time_limit
-    gap = settings.gap if gap is None else gap
-    seed = settings.seed if seed is None else seed
-    say = progress or _quiet
+    params = model.policy.solver if params is None else params
+    t0 = time.perf_counter()
+    try:
+        return _solve(model, params, progress or _quiet)
+    except _NoPlan as exc:
+        return make_result(
+            model,
+            np.full(model.n_households, -1, dtype=np.int64),
+            status=exc.status,
+            bound=math.inf,
+            broken_lower_bound=0,
+            uncoupled_lower_bound=0,
+            backend=params.backend,
+            method="none",
+            seconds={"total": time.perf_counter() - t0},
+            info={"message": exc.message},
+        )
+
+
+def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
+    backend_name = params.backend
+    method = params.method
+    time_limit = params.time_limit
+    gap = params.gap
+    seed = params.seed
     mip: MipBackend = get_backend(backend_name)
     deadline = time.perf_counter() + time_limit
     seconds: dict[str, float] = {}
@@ -87,9 +131,11 @@ def solve(
         )
         seconds["stage1"] = seconds.get("stage1", 0.0) + time.perf_counter() - t1
         if st.broken < 0:
-            raise CouplerError(
-                f"no plan exists under the side constraints, even leaving households uncoupled ({st.status}); "
-                "check the policy's bands and the dwelling capacities"
+            found = "exists" if st.status is Status.INFEASIBLE else "was found in time"
+            raise _NoPlan(
+                Status.INFEASIBLE if st.status is Status.INFEASIBLE else Status.UNKNOWN,
+                f"no plan {found} under the side constraints, even leaving households uncoupled "
+                f"({st.status}); check the policy's bands and the dwelling capacities",
             )
         return st
 
@@ -143,9 +189,9 @@ def solve(
         if (
             assignment is not None
             and _gap(model, assignment, flow, stage1 or zero) > gap
-            and settings.polish_time > 0
+            and params.polish_time > 0
         ):
-            limit = min(settings.polish_time, deadline - time.perf_counter())
+            limit = min(params.polish_time, deadline - time.perf_counter())
             better = _polish(
                 model, flow, assignment, stage1 or zero, mip, limit, gap, seed, say=say
             )
@@ -161,6 +207,16 @@ def solve(
 
     bound = min(_bound(model, flow, stage1), mip_bound)
     value = model.evaluate(assignment)
+    if stage1.broken > 0 and time.perf_counter() < deadline:
+        # The penalised bound mixes stages; bound the soft objective of plans within the broken
+        # budget instead (Lagrangian over the penalty per broken person).
+        t = time.perf_counter()
+        say("bounding the soft score within the broken-persons budget (Lagrangian)")
+        bound = min(
+            bound,
+            _budget_bound(model, stage1, value.objective, gap, min(deadline, t + _BUDGET_SECONDS)),
+        )
+        seconds["bound"] = time.perf_counter() - t
     if (
         max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap
         and stage1.broken == 0
@@ -171,8 +227,39 @@ def solve(
         # Small batches: the household-integral Lagrangian bound is much tighter than the LP's.
         t = time.perf_counter()
         say("tightening the bound: one knapsack per municipality (Lagrangian)")
-        bound = min(bound, knapsack_bound(model, flow, steps=30, lower=value.objective))
+        bound = min(
+            bound,
+            knapsack_bound(
+                model,
+                flow,
+                steps=30,
+                lower=value.objective,
+                deadline=min(deadline, t + _KNAPSACK_SECONDS),
+            ),
+        )
         seconds["bound"] = time.perf_counter() - t
+    if (
+        not model.has_side_constraints
+        and max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap
+        and params.polish_time > 0
+        and time.perf_counter() < deadline - 0.1
+    ):
+        t = time.perf_counter()
+        say("closing the gap: re-solving windows of municipalities exactly (window search)")
+        assignment = improve_windows(
+            model,
+            assignment,
+            mip,
+            bound=bound,
+            gap=gap,
+            deadline=min(deadline, t + params.polish_time),
+            seed=seed,
+            allow_broken=stage1.broken > 0,
+            say=say,
+        )
+        value = model.evaluate(assignment)
+        used_method += "+windows"
+        seconds["windows"] = time.perf_counter() - t
     result_status = status
     if value.broken_persons > stage1.broken or value.uncoupled_persons > stage1.uncoupled:
         result_status = Status.FEASIBLE
@@ -191,6 +278,7 @@ def solve(
         backend=backend_name,
         method=used_method,
         seconds=seconds,
+        lower_bounds_proven=stage1.proven,
         info={
             "flow_rounds": flow.rounds,
             "flow_arcs": int(len(flow.arc_h)),
@@ -242,6 +330,39 @@ def _bound(model: CouplingModel, flow: FlowRelaxation, stage1: Stage1) -> float:
     return (
         flow.bound + flow.broken_penalty * stage1.broken + flow.uncoupled_penalty * stage1.uncoupled
     )
+
+
+def _budget_bound(
+    model: CouplingModel, stage1: Stage1, objective: float, gap: float, deadline: float
+) -> float:
+    """A bound on the soft objective of plans with at most ``stage1.broken`` broken persons.
+
+    For every penalty ``mu >= 0`` per broken person, the relaxation's optimum ``F(mu)`` bounds
+    ``soft - mu * broken`` (with stage 1's uncoupled persons fixed), so every plan within the
+    budget ``B`` has ``soft <= F(mu) + mu * B``. That is convex in ``mu`` with slope
+    ``B - broken(mu)``: bisect on ``log mu`` towards where the relaxation breaks exactly ``B``,
+    keeping the best bound seen. Returns inf when nothing was proven in time.
+    """
+    budget = stage1.broken
+    unc = stage1.uncoupled if stage1.uncoupled > 0 else None
+    lo, hi = np.log(1e-3), np.log(flow_penalties(model)[0])
+    best = np.inf
+    for _ in range(14):
+        if time.perf_counter() > deadline:
+            break
+        mu = float(np.exp((lo + hi) / 2))
+        f = solve_relaxation(model, uncoupled=unc, broken_penalty=mu)
+        if f.lp_uncoupled > stage1.uncoupled + 0.5:
+            lo = np.log(mu)  # too cheap to break: the relaxation would rather leave people out
+            continue
+        best = min(best, f.bound + mu * budget + f.uncoupled_penalty * f.lp_uncoupled)
+        if max(0.0, best - objective) / max(1.0, abs(objective)) <= gap / 2:
+            break
+        if f.lp_broken > budget:
+            lo = np.log(mu)
+        else:
+            hi = np.log(mu)
+    return float(best)
 
 
 def _gap(
@@ -479,7 +600,7 @@ def _side_mip(
         )
         ph, pm = pairs // model.n_municipalities, pairs % model.n_municipalities
     # Warm start: the rounded flow plan (HiGHS ignores it where it breaks a side constraint).
-    start = None if full else _round_with_singles(model, flow)
+    start = _round_with_singles(model, flow)
     if start is not None:
         n_m = model.n_municipalities
         on = np.flatnonzero(start >= 0)
@@ -515,8 +636,9 @@ def _fallback(
         problem, time_limit=max(5.0, deadline - time.perf_counter()), gap=gap, seed=seed
     )
     if sol.x is None:
-        raise CouplerError(
-            f"no plan found within the time limit ({sol.status}); try a longer time limit or check "
-            "the side constraints"
+        raise _NoPlan(
+            Status.INFEASIBLE if sol.status is Status.INFEASIBLE else Status.UNKNOWN,
+            f"no plan found within the time limit ({sol.status}); try a longer time limit or "
+            "check the side constraints",
         )
     return layout.assignment(sol.x, model.n_households), Status.FEASIBLE

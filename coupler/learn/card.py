@@ -151,7 +151,11 @@ def compare_placements(
     plans = []
     for variant in (instance.replace(scores=None), instance.replace(scores=scores)):
         result = solve(build_model(variant, policy))
-        plans.append(result.assignment.reindex(hh["household_id"]).astype("string"))
+        plans.append(
+            result.plan.set_index("household_id")["municipality"]
+            .reindex(hh["household_id"])
+            .astype("string")
+        )
     region_index = {r: i for i, r in enumerate(scored.regions)}
     muni_region = dict(
         zip(

@@ -28,7 +28,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from coupler.agreements import Agreement, build_variant
-from coupler.errors import CouplerError, InputError, Problem
+from coupler.engine import solve
+from coupler.errors import InputError, Problem
 from coupler.excel import write_xlsx
 from coupler.instance import Instance
 from coupler.jsonsafe import dumps
@@ -36,9 +37,7 @@ from coupler.ledger import explanations
 from coupler.ledger import schema as t
 from coupler.ledger.context import BatchContext
 from coupler.ledger.periods import period_total
-from coupler.ledger.solving import solve_batch as solve
 from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
-from coupler.model import CouplingModel
 from coupler.policy import Policy
 from coupler.result import Result
 from coupler.rundir import write_file
@@ -192,14 +191,6 @@ def propose(
     context = BatchContext.of(inst, policy, agreements)
     checksum = _checksum(period.name, inst, policy, pacing, month, agreements)
 
-    model_of: dict[int, CouplingModel] = {}  # id(result) -> the model it was solved on
-
-    def solve_with(capacity: np.ndarray) -> Result:
-        model = build_variant(inst.with_remaining(capacity), policy, tuple(agreements))
-        result = solve(model, progress=progress)
-        model_of[id(result)] = model
-        return result
-
     with ledger.read() as conn:
         existing = conn.execute(
             sa.select(t.batches).where(
@@ -240,22 +231,25 @@ def propose(
     used_pacing = math.isfinite(factor)
     yielded = False
     paced_error = None
-    try:
-        result = solve_with(paced)
-    except CouplerError as exc:
+    # One model (with the batch's agreements); the paced and the full solve differ only in
+    # capacities.
+    model = build_variant(inst.with_remaining(full), policy, tuple(agreements))
+    paced_model = model.with_capacity(paced)
+    result, chosen = solve(paced_model, progress=progress), paced_model
+    if not result.has_plan:
         if not used_pacing or not (paced < full).any():
-            raise
-        # The paced capacities are tight; an engine failure there must not block the batch.
-        paced_error = str(exc)
-        result = solve_with(full)
+            result.require_plan()
+        # The paced capacities are too tight for a plan: the batch uses the full quota instead.
+        paced_error = str(result.info.get("message", result.status))
+        result, chosen = solve(model, progress=progress).require_plan(), model
         used_pacing, yielded = False, True
     if used_pacing and (result.broken_persons or result.uncoupled_persons) and (paced < full).any():
-        unpaced = solve_with(full)
-        if (unpaced.uncoupled_persons, unpaced.broken_persons) < (
+        unpaced = solve(model, progress=progress)
+        if unpaced.has_plan and (unpaced.uncoupled_persons, unpaced.broken_persons) < (
             result.uncoupled_persons,
             result.broken_persons,
         ):
-            result, used_pacing, yielded = unpaced, False, True
+            result, chosen, used_pacing, yielded = unpaced, model, False, True
     summary = result.to_json()
     pacing_info = {
         "paced": used_pacing,
@@ -296,7 +290,7 @@ def propose(
         ).inserted_primary_key[0]
         _insert_plan(tx, batch_id, result)
         context.save(conn, batch_id)
-        explanations.record(tx, batch_id, model_of[id(result)], result)
+        explanations.record(tx, batch_id, chosen, result)
         tx.checkpoint("propose")
         tx.audit(
             "propose",

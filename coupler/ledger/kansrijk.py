@@ -38,12 +38,12 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from coupler.engine import solve
 from coupler.errors import InputError, Problem
 from coupler.io import Checker, load_criteria, load_households, read_table
 from coupler.ledger import schema as t
 from coupler.ledger.context import BatchContext, frame_from_json, frame_to_json
 from coupler.ledger.periods import period_total
-from coupler.ledger.solving import solve_batch as solve
 from coupler.ledger.store import LedgerError, quota_state
 from coupler.model import build_model
 from coupler.policy import KansrijkRules, Policy
@@ -194,7 +194,8 @@ def propose_provisional(
         )
         if remaining.isna().any():
             raise InputError("the scenario's municipalities differ from the period's")
-        result = solve(build_model(inst.with_remaining(remaining.to_numpy(dtype=np.int64)), policy))
+        model = build_model(inst.with_remaining(remaining.to_numpy(dtype=np.int64)), policy)
+        result = solve(model).require_plan()
         where = result.plan.set_index("household_id")["municipality"]
         m = report["household_id"].map(where)
         placed = keep & m.notna().to_numpy()
@@ -627,7 +628,8 @@ def permit(
             rem = np.floor(room.clip(lower=0) + 1e-9).reindex(inst.codes)
             if rem.isna().any():
                 raise LedgerError("the scenario's municipalities differ from the period's")
-            result = solve(build_model(inst.with_remaining(rem.to_numpy(dtype=np.int64)), pol))
+            model = build_model(inst.with_remaining(rem.to_numpy(dtype=np.int64)), pol)
+            result = solve(model).require_plan()
             bid = conn.execute(
                 t.batches.insert().values(
                     period_id=period.id,

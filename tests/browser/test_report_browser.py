@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from coupler import SolveParams
 from coupler.analysis.compare import compare, load_variants
 from coupler.analysis.report import render
 
@@ -54,7 +55,7 @@ def test_report_renders_in_chromium(tiny_instance, tmp_path: Path) -> None:
     comparison = compare(
         tiny_instance,
         load_variants(["default", str(agreement)]),
-        solve_options={"time_limit": 20, "progress": None},
+        params=SolveParams(time_limit=20),
     )
     page_file = tmp_path / "report.html"
     page_file.write_text(render(comparison.to_json()), encoding="utf-8")

@@ -1,0 +1,153 @@
+"""Large-neighbourhood search: free a window of municipalities and re-solve it exactly.
+
+A window is a seed municipality and its nearest neighbours. Every household coupled inside the
+window is freed, together with households elsewhere (and uncoupled ones) whose best usable place
+lies in the window; everybody else stays fixed. The MIP over the freed households' usable pairs
+inside the window (plus each one's current place) is solved by the backend, warm-started from the
+current plan, under the budgets the plan already meets (broken and uncoupled persons among the
+freed households), so a window's answer is never worse. Windows are tried in order of how much
+they could gain, until the plan is within the gap target of the bound, a full cycle brings
+nothing, or time runs out. Side constraints are not handled here (the engine calls this only
+without them).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from coupler.engine.base import MipBackend
+from coupler.engine.mip import build_mip
+from coupler.model import CouplingModel
+
+#: Municipalities per window.
+WINDOW = 12
+#: At most this many households are freed per window (the MIP stays small).
+MAX_FREE = 300
+
+
+def improve_windows(
+    model: CouplingModel,
+    assignment: np.ndarray,
+    backend: MipBackend,
+    *,
+    bound: float,
+    gap: float,
+    deadline: float,
+    seed: int,
+    allow_broken: bool,
+    say: Callable[[str], None] = lambda _: None,
+) -> np.ndarray:
+    """Return a plan at least as good as ``assignment`` (objective, same or fewer broken and
+    uncoupled persons); ``assignment`` is not changed."""
+    a = np.asarray(assignment, dtype=np.int64).copy()
+    n_m = model.n_municipalities
+    usable = ~model.forbidden & (model.allowed | ~model.has_hard[:, None])
+    if allow_broken:
+        usable = ~model.forbidden
+    dist = model.instance.distance_km
+    best_place = np.where(usable, model.value, -np.inf).argmax(axis=1)
+
+    def objective(plan: np.ndarray) -> float:
+        return model.evaluate(plan).objective
+
+    current = objective(a)
+    order = _seeds(model, a, usable, seed)
+    tried_without_gain = 0
+    rounds = 0
+    while time.perf_counter() < deadline - 0.05 and tried_without_gain < 2 * n_m:
+        if max(0.0, bound - current) / max(1.0, abs(current)) <= gap:
+            break
+        on = a >= 0
+        assigned = np.bincount(a[on], weights=model.size[on], minlength=n_m)
+        short = model.target - assigned
+        if model.fill_weight > 0 and rounds % 2 == 1 and (short > 0.5).any():
+            # A fill window: places short of their target with the places most over theirs.
+            k = rounds // 2
+            deficit = np.flatnonzero(short > 0.5)
+            deficit = np.roll(deficit[np.argsort(-short[deficit], kind="stable")], -k * WINDOW // 2)
+            excess = np.argsort(short, kind="stable")
+            excess = np.roll(excess[short[excess] < -0.5], -k * WINDOW // 2)
+            window = np.unique(np.concatenate([deficit[: WINDOW // 2], excess[: WINDOW // 2]]))
+        else:
+            centre = int(order[(rounds // 2) % n_m])
+            window = np.argsort(dist[centre], kind="stable")[:WINDOW]
+        rounds += 1
+        in_window = np.zeros(n_m, dtype=bool)
+        in_window[window] = True
+        on = a >= 0
+        inside = np.flatnonzero(on & in_window[np.maximum(a, 0)])
+        coming = np.flatnonzero((~on | ~in_window[np.maximum(a, 0)]) & in_window[best_place])
+        free = np.union1d(inside, coming)
+        if len(free) > MAX_FREE:
+            # Keep the households that could gain most by moving.
+            gain = model.value[free, best_place[free]] - np.where(
+                a[free] >= 0, model.value[free, np.maximum(a[free], 0)], 0.0
+            )
+            free = np.sort(free[np.argsort(-gain, kind="stable")[:MAX_FREE]])
+        if len(free) == 0:
+            tried_without_gain += 1
+            continue
+        sub_h, sub_m = np.nonzero(usable[free][:, window])
+        ph, pm = free[sub_h], window[sub_m]
+        coupled = free[a[free] >= 0]
+        ph = np.concatenate([ph, coupled])
+        pm = np.concatenate([pm, a[coupled]])
+        pairs = np.unique(ph * n_m + pm)
+        ph, pm = pairs // n_m, pairs % n_m
+        free_broken = int(model.size[coupled][model.breaks[coupled, a[coupled]]].sum())
+        free_unc = int(model.size[free][a[free] < 0].sum())
+        problem, layout = build_mip(
+            model,
+            ph,
+            pm,
+            fixed=a,
+            objective="soft",
+            allow_uncoupled=free_unc > 0,
+            max_broken=free_broken,
+            max_uncoupled=free_unc,
+            start=a,
+        )
+        limit = min(1.0, deadline - time.perf_counter())
+        if limit < 0.05:
+            break
+        sol = backend.solve(problem, time_limit=limit, gap=0.0, seed=seed)
+        if sol.x is None:
+            tried_without_gain += 1
+            continue
+        plan = a.copy()
+        plan[free] = layout.assignment(sol.x, model.n_households)[free]
+        new, old = model.evaluate(plan), model.evaluate(a)
+        value = new.objective
+        worse = (new.uncoupled_persons, new.broken_persons) > (
+            old.uncoupled_persons,
+            old.broken_persons,
+        )
+        if value > current + 1e-9 and not worse:
+            a, current, tried_without_gain = plan, value, 0
+        else:
+            tried_without_gain += 1
+    say(f"window search: {rounds} windows, objective {current:,.4f}")
+    return a
+
+
+def _seeds(model: CouplingModel, a: np.ndarray, usable: np.ndarray, seed: int) -> np.ndarray:
+    """Municipalities in the order their windows are tried: most to gain first.
+
+    A municipality's pressure is its fill shortfall (times the fill weight) plus, over the
+    households whose best usable place it is, how much they would gain by moving there. Ties
+    follow a seeded shuffle.
+    """
+    n_m = model.n_municipalities
+    on = a >= 0
+    assigned = np.bincount(a[on], weights=model.size[on], minlength=n_m)
+    pressure = model.fill_weight * np.maximum(model.target - assigned, 0.0)
+    best = np.where(usable, model.value, -np.inf)
+    place = best.argmax(axis=1)
+    now = np.where(on, model.value[np.arange(len(a)), np.maximum(a, 0)], 0.0)
+    gain = np.maximum(best[np.arange(len(a)), place] - now, 0.0)
+    pressure += np.bincount(place, weights=np.where(np.isfinite(gain), gain, 0.0), minlength=n_m)
+    tie = np.random.default_rng(seed).permutation(n_m)
+    return np.lexsort((tie, -pressure))
