@@ -31,12 +31,16 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from coupler import schema
 from coupler.errors import InputError, PolicyError, Problem
 from coupler.io import Checker, load_criteria, load_households, read_table
 from coupler.ledger.solving import solve_batch as solve
 from coupler.model import build_model
 from coupler.policy import Policy
 from coupler.scenario import load_instance, load_scenario
+
+#: The columns a cases file carries beyond the households table.
+_CASE_COLUMNS = ("grant_probability", "nationality")
 
 #: 2023 grant rates (DOMAIN.md section 5), lower-case nationality -> probability. Illustrative.
 DEFAULT_GRANT_PROBABILITY: Mapping[str, float] = {"syria": 0.82, "yemen": 0.87, "turkey": 0.68}
@@ -109,7 +113,8 @@ class KansrijkRules:
 def grant_probabilities(path: str | os.PathLike[str], rules: KansrijkRules) -> pd.Series:
     """Household id -> grant probability from ``grant_probability`` or else ``nationality``."""
     file = os.fspath(path)
-    c = Checker(file, read_table(path), personal=True)
+    columns = (*schema.HOUSEHOLD_REQUIRED, *schema.HOUSEHOLD_OPTIONAL, *_CASE_COLUMNS)
+    c = Checker(file, read_table(path, known=columns), personal=True)
     c.require(["household_id"])
     if not (c.has("grant_probability") or c.has("nationality")):
         c.add("needs a grant_probability or a nationality column for Kansrijke Koppeling")
@@ -167,9 +172,7 @@ def propose_provisional(
         active = active_provisional(conn)
     municipalities, _ = load_scenario(period.scenario, period.total)
     # The cases file also carries the columns grant_probabilities reads.
-    hh = load_households(
-        households, municipalities, ignore_columns=("grant_probability", "nationality")
-    )
+    hh = load_households(households, municipalities, ignore_columns=_CASE_COLUMNS)
     cr = load_criteria(criteria, hh, municipalities) if criteria is not None else None
     prob = grant_probabilities(households, rules)
     clash = [
@@ -273,7 +276,7 @@ def permit(
 
     policy = policy or Policy()
     file = os.fspath(decisions)
-    c = Checker(file, read_table(decisions), personal=True)
+    c = Checker(file, read_table(decisions, known=("household_id", "decision")), personal=True)
     c.require(["household_id", "decision"])
     c.finish()
     ids = c.text("household_id", required=True)
