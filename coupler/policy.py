@@ -2,7 +2,8 @@
 
 Each TOML table maps onto one small frozen dataclass; a missing table or key means its default, an
 unknown key or a bad value is an error in one message shape:
-``policy [hard] radius_km must be > 0; got -5``. An empty file equals ``Policy()``.
+``policy [hard] radius_km must be > 0; got -5``. An empty file equals ``Policy()``. The tables are
+read by :func:`coupler.io.read_rules` (types, unknown keys); the ranges are checked here.
 
 Example (all defaults)::
 

@@ -11,6 +11,8 @@ from typing import Literal
 import openpyxl
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coupler import schema
 from coupler.errors import InputError, Problem
@@ -29,6 +31,7 @@ from coupler.io import (
     read_table,
     resolve_municipalities,
 )
+from coupler.io.cells import parse_number
 
 DATA = Path(__file__).parent / "data"
 VALID = DATA / "valid"
@@ -81,7 +84,10 @@ MALFORMED_CASES: dict[str, tuple[str, str, int | None, str | None, int]] = {
     "municipalities_lon_inf.csv": (
         "municipalities", "'inf' is not a finite number", 3, "lon", 1),
     "municipalities_duplicate_name.csv": (
-        "municipalities", "duplicate name 'eindhoven' (first on row 2)", 3, "name", 1),
+        "municipalities",
+        "duplicate name 'eindhoven' (names are compared ignoring case and punctuation) "
+        "(first on row 2)",
+        3, "name", 1),
     "municipalities_thousands.csv": (
         "municipalities", "thousands separator", 2, "population", 1),
     "municipalities_population_1e16.csv": (
@@ -901,3 +907,48 @@ def test_public_checker_require_hides_a_header_less_first_row(tmp_path: Path) ->
     (problem,) = caught.value.problems
     assert problem.row == 1 and "not a header" in problem.message
     assert all(value not in caught.value.render() for value in PLANTED)
+
+
+def test_names_equal_but_for_punctuation_are_duplicates(tmp_path: Path) -> None:
+    """Two municipalities whose names differ only in case, accents or punctuation would make
+    a reference ambiguous, so the second is refused at its row."""
+    frame = pd.read_csv(VALID / "municipalities.csv", dtype=str, keep_default_na=False)
+    frame.loc[1, "name"] = "EINDHÓVEN."
+    path = tmp_path / "municipalities.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError) as caught:
+        load_municipalities(path)
+    (problem,) = caught.value.problems
+    assert (problem.row, problem.column) == (3, "name")
+    assert "duplicate name 'eindhoven'" in problem.message
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(text=st.text(max_size=80), whole=st.booleans())
+def test_parse_number_never_raises(text: str, whole: bool) -> None:
+    """Any text parses to a number of at most 10^15 in size, or to a reason; never an
+    exception (no OverflowError, no ValueError from huge integers)."""
+    value, reason = parse_number(text, whole)
+    assert (value is None) != (reason is None)
+    if value is not None:
+        assert abs(value) <= 1e15
+        assert isinstance(value, int) if whole else isinstance(value, float)
+
+
+@settings(derandomize=True, max_examples=200, deadline=None)
+@given(
+    number=st.one_of(
+        st.integers(min_value=-(2**80), max_value=2**80),
+        st.floats(allow_nan=True, allow_infinity=True),
+    )
+)
+def test_checker_number_keeps_to_its_range(number: float) -> None:
+    """Whatever number a cell holds, Checker.number returns a value inside the range or
+    records one problem at that row and column."""
+    table = pd.DataFrame({"km": pd.array([str(number)], dtype="string")}, index=[2])
+    checker = Checker("d.csv", table, personal=False)
+    (value,) = checker.number("km", low=0, high=1500, required=True)
+    if value is None:
+        assert [(p.row, p.column) for p in checker.problems] == [(2, "km")]
+    else:
+        assert 0 <= value <= 1500 and not checker.problems

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
@@ -116,6 +117,13 @@ def _opt(path: Path | None, inputs: Path | None, stem: str) -> Path | None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Distance matrix (from, to, km) [default: OUT/inputs/distances.*].",
 )
+@click.option(
+    "--ignore-columns",
+    "ignore_columns",
+    multiple=True,
+    metavar="NAMES",
+    help="Comma-separated columns to skip in the input files, as for `coupler solve`.",
+)
 def verify(
     out_dir: Path | None,
     plan: Path | None,
@@ -126,6 +134,7 @@ def verify(
     policy_file: Path | None,
     locks: Path | None,
     distances: Path | None,
+    ignore_columns: tuple[str, ...],
 ) -> None:
     """Check a coupling plan independently of the solver.
 
@@ -179,10 +188,13 @@ def verify(
 
     policy = Policy.from_file(policy_file) if policy_file is not None else Policy()
     municipalities = _municipalities(mfile, total)
-    hh = io.load_households(households, municipalities)
-    cr = io.load_criteria(criteria, hh, municipalities) if criteria is not None else None
-    lk = io.load_locks(locks, hh, municipalities) if locks is not None else None
-    ds = io.load_distances(distances, municipalities) if distances is not None else None
+    skip: dict[str, Any] = {
+        "ignore_columns": [c.strip() for v in ignore_columns for c in v.split(",") if c.strip()]
+    }
+    hh = io.load_households(households, municipalities, **skip)
+    cr = io.load_criteria(criteria, hh, municipalities, **skip) if criteria is not None else None
+    lk = io.load_locks(locks, hh, municipalities, **skip) if locks is not None else None
+    ds = io.load_distances(distances, municipalities, **skip) if distances is not None else None
     report = verify_plan(municipalities, hh, cr, _plan(plan), policy, locks=lk, distances=ds)
     click.echo(report.summary())
     sys.exit(0 if report.ok else 1)

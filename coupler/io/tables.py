@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from coupler import schema
-from coupler.io.cells import Checker, Places, short
+from coupler.io.cells import Checker, Places, normalise_name, short
 from coupler.io.read import read_table
 
 __all__ = [
@@ -113,8 +113,11 @@ def load_municipalities(
             )
     c.unique(codes, "code", lambda k: f"duplicate code '{k}'")
     names = c.text("name", required=True)
+    # Names equal but for case, accents or punctuation would make a reference ambiguous.
     c.unique(
-        [n.casefold() if n else None for n in names], "name", lambda k: f"duplicate name '{k}'"
+        [normalise_name(n) if n else None for n in names],
+        "name",
+        lambda k: f"duplicate name '{k}' (names are compared ignoring case and punctuation)",
     )
     province = c.text("province", required=True)
     regions = c.text("labour_market_region", required=True)

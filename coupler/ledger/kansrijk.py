@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from coupler import schema
 from coupler.engine import solve
 from coupler.errors import InputError, Problem
 from coupler.io import Checker, load_criteria, load_households, read_table
@@ -79,7 +80,14 @@ def screen(path: str | os.PathLike[str], rules: KansrijkRules) -> pd.DataFrame:
     (``kansrijk`` | ``not-kansrijk`` (nationality not on the list) | ``contra-indication`` |
     ``below-threshold``). Errors name row and column, never the nationality."""
     file = os.fspath(path)
-    c = Checker(file, read_table(path), personal=True)
+    columns = (
+        *schema.HOUSEHOLD_REQUIRED,
+        *schema.HOUSEHOLD_OPTIONAL,
+        "grant_probability",
+        "nationality",
+        *rules.contra_indications,
+    )
+    c = Checker(file, read_table(path, known=columns), personal=True)
     c.require(["household_id"])
     if not (c.has("grant_probability") or c.has("nationality")):
         c.add("needs a grant_probability or a nationality column for Kansrijke Koppeling")
@@ -475,7 +483,7 @@ def permit(
     from coupler.ledger.batches import _insert_plan
 
     file = os.fspath(decisions)
-    c = Checker(file, read_table(decisions), personal=True)
+    c = Checker(file, read_table(decisions, known=("household_id", "decision")), personal=True)
     c.require(["household_id", "decision"])
     c.finish()
     ids = c.text("household_id", required=True)

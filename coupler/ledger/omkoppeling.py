@@ -120,7 +120,7 @@ def load_requests(
     household is an error. Returns one row per request with a ``row`` column (spreadsheet row).
     """
     file = os.fspath(path)
-    table = read_table(path)
+    table = read_table(path, known=REQUEST_COLUMNS)
     c = Checker(file, table, personal=True)
     c.require(REQUEST_COLUMNS)
     if c.problems:
