@@ -4,8 +4,8 @@ A spreadsheet program treats a cell that begins with ``=``, ``+``, ``-``, ``@``,
 carriage return as a formula (OWASP: CSV injection). Every text value coupler writes to a CSV
 or xlsx file that a person may open goes through :func:`safe_text` (one value) or
 :func:`safe_frame` (a whole table): such a value gets a leading apostrophe, which Excel shows as
-text and never evaluates. Numbers stay numbers, so a negative count is still ``-3``. :func:`write_csv` and
-:func:`write_xlsx` are the two table writers; both apply the rule.
+text and never evaluates. Numbers stay numbers, so a negative count is still ``-3``.
+:func:`write_csv` and :func:`write_xlsx` are the two table writers; both apply the rule.
 
 >>> safe_text("=HYPERLINK(1)")
 "'=HYPERLINK(1)"

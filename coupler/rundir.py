@@ -9,7 +9,7 @@ Every folder coupler writes (solve, generate, compare, sweep) goes through
 :func:`write_atomically`, which makes the whole folder visible in one step:
 
 1. every file is written into a staging folder beside the target (``.NAME.staging-XXXX``), with a
-   manifest (:data:`MANIFEST`) naming each file and its SHA-256 written last;
+   manifest (:data:`MANIFEST`) naming each file and its SHA-256 written last, and flushed to disk;
 2. the staging folder and the target are swapped in one atomic ``renameat2(RENAME_EXCHANGE)``
    (Linux); elsewhere the old folder is renamed aside (``.NAME.old-XXXX``) and the new one into
    place, and a later run puts an aside folder back if it finds no target;
@@ -272,6 +272,26 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync(folder: Path) -> None:
+    """Flush every file and folder under ``folder`` to disk, so a power cut after the swap
+    cannot leave an empty file where the new one should be."""
+    for p in sorted(folder.rglob("*"), reverse=True):
+        if p.is_file():
+            with p.open("rb") as f:
+                os.fsync(f.fileno())
+        elif p.is_dir():
+            _sync_dir(p)
+    _sync_dir(folder)
+
+
 def _swap(staging: Path, out: Path) -> None:
     """Make ``staging`` visible as ``out`` in one step; the old folder ends up in ``staging``."""
     if not out.exists():
@@ -314,7 +334,9 @@ def write_atomically(
             encoding="utf-8",
         )
         _kill_hook("staged")
+        _sync(staging)
         _swap(staging, out)
+        _sync_dir(out.parent)
         _kill_hook("swapped")
         return [out / name for name in files]
     finally:

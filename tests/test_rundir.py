@@ -1,4 +1,4 @@
-"""Run folders (coupler.rundir): one format written and read back, replaced atomically as a whole."""
+"""Run folders (coupler.rundir): one format, written and read back, replaced atomically."""
 
 from __future__ import annotations
 

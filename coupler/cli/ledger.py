@@ -107,6 +107,11 @@ def _ledger_options(fn: Callable[..., Any] | None = None, *, create: bool = Fals
     return wrapper
 
 
+def _db_file(ledger: Ledger) -> str | None:
+    """The ledger's SQLite file, which an export must never overwrite."""
+    return describe(ledger.engine) if ledger.engine.dialect.name == "sqlite" else None
+
+
 def _say(message: str) -> None:
     click.echo(message, err=True)
 
@@ -395,9 +400,8 @@ def batch_propose(
         f"persons, uncoupled {s['uncoupled_persons']}; status {s['status']}"
     )
     if out is not None and p.result is not None:
-        click.echo(
-            f"wrote {write_file(out, p.result.plan, inputs=(households, criteria, policy_file, scores, locks))}"
-        )
+        inputs = (_db_file(ledger), households, criteria, policy_file, scores, locks)
+        click.echo(f"wrote {write_file(out, p.result.plan, inputs=inputs)}")
 
 
 @batch.command("show")
@@ -468,7 +472,7 @@ def batch_show(ledger: Ledger, batch_id: int | None, out: Path | None, show_all:
             + (f"  -- {'; '.join(notes)}" if notes else "")
         )
     if out is not None:
-        click.echo(f"wrote {write_file(out, rows)}")
+        click.echo(f"wrote {write_file(out, rows, inputs=(_db_file(ledger),))}")
 
 
 @batch.command("withdraw")
@@ -661,7 +665,7 @@ def ledger_audit(ledger: Ledger, out: Path | None, last: int) -> None:
     """Show the audit log: who, when, what, why."""
     a = audit_trail(ledger)
     if out is not None:
-        click.echo(f"wrote {write_file(out, a)}")
+        click.echo(f"wrote {write_file(out, a, inputs=(_db_file(ledger),))}")
         return
     for r in a.tail(last).itertuples(index=False):
         why = f" -- {r.reason}" if r.reason else ""
@@ -751,7 +755,8 @@ def omkoppel_cmd(
     elif (report["decision"] == "proposed").any():
         click.echo("approve or reject with `coupler omkoppel approve|reject ID --reason TEXT`")
     if out is not None:
-        click.echo(f"wrote {write_file(out, report, inputs=(requests, rules_file))}")
+        inputs = (_db_file(ledger), requests, rules_file)
+        click.echo(f"wrote {write_file(out, report, inputs=inputs)}")
 
 
 def _decide_command(approve_it: bool) -> click.Command:
