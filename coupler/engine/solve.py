@@ -150,7 +150,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
 
     zero = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
     stage1: Stage1 | None = None
-    if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5:
+    if flow.lp_broken > 1e-6 or flow.lp_uncoupled > 0.5:
         stage1 = run_stage1()
         tighten(stage1)
 
@@ -261,7 +261,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         used_method += "+windows"
         seconds["windows"] = time.perf_counter() - t
     result_status = status
-    if value.broken_persons > stage1.broken or value.uncoupled_persons > stage1.uncoupled:
+    if value.broken_measure > stage1.broken or value.uncoupled_persons > stage1.uncoupled:
         result_status = Status.FEASIBLE
     elif status is not Status.ERROR:
         g = max(0.0, bound - value.objective) / max(1.0, abs(value.objective))
@@ -271,7 +271,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         assignment,
         status=result_status,
         bound=bound,
-        broken_lower_bound=stage1.broken if stage1.proven else int(np.ceil(flow.lp_broken - 1e-9)),
+        broken_lower_bound=_broken_persons_bound(model, flow, stage1),
         uncoupled_lower_bound=stage1.uncoupled
         if stage1.proven
         else int(np.ceil(flow.lp_uncoupled - 1e-9)),
@@ -323,13 +323,21 @@ def _side_ok(model: CouplingModel, assignment: np.ndarray) -> bool:
 
 def _over_budget(model: CouplingModel, assignment: np.ndarray, stage1: Stage1) -> bool:
     v = model.evaluate(assignment)
-    return v.broken_persons > stage1.broken or v.uncoupled_persons > stage1.uncoupled
+    return v.broken_measure > stage1.broken or v.uncoupled_persons > stage1.uncoupled
 
 
 def _bound(model: CouplingModel, flow: FlowRelaxation, stage1: Stage1) -> float:
     return (
         flow.bound + flow.broken_penalty * stage1.broken + flow.uncoupled_penalty * stage1.uncoupled
     )
+
+
+def _broken_persons_bound(model: CouplingModel, flow: FlowRelaxation, stage1: Stage1) -> int:
+    """The broken persons stage 1 proved minimal (at the shortage order's earlier stages)."""
+    default = model.policy.hard.shortage_order == ("broken_persons",)
+    if stage1.proven:
+        return stage1.broken if default else stage1.broken_persons
+    return int(np.ceil(flow.lp_broken - 1e-9)) if default else 0
 
 
 def _budget_bound(
@@ -496,7 +504,9 @@ def _round_with_singles(model: CouplingModel, flow: FlowRelaxation) -> np.ndarra
             if not usable.any():
                 return None
             price = (
-                model.value[h] / s + flow.potential_m / 1e6 - flow.broken_penalty * model.breaks[h]
+                model.value[h] / s
+                + flow.potential_m / 1e6
+                - flow.broken_penalty * model.breaks[h] * (model.broken_weight[h] / s)
             )
             m = int(np.argmax(np.where(usable, price, -np.inf)))
         else:
@@ -554,7 +564,7 @@ def _repair(
             pm,
             fixed=fixed,
             objective="soft",
-            max_broken=stage1.broken - fixed_val.broken_persons,
+            max_broken=stage1.broken - fixed_val.broken_measure,
             allow_uncoupled=unc_budget > 0,
             max_uncoupled=unc_budget,
         )

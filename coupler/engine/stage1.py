@@ -23,13 +23,18 @@ from coupler.result import Status
 
 @dataclass(frozen=True)
 class Stage1:
-    """Minimum uncoupled and broken persons, and whether that minimum is proven."""
+    """Minimum uncoupled persons and broken measure, and whether that minimum is proven.
+
+    ``broken`` is in the shortage order's measure (``model.broken_weight``; persons by
+    default); ``broken_persons`` counts the persons of that plan's broken households.
+    """
 
     uncoupled: int
     broken: int
     proven: bool
     status: Status
     seconds: float
+    broken_persons: int = 0
 
 
 def solve_stage1(
@@ -54,10 +59,10 @@ def solve_stage1(
     # Columns: x | b | w | n[s, m] | u[s]
     o_b, o_w, o_n, o_u = n_x, n_x + n_b, n_x + n_b + n_w, n_x + n_b + n_w + n_s * n_m
     n_cols = o_u + n_s
-    P = float(size.sum())
+    P = float(model.broken_weight.sum())
 
     c = np.zeros(n_cols)
-    c[o_b:o_w] = -size[hard_sp]
+    c[o_b:o_w] = -model.broken_weight[hard_sp]
     c[o_w:o_n] = -(P + 1) * size[sp_idx]
     c[o_u:] = -(P + 1) * sizes
 
@@ -153,11 +158,17 @@ def solve_stage1(
         return Stage1(uncoupled=-1, broken=-1, proven=False, status=sol.status, seconds=sol.seconds)
     x = sol.x
     unc = int(round(float(size[sp_idx] @ x[o_w:o_n] + sizes @ x[o_u:])))
-    broken = int(round(float(size[hard_sp] @ x[o_b:o_w])))
+    broken = int(round(float(model.broken_weight[hard_sp] @ x[o_b:o_w])))
+    broken_persons = int(round(float(size[hard_sp] @ x[o_b:o_w])))
     # Integral objective: a bound within 1 of the objective proves it.
     proven = sol.status is Status.OPTIMAL or (
         np.isfinite(sol.bound) and sol.bound - sol.objective < 1 - 1e-6
     )
     return Stage1(
-        uncoupled=unc, broken=broken, proven=bool(proven), status=sol.status, seconds=sol.seconds
+        uncoupled=unc,
+        broken=broken,
+        proven=bool(proven),
+        status=sol.status,
+        seconds=sol.seconds,
+        broken_persons=broken_persons,
     )
