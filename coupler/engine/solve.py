@@ -36,6 +36,7 @@ from coupler.engine.lns import improve_windows
 from coupler.engine.local import improve
 from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.stage1 import Stage1, solve_stage1
+from coupler.errors import CouplerError
 from coupler.model import CouplingModel, restrict
 from coupler.policy import SolveParams
 from coupler.result import Result, Status, make_result
@@ -45,6 +46,8 @@ Progress = Callable[[str], None]
 #: Up to this many persons the knapsack Lagrangian bound is computed when the gap is open (it
 #: takes about 2 s at 1,000 persons and gains little on larger batches).
 _KNAPSACK_PERSONS = 3_000
+#: Stage 1 gets at least this many seconds, even past the deadline: without it there is no plan.
+_STAGE1_SECONDS = 5.0
 #: At most this many seconds go to the soft bound under a broken-persons budget.
 _BUDGET_SECONDS = 6.0
 #: At most this many seconds go to the knapsack bound's subgradient steps.
@@ -126,8 +129,18 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     def run_stage1() -> Stage1:
         t1 = time.perf_counter()
         say("minimising uncoupled persons and broken hard criteria exactly (stage 1)")
+        # A warm start keeps a plan in hand if the limit stops stage 1 early. Only HiGHS gets
+        # it: CBC through PuLP was seen to return the start of this MIP as optimal.
+        start = None
+        if mip.name == "highs":
+            start = _round_with_singles(model, flow) if not model.has_side_constraints else None
+            start = np.full(model.n_households, -1, dtype=np.int64) if start is None else start
         st = solve_stage1(
-            model, mip, time_limit=max(1.0, deadline - time.perf_counter()), seed=seed
+            model,
+            mip,
+            time_limit=max(_STAGE1_SECONDS, deadline - time.perf_counter()),
+            seed=seed,
+            start=start,
         )
         seconds["stage1"] = seconds.get("stage1", 0.0) + time.perf_counter() - t1
         if st.broken < 0:
@@ -205,11 +218,15 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         used_method += "+fallback"
     seconds["mip" if used_method.endswith("mip") else "rounding"] = time.perf_counter() - t
 
-    bound = min(_bound(model, flow, stage1), mip_bound)
+    # The relaxation's bound is on the penalised objective. Unless it broke nothing and left
+    # exactly stage 1's uncoupled persons out, adding the penalties back would mix stages (and
+    # report gaps far above 100 %): bound the soft objective within the budgets instead.
+    mixes = stage1.broken > 0 or abs(flow.lp_uncoupled - stage1.uncoupled) > 0.5
+    bound = min(np.inf if mixes else _bound(model, flow, stage1), mip_bound)
     value = model.evaluate(assignment)
-    if stage1.broken > 0 and time.perf_counter() < deadline:
-        # The penalised bound mixes stages; bound the soft objective of plans within the broken
-        # budget instead (Lagrangian over the penalty per broken person).
+    if mixes:
+        # Lagrangian over the penalty per broken person; at least two relaxations, even past
+        # the deadline, so that a soft bound is always reported.
         t = time.perf_counter()
         say("bounding the soft score within the broken-persons budget (Lagrangian)")
         bound = min(
@@ -355,11 +372,14 @@ def _budget_bound(
     unc = stage1.uncoupled if stage1.uncoupled > 0 else None
     lo, hi = np.log(1e-3), np.log(flow_penalties(model)[0])
     best = np.inf
-    for _ in range(14):
-        if time.perf_counter() > deadline:
+    for it in range(14):
+        if it >= 2 and time.perf_counter() > deadline:
             break
         mu = float(np.exp((lo + hi) / 2))
-        f = solve_relaxation(model, uncoupled=unc, broken_penalty=mu)
+        try:
+            f = solve_relaxation(model, uncoupled=unc, broken_penalty=mu)
+        except CouplerError:
+            break  # no flow with exactly stage 1's uncoupled persons: no bound from here
         if f.lp_uncoupled > stage1.uncoupled + 0.5:
             lo = np.log(mu)  # too cheap to break: the relaxation would rather leave people out
             continue

@@ -38,8 +38,18 @@ class Stage1:
 
 
 def solve_stage1(
-    model: CouplingModel, backend: MipBackend, *, time_limit: float, seed: int
+    model: CouplingModel,
+    backend: MipBackend,
+    *,
+    time_limit: float,
+    seed: int,
+    start: np.ndarray | None = None,
 ) -> Stage1:
+    """Minimise uncoupled persons, then the broken measure, exactly (see the module docstring).
+
+    ``start`` (municipality per household, -1 = uncoupled), when given, warm-starts the MIP, so
+    a plan is known even when the time limit stops it early.
+    """
     n_m = model.n_municipalities
     size = model.size
     special = model.has_hard | model.forbidden.any(axis=1)
@@ -144,6 +154,27 @@ def solve_stage1(
     col_hi = np.ones(n_cols)
     col_hi[o_n:o_u] = np.repeat(count + np.bincount(s_of_b, minlength=n_s), n_m)
     col_hi[o_u:] = count + np.bincount(s_of_b, minlength=n_s)
+    # Warm start: the given plan (broken specials join their size's pool where they sit).
+    a = np.full(len(size), -1, dtype=np.int64) if start is None else np.asarray(start, np.int64)
+    x0 = np.zeros(n_cols)
+    on_sp = a[sp_idx] >= 0
+    pair_key = ph * n_m + pm
+    sp_key = sp_idx * n_m + np.maximum(a[sp_idx], 0)
+    pos = np.searchsorted(pair_key, sp_key)
+    hit = on_sp & (pos < n_x)
+    if n_x:
+        hit &= pair_key[np.minimum(pos, n_x - 1)] == sp_key
+    x0[pos[hit]] = 1.0
+    broke = on_sp & ~hit & model.has_hard[sp_idx]
+    x0[o_w + np.flatnonzero(~hit & ~broke)] = 1.0
+    x0[o_b + np.searchsorted(hard_sp, sp_idx[broke])] = 1.0
+    in_pool = np.zeros(len(size), dtype=bool)
+    in_pool[pool] = True
+    in_pool[sp_idx[broke]] = True
+    placed = in_pool & (a >= 0)
+    s_pos = np.searchsorted(sizes, size)
+    np.add.at(x0, o_n + s_pos[placed] * n_m + a[placed], 1.0)
+    np.add.at(x0, o_u + s_pos[pool & (a < 0)], 1.0)
     problem = MipProblem(
         c=c,
         A=A,
@@ -152,6 +183,7 @@ def solve_stage1(
         col_lo=np.zeros(n_cols),
         col_hi=col_hi,
         integer=np.ones(n_cols, dtype=bool),
+        start=None if start is None else x0,
     )
     sol = backend.solve(problem, time_limit=time_limit, gap=0.0, seed=seed)
     if sol.x is None:
