@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.optima import load_optima
 from benchmarks.workloads import WORKLOADS
 
 README = Path(__file__).parent / "README.md"
@@ -70,6 +71,16 @@ def _capped(r: dict[str, Any]) -> bool:
     return r["method"] != "coupler" and r.get("status") != "optimal"
 
 
+def _to_optimum(r: dict[str, Any]) -> float | None:
+    """Relative distance of a run's objective below the stored optimum of its tier and seed."""
+    if r.get("to_optimum") is not None:
+        return float(r["to_optimum"])
+    opt = load_optima().get(f"{r.get('tier')}/{r.get('seed')}")
+    if opt is None or r.get("objective") is None:
+        return None
+    return (float(opt["objective"]) - float(r["objective"])) / max(1.0, abs(opt["objective"]))
+
+
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (tier, method) with medians over seeds and the comparison with coupler."""
     rows = []
@@ -88,7 +99,7 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 deltas.append((r["objective"] - c["objective"]) / max(1.0, abs(c["objective"])))
         statuses = sorted({str(r.get("status")) for r in rs})
         gaps = [r["gap"] for r in rs if r.get("gap") is not None]
-        dist = [r["to_optimum"] for r in rs if r.get("to_optimum") is not None]
+        dist = [d for d in (_to_optimum(r) for r in rs) if d is not None]
         rows.append(
             {
                 "tier": tier,

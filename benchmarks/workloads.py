@@ -284,10 +284,10 @@ WORKLOADS: dict[str, Workload] = {
         ),
         Workload(
             "tight",
-            1_800,
+            800,
             kind="tight",
             description=(
-                f"~950 households, participation scores only, fill balance off, remaining quota "
+                f"~420 households, participation scores only, fill balance off, remaining quota "
                 f"{TIGHT_SLACK} x persons"
             ),
         ),

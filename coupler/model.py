@@ -59,6 +59,7 @@ class CouplingModel:
     value: np.ndarray
     forbidden: np.ndarray
     pinned: np.ndarray  # municipality index per household, -1 if none
+    broken_weight: np.ndarray  # what breaking household h costs in the shortage order's measure
     target: np.ndarray
     fill_weight: float
     is_large: np.ndarray
@@ -121,8 +122,10 @@ class CouplingModel:
         )
         soft = float(self.value[h, a[h]].sum())
         shortfall = float(np.maximum(self.target - assigned, 0.0).sum())
-        broken = int(self.size[h][self.breaks[h, a[h]]].sum())
+        hit = self.breaks[h, a[h]]
+        broken = int(self.size[h][hit].sum())
         return PlanValue(
+            broken_measure=int(self.broken_weight[h][hit].sum()),
             soft=soft,
             shortfall=shortfall,
             objective=soft - self.fill_weight * shortfall,
@@ -142,6 +145,7 @@ class PlanValue:
     broken_persons: int
     uncoupled_persons: int
     assigned: np.ndarray
+    broken_measure: int  # broken households weighted by ``broken_weight`` (the engine's stage)
 
 
 def build_model(instance: Instance, policy: Policy) -> CouplingModel:
@@ -179,10 +183,43 @@ def build_model(instance: Instance, policy: Policy) -> CouplingModel:
         value=_weighted(parts, policy.weights),
         forbidden=forbidden,
         pinned=pinned,
+        broken_weight=_broken_weight(hard, size, policy.hard.shortage_order),
         fill_weight=float(policy.quota.fill_balance),
         is_large=size >= policy.quota.large_household_size,
         **_quota_arrays(instance, policy, size),
     )
+
+
+def _broken_weight(hard: HardCriteria, size: np.ndarray, order: tuple[str, ...]) -> np.ndarray:
+    """Integer cost of breaking each household, lexicographic over the shortage order.
+
+    Each measure counts, for a broken household: ``broken_persons`` its persons,
+    ``broken_households`` 1, ``broken_work`` its active work criteria. With the order (first,
+    second) (second = persons unless given) the weight is ``first * (total second + 1) +
+    second``, so minimising the sum of weights minimises the first measure, then the second.
+    The default order gives each household its size (broken persons).
+    """
+    t = hard.table
+    active = t["hard"].to_numpy(dtype=bool) & ~t["yielded"].to_numpy(dtype=bool)
+    work = np.bincount(
+        t["household"].to_numpy(dtype=np.int64)[
+            active & (t["kind"].astype(str).to_numpy() == "work")
+        ],
+        minlength=len(size),
+    )
+    measures = {
+        "broken_persons": size.astype(np.int64),
+        "broken_households": np.ones(len(size), dtype=np.int64),
+        "broken_work": work.astype(np.int64),
+    }
+    keys = list(order) + ["broken_persons"] * (len(order) == 1 and order[0] != "broken_persons")
+    if len(keys) == 1:
+        w = measures[keys[0]].copy()
+    else:
+        first, second = measures[keys[0]], measures[keys[1]]
+        w = first * (int(second[hard.has_hard].sum()) + 1) + second
+    w.flags.writeable = False
+    return w
 
 
 def _weighted(parts: dict[str, np.ndarray], weights: Weights) -> np.ndarray:
@@ -266,6 +303,7 @@ def restrict(
         value=model.value[rows],
         forbidden=model.forbidden[rows],
         pinned=model.pinned[rows],
+        broken_weight=model.broken_weight[rows],
         target=np.asarray(target, dtype=np.float64),
         is_large=model.is_large[rows],
         cap_large=None,

@@ -13,6 +13,9 @@ Example (all defaults)::
     work_requires_contract = true    # ... with a signed contract ...
     work_requires_payslip = true     # ... and the latest payslip seen
     priority = ["medical", "family", "work", "study"]  # on conflict the last yields first
+    shortage_order = ["broken_persons"]  # under shortage minimise these first, in this order:
+                                     # "broken_persons" (default), "broken_work" (jobs kept),
+                                     # "broken_households"; at most two, persons break ties
 
     [weights]                        # soft criteria, each part scored in [0, 1]
     labour = 1.0                     # labour demand for the members' sectors in the region
@@ -78,6 +81,8 @@ from coupler.io.rules import read_rules, read_toml
 from coupler.schema import BACKEND_NAMES, CRITERION_KINDS
 
 Aggregation = Literal["sum", "mean", "any"]
+#: What the first stages minimise under shortage (policy [hard] shortage_order).
+SHORTAGE_MEASURES: tuple[str, ...] = ("broken_persons", "broken_work", "broken_households")
 Backend = Literal["highs", "ortools", "cbc"]
 Method = Literal["auto", "mip"]
 BandLevel = Literal["province", "labour_market_region"]
@@ -92,6 +97,7 @@ class HardRules:
     work_requires_contract: bool = True
     work_requires_payslip: bool = True
     priority: tuple[str, ...] = ("medical", "family", "work", "study")
+    shortage_order: tuple[str, ...] = ("broken_persons",)
 
 
 @dataclass(frozen=True)
@@ -422,6 +428,18 @@ def _check(policy: Policy, source: str) -> list[Problem]:
         bad("hard", "radius_km", "> 0", h.radius_km)
     if not h.work_min_hours >= 0:
         bad("hard", "work_min_hours", ">= 0", h.work_min_hours)
+    order = h.shortage_order
+    if not (
+        1 <= len(order) <= 2
+        and len(set(order)) == len(order)
+        and all(k in SHORTAGE_MEASURES for k in order)
+    ):
+        bad(
+            "hard",
+            "shortage_order",
+            f"one or two distinct of {list(SHORTAGE_MEASURES)}",
+            list(order),
+        )
     if sorted(h.priority) != sorted(CRITERION_KINDS):
         bad("hard", "priority", f"an ordering of {list(CRITERION_KINDS)}", list(h.priority))
     for f in fields(w):

@@ -117,3 +117,20 @@ def test_baselines_run_on_a_micro_case(tmp_path: Path) -> None:
         assert r["bound"] >= r["objective"] - 1e-6
         assert r["objective"] <= by[other]["bound"] + 1e-6
         assert r["broken_persons"] == by[other]["broken_persons"] == 0
+
+
+def test_tight_and_end_of_period_tiers(tmp_path: Path) -> None:
+    """The tight tier has ids, sizes and participation scores only, fill balance off and a
+    remaining quota of TIGHT_SLACK x persons; the end-of-period tier leaves less quota than a
+    full half year but at least the batch can still be placed."""
+    import math
+
+    from benchmarks.workloads import TIGHT_SLACK
+
+    inst, policy = WORKLOADS["tight"].scaled(200).prepare(0, tmp_path / "t").load()
+    assert policy.quota.fill_balance == 0.0
+    assert list(inst.households.columns[:2]) == ["household_id", "size"]
+    assert len(inst.criteria) == 0 and inst.scores is not None and len(inst.scores)
+    assert int(inst.remaining.sum()) == math.ceil(TIGHT_SLACK * int(inst.sizes.sum()))
+    inst, _ = WORKLOADS["end-of-period"].prepare(0, tmp_path / "e").load()
+    assert int(inst.sizes.sum()) <= int(inst.remaining.sum()) < 28_000

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from factories import LINE, brute_force, instance
+from factories import LINE, Crit, brute_force, instance
 
 from coupler import (
+    Instance,
     Policy,
     SolveParams,
     build_model,
@@ -19,6 +20,7 @@ from coupler import (
 )
 from coupler.engine.backends import get_backend
 from coupler.engine.lns import improve_windows
+from coupler.errors import PolicyError
 
 
 @pytest.mark.parametrize(("households", "seed"), [(100, 0), (100, 1), (300, 2)])
@@ -74,3 +76,49 @@ def test_window_search_reaches_the_optimum_from_a_poor_plan(seed: int) -> None:
     )
     assert model.evaluate(out).objective == pytest.approx(best.objective, abs=1e-6)
     assert model.evaluate(out).uncoupled_persons == 0
+
+
+def _jobs_case() -> Instance:
+    """Place 0 has room for 5; places 3 and 4 (over 100 km away) have room for 10 each. A family
+    of five with one job at place 0 and four single job-holders at place 0 cannot all stay."""
+    return instance(
+        LINE[:5],
+        [5, 0, 0, 10, 10],
+        [5, 1, 1, 1, 1],
+        [Crit.job(h, 0) for h in range(5)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("order", "persons", "work", "households"),
+    [
+        (["broken_persons"], 4, 4, 4),  # keep the family: 4 persons, 4 jobs broken
+        (["broken_work"], 5, 1, 1),  # keep the four jobs: the family's one job breaks
+        (["broken_households"], 5, 1, 1),
+        (["broken_work", "broken_households"], 5, 1, 1),
+    ],
+)
+def test_shortage_order_decides_who_keeps_the_criterion(
+    order: list[str], persons: int, work: int, households: int
+) -> None:
+    """The policy's shortage order is minimised first; the summary counts broken persons, work
+    criteria and households whatever the order."""
+    policy = Policy().with_(hard={"shortage_order": order})
+    res = solve(build_model(_jobs_case(), policy), SolveParams(gap=0.0))
+    assert res.uncoupled_persons == 0
+    assert (res.broken_persons, res.broken_work, res.broken_households) == (
+        persons,
+        work,
+        households,
+    )
+    data = res.to_json()
+    assert data["broken_work_criteria"] == work and data["broken_households"] == households
+
+
+@pytest.mark.parametrize(
+    "order", [[], ["broken_jobs"], ["broken_work", "broken_work"], ["a", "b", "c"]]
+)
+def test_shortage_order_rejects_unknown_or_repeated_measures(order: list[str]) -> None:
+    """An empty, unknown, repeated or too long shortage order is a policy error naming the key."""
+    with pytest.raises(PolicyError, match="shortage_order"):
+        Policy.from_dict({"hard": {"shortage_order": order}})

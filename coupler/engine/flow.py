@@ -61,7 +61,11 @@ class FlowRelaxation:
         whose reduced value exceeds the gap can be left out without losing a better plan.
         """
         size = model.size.astype(np.float64)
-        cost = -np.rint((model.value / size[:, None] - self.broken_penalty * model.breaks) * SCALE)
+        per_person = (
+            model.value / size[:, None]
+            - self.broken_penalty * model.breaks * (model.broken_weight / size)[:, None]
+        )
+        cost = -np.rint(per_person * SCALE)
         with np.errstate(invalid="ignore"):
             rc = (
                 (cost + self.potential_h[:, None] - self.potential_m[None, :])
@@ -91,7 +95,9 @@ class FlowRelaxation:
 def flow_penalties(model: CouplingModel) -> tuple[float, float]:
     """Per-person penalties (broken, uncoupled) in objective units for the relaxation."""
     broken, _ = penalties(model)
-    return broken, 4.0 * broken
+    # Leaving a person out must cost more than breaking any household's criteria per person.
+    per_person = float((model.broken_weight / model.size).max()) if model.n_households else 1.0
+    return broken, 4.0 * broken * max(1.0, per_person)
 
 
 def solve_relaxation(
@@ -118,7 +124,10 @@ def solve_relaxation(
     if broken_penalty is not None:
         pen_b = float(broken_penalty)
     # Per-person cost matrix in scaled integer units (minimisation); forbidden pairs excluded.
-    per_person = model.value / size[:, None] - pen_b * model.breaks
+    # Breaking a household costs its weight in the shortage order's measure (default: persons).
+    per_person = (
+        model.value / size[:, None] - pen_b * model.breaks * (model.broken_weight / size)[:, None]
+    )
     cost = -np.rint(per_person * SCALE)
     cost[model.forbidden] = np.inf
     cost_u = int(round(pen_u * SCALE))
@@ -276,7 +285,7 @@ def solve_relaxation(
     # Value of this flow in true (unrounded) units, then the rounding allowance.
     f = f_arc.astype(np.float64)
     soft = float((model.value[arc_h, arc_m] / size[arc_h] * f).sum())
-    broken = float((model.breaks[arc_h, arc_m] * f).sum())
+    broken = float((model.breaks[arc_h, arc_m] * f * (model.broken_weight / size)[arc_h]).sum())
     unc = float(f_unc.sum())
     assigned = np.bincount(arc_m, weights=f, minlength=n_m)
     shortfall = float(np.maximum(model.target - assigned, 0.0).sum())

@@ -26,6 +26,11 @@ from coupler.model import CouplingModel
 WINDOW = 12
 #: At most this many households are freed per window (the MIP stays small).
 MAX_FREE = 300
+#: Windows per search. A count, not a clock, bounds the search, so that the same inputs and seed
+#: give the same plan on a busy machine too (the deadline only guards against runaway time).
+MAX_WINDOWS = 40
+#: Seconds per window MIP; a safety limit that small windows do not reach.
+WINDOW_SECONDS = 5.0
 
 
 def improve_windows(
@@ -38,6 +43,7 @@ def improve_windows(
     deadline: float,
     seed: int,
     allow_broken: bool,
+    max_windows: int = MAX_WINDOWS,
     say: Callable[[str], None] = lambda _: None,
 ) -> np.ndarray:
     """Return a plan at least as good as ``assignment`` (objective, same or fewer broken and
@@ -57,7 +63,11 @@ def improve_windows(
     order = _seeds(model, a, usable, seed)
     tried_without_gain = 0
     rounds = 0
-    while time.perf_counter() < deadline - 0.05 and tried_without_gain < 2 * n_m:
+    while (
+        rounds < max_windows
+        and time.perf_counter() < deadline - 0.05
+        and tried_without_gain < 2 * n_m
+    ):
         if max(0.0, bound - current) / max(1.0, abs(current)) <= gap:
             break
         on = a >= 0
@@ -97,7 +107,7 @@ def improve_windows(
         pm = np.concatenate([pm, a[coupled]])
         pairs = np.unique(ph * n_m + pm)
         ph, pm = pairs // n_m, pairs % n_m
-        free_broken = int(model.size[coupled][model.breaks[coupled, a[coupled]]].sum())
+        free_broken = int(model.broken_weight[coupled][model.breaks[coupled, a[coupled]]].sum())
         free_unc = int(model.size[free][a[free] < 0].sum())
         problem, layout = build_mip(
             model,
@@ -110,7 +120,7 @@ def improve_windows(
             max_uncoupled=free_unc,
             start=a,
         )
-        limit = min(1.0, deadline - time.perf_counter())
+        limit = min(WINDOW_SECONDS, deadline - time.perf_counter())
         if limit < 0.05:
             break
         sol = backend.solve(problem, time_limit=limit, gap=0.0, seed=seed)
@@ -121,9 +131,9 @@ def improve_windows(
         plan[free] = layout.assignment(sol.x, model.n_households)[free]
         new, old = model.evaluate(plan), model.evaluate(a)
         value = new.objective
-        worse = (new.uncoupled_persons, new.broken_persons) > (
+        worse = (new.uncoupled_persons, new.broken_measure) > (
             old.uncoupled_persons,
-            old.broken_persons,
+            old.broken_measure,
         )
         if value > current + 1e-9 and not worse:
             a, current, tried_without_gain = plan, value, 0

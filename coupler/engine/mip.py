@@ -55,7 +55,7 @@ def penalties(model: CouplingModel) -> tuple[float, float]:
     soft_range = float((v.max(axis=1) - np.minimum(v.min(axis=1), 0.0)).sum())
     soft_range += model.fill_weight * float(model.target.sum())
     broken = soft_range + 1.0
-    uncoupled = broken * (model.persons + 1)
+    uncoupled = broken * (int(model.broken_weight.sum()) + 1)
     return broken, uncoupled
 
 
@@ -86,7 +86,8 @@ def build_mip(
         (persons + 1) x uncoupled + broken persons (stage 1); ``"penalised"``: the soft objective
         with dominating penalties on broken and uncoupled persons (one-shot, as a plain model).
     max_broken, max_uncoupled
-        Budgets in persons for the free households (stage 2 after stage 1).
+        Budgets for the free households (stage 2 after stage 1): broken in the shortage
+        order's measure (``model.broken_weight``; persons by default), uncoupled in persons.
     start
         Assignment per model household to warm-start from.
     relax
@@ -101,6 +102,7 @@ def build_mip(
     size = model.size.astype(np.float64)
     sz = size[pair_h]
     broken_p = model.breaks[pair_h, pair_m]
+    bw = model.broken_weight[pair_h].astype(np.float64)  # shortage-order weight per pair
 
     # Persons already placed by fixed households.
     base = np.zeros(n_m)
@@ -132,15 +134,15 @@ def build_mip(
             c[n_x + n_u :] = -model.fill_weight
         if objective == "penalised":
             pb, pu = penalties(model)
-            c[:n_x] -= pb * sz * broken_p
+            c[:n_x] -= pb * bw * broken_p
             c[n_x : n_x + n_u] = -pu * size[u_h]
         elif n_u:
             # Uncoupling is allowed only under a budget; a tiny tie-break keeps people coupled.
             _, pu = penalties(model)
             c[n_x : n_x + n_u] = -pu * size[u_h]
     else:  # priority: minimise (P + 1) * uncoupled + broken, as a maximisation
-        c[:n_x] = -sz * broken_p
-        c[n_x : n_x + n_u] = -(model.persons + 1.0) * size[u_h]
+        c[:n_x] = -bw * broken_p
+        c[n_x : n_x + n_u] = -(float(model.broken_weight.sum()) + 1.0) * size[u_h]
 
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
@@ -213,7 +215,7 @@ def build_mip(
         add(
             np.zeros(len(sel), dtype=np.int64),
             sel,
-            sz[sel],
+            bw[sel],
             np.array([-np.inf]),
             np.array([float(max_broken)]),
         )

@@ -36,6 +36,7 @@ from coupler.engine.lns import improve_windows
 from coupler.engine.local import improve
 from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.stage1 import Stage1, solve_stage1
+from coupler.errors import CouplerError
 from coupler.model import CouplingModel, restrict
 from coupler.policy import SolveParams
 from coupler.result import Result, Status, make_result
@@ -45,6 +46,8 @@ Progress = Callable[[str], None]
 #: Up to this many persons the knapsack Lagrangian bound is computed when the gap is open (it
 #: takes about 2 s at 1,000 persons and gains little on larger batches).
 _KNAPSACK_PERSONS = 3_000
+#: Stage 1 gets at least this many seconds, even past the deadline: without it there is no plan.
+_STAGE1_SECONDS = 5.0
 #: At most this many seconds go to the soft bound under a broken-persons budget.
 _BUDGET_SECONDS = 6.0
 #: At most this many seconds go to the knapsack bound's subgradient steps.
@@ -126,8 +129,18 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     def run_stage1() -> Stage1:
         t1 = time.perf_counter()
         say("minimising uncoupled persons and broken hard criteria exactly (stage 1)")
+        # A warm start keeps a plan in hand if the limit stops stage 1 early. Only HiGHS gets
+        # it: CBC through PuLP was seen to return the start of this MIP as optimal.
+        start = None
+        if mip.name == "highs":
+            start = _round_with_singles(model, flow) if not model.has_side_constraints else None
+            start = np.full(model.n_households, -1, dtype=np.int64) if start is None else start
         st = solve_stage1(
-            model, mip, time_limit=max(1.0, deadline - time.perf_counter()), seed=seed
+            model,
+            mip,
+            time_limit=max(_STAGE1_SECONDS, deadline - time.perf_counter()),
+            seed=seed,
+            start=start,
         )
         seconds["stage1"] = seconds.get("stage1", 0.0) + time.perf_counter() - t1
         if st.broken < 0:
@@ -150,7 +163,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
 
     zero = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
     stage1: Stage1 | None = None
-    if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5:
+    if flow.lp_broken > 1e-6 or flow.lp_uncoupled > 0.5:
         stage1 = run_stage1()
         tighten(stage1)
 
@@ -205,11 +218,15 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         used_method += "+fallback"
     seconds["mip" if used_method.endswith("mip") else "rounding"] = time.perf_counter() - t
 
-    bound = min(_bound(model, flow, stage1), mip_bound)
+    # The relaxation's bound is on the penalised objective. Unless it broke nothing and left
+    # exactly stage 1's uncoupled persons out, adding the penalties back would mix stages (and
+    # report gaps far above 100 %): bound the soft objective within the budgets instead.
+    mixes = stage1.broken > 0 or abs(flow.lp_uncoupled - stage1.uncoupled) > 0.5
+    bound = min(np.inf if mixes else _bound(model, flow, stage1), mip_bound)
     value = model.evaluate(assignment)
-    if stage1.broken > 0 and time.perf_counter() < deadline:
-        # The penalised bound mixes stages; bound the soft objective of plans within the broken
-        # budget instead (Lagrangian over the penalty per broken person).
+    if mixes:
+        # Lagrangian over the penalty per broken person; at least two relaxations, even past
+        # the deadline, so that a soft bound is always reported.
         t = time.perf_counter()
         say("bounding the soft score within the broken-persons budget (Lagrangian)")
         bound = min(
@@ -261,7 +278,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         used_method += "+windows"
         seconds["windows"] = time.perf_counter() - t
     result_status = status
-    if value.broken_persons > stage1.broken or value.uncoupled_persons > stage1.uncoupled:
+    if value.broken_measure > stage1.broken or value.uncoupled_persons > stage1.uncoupled:
         result_status = Status.FEASIBLE
     elif status is not Status.ERROR:
         g = max(0.0, bound - value.objective) / max(1.0, abs(value.objective))
@@ -271,7 +288,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         assignment,
         status=result_status,
         bound=bound,
-        broken_lower_bound=stage1.broken if stage1.proven else int(np.ceil(flow.lp_broken - 1e-9)),
+        broken_lower_bound=_broken_persons_bound(model, flow, stage1),
         uncoupled_lower_bound=stage1.uncoupled
         if stage1.proven
         else int(np.ceil(flow.lp_uncoupled - 1e-9)),
@@ -323,13 +340,21 @@ def _side_ok(model: CouplingModel, assignment: np.ndarray) -> bool:
 
 def _over_budget(model: CouplingModel, assignment: np.ndarray, stage1: Stage1) -> bool:
     v = model.evaluate(assignment)
-    return v.broken_persons > stage1.broken or v.uncoupled_persons > stage1.uncoupled
+    return v.broken_measure > stage1.broken or v.uncoupled_persons > stage1.uncoupled
 
 
 def _bound(model: CouplingModel, flow: FlowRelaxation, stage1: Stage1) -> float:
     return (
         flow.bound + flow.broken_penalty * stage1.broken + flow.uncoupled_penalty * stage1.uncoupled
     )
+
+
+def _broken_persons_bound(model: CouplingModel, flow: FlowRelaxation, stage1: Stage1) -> int:
+    """The broken persons stage 1 proved minimal (at the shortage order's earlier stages)."""
+    default = model.policy.hard.shortage_order == ("broken_persons",)
+    if stage1.proven:
+        return stage1.broken if default else stage1.broken_persons
+    return int(np.ceil(flow.lp_broken - 1e-9)) if default else 0
 
 
 def _budget_bound(
@@ -347,11 +372,14 @@ def _budget_bound(
     unc = stage1.uncoupled if stage1.uncoupled > 0 else None
     lo, hi = np.log(1e-3), np.log(flow_penalties(model)[0])
     best = np.inf
-    for _ in range(14):
-        if time.perf_counter() > deadline:
+    for it in range(14):
+        if it >= 2 and time.perf_counter() > deadline:
             break
         mu = float(np.exp((lo + hi) / 2))
-        f = solve_relaxation(model, uncoupled=unc, broken_penalty=mu)
+        try:
+            f = solve_relaxation(model, uncoupled=unc, broken_penalty=mu)
+        except CouplerError:
+            break  # no flow with exactly stage 1's uncoupled persons: no bound from here
         if f.lp_uncoupled > stage1.uncoupled + 0.5:
             lo = np.log(mu)  # too cheap to break: the relaxation would rather leave people out
             continue
@@ -496,7 +524,9 @@ def _round_with_singles(model: CouplingModel, flow: FlowRelaxation) -> np.ndarra
             if not usable.any():
                 return None
             price = (
-                model.value[h] / s + flow.potential_m / 1e6 - flow.broken_penalty * model.breaks[h]
+                model.value[h] / s
+                + flow.potential_m / 1e6
+                - flow.broken_penalty * model.breaks[h] * (model.broken_weight[h] / s)
             )
             m = int(np.argmax(np.where(usable, price, -np.inf)))
         else:
@@ -554,7 +584,7 @@ def _repair(
             pm,
             fixed=fixed,
             objective="soft",
-            max_broken=stage1.broken - fixed_val.broken_persons,
+            max_broken=stage1.broken - fixed_val.broken_measure,
             allow_uncoupled=unc_budget > 0,
             max_uncoupled=unc_budget,
         )

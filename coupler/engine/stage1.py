@@ -23,18 +23,33 @@ from coupler.result import Status
 
 @dataclass(frozen=True)
 class Stage1:
-    """Minimum uncoupled and broken persons, and whether that minimum is proven."""
+    """Minimum uncoupled persons and broken measure, and whether that minimum is proven.
+
+    ``broken`` is in the shortage order's measure (``model.broken_weight``; persons by
+    default); ``broken_persons`` counts the persons of that plan's broken households.
+    """
 
     uncoupled: int
     broken: int
     proven: bool
     status: Status
     seconds: float
+    broken_persons: int = 0
 
 
 def solve_stage1(
-    model: CouplingModel, backend: MipBackend, *, time_limit: float, seed: int
+    model: CouplingModel,
+    backend: MipBackend,
+    *,
+    time_limit: float,
+    seed: int,
+    start: np.ndarray | None = None,
 ) -> Stage1:
+    """Minimise uncoupled persons, then the broken measure, exactly (see the module docstring).
+
+    ``start`` (municipality per household, -1 = uncoupled), when given, warm-starts the MIP, so
+    a plan is known even when the time limit stops it early.
+    """
     n_m = model.n_municipalities
     size = model.size
     special = model.has_hard | model.forbidden.any(axis=1)
@@ -54,10 +69,10 @@ def solve_stage1(
     # Columns: x | b | w | n[s, m] | u[s]
     o_b, o_w, o_n, o_u = n_x, n_x + n_b, n_x + n_b + n_w, n_x + n_b + n_w + n_s * n_m
     n_cols = o_u + n_s
-    P = float(size.sum())
+    P = float(model.broken_weight.sum())
 
     c = np.zeros(n_cols)
-    c[o_b:o_w] = -size[hard_sp]
+    c[o_b:o_w] = -model.broken_weight[hard_sp]
     c[o_w:o_n] = -(P + 1) * size[sp_idx]
     c[o_u:] = -(P + 1) * sizes
 
@@ -139,6 +154,27 @@ def solve_stage1(
     col_hi = np.ones(n_cols)
     col_hi[o_n:o_u] = np.repeat(count + np.bincount(s_of_b, minlength=n_s), n_m)
     col_hi[o_u:] = count + np.bincount(s_of_b, minlength=n_s)
+    # Warm start: the given plan (broken specials join their size's pool where they sit).
+    a = np.full(len(size), -1, dtype=np.int64) if start is None else np.asarray(start, np.int64)
+    x0 = np.zeros(n_cols)
+    on_sp = a[sp_idx] >= 0
+    pair_key = ph * n_m + pm
+    sp_key = sp_idx * n_m + np.maximum(a[sp_idx], 0)
+    pos = np.searchsorted(pair_key, sp_key)
+    hit = on_sp & (pos < n_x)
+    if n_x:
+        hit &= pair_key[np.minimum(pos, n_x - 1)] == sp_key
+    x0[pos[hit]] = 1.0
+    broke = on_sp & ~hit & model.has_hard[sp_idx]
+    x0[o_w + np.flatnonzero(~hit & ~broke)] = 1.0
+    x0[o_b + np.searchsorted(hard_sp, sp_idx[broke])] = 1.0
+    in_pool = np.zeros(len(size), dtype=bool)
+    in_pool[pool] = True
+    in_pool[sp_idx[broke]] = True
+    placed = in_pool & (a >= 0)
+    s_pos = np.searchsorted(sizes, size)
+    np.add.at(x0, o_n + s_pos[placed] * n_m + a[placed], 1.0)
+    np.add.at(x0, o_u + s_pos[pool & (a < 0)], 1.0)
     problem = MipProblem(
         c=c,
         A=A,
@@ -147,17 +183,24 @@ def solve_stage1(
         col_lo=np.zeros(n_cols),
         col_hi=col_hi,
         integer=np.ones(n_cols, dtype=bool),
+        start=None if start is None else x0,
     )
     sol = backend.solve(problem, time_limit=time_limit, gap=0.0, seed=seed)
     if sol.x is None:
         return Stage1(uncoupled=-1, broken=-1, proven=False, status=sol.status, seconds=sol.seconds)
     x = sol.x
     unc = int(round(float(size[sp_idx] @ x[o_w:o_n] + sizes @ x[o_u:])))
-    broken = int(round(float(size[hard_sp] @ x[o_b:o_w])))
+    broken = int(round(float(model.broken_weight[hard_sp] @ x[o_b:o_w])))
+    broken_persons = int(round(float(size[hard_sp] @ x[o_b:o_w])))
     # Integral objective: a bound within 1 of the objective proves it.
     proven = sol.status is Status.OPTIMAL or (
         np.isfinite(sol.bound) and sol.bound - sol.objective < 1 - 1e-6
     )
     return Stage1(
-        uncoupled=unc, broken=broken, proven=bool(proven), status=sol.status, seconds=sol.seconds
+        uncoupled=unc,
+        broken=broken,
+        proven=bool(proven),
+        status=sol.status,
+        seconds=sol.seconds,
+        broken_persons=broken_persons,
     )
