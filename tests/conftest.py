@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from factories import LINE, Crit, instance
+from pgutil import ledger_target
 
 from coupler import (
     CouplingModel,
@@ -161,3 +162,6 @@ def national_result(national_model: CouplingModel) -> Result:
     bound (about 3,000 with the default weights).
     """
     return solve(national_model)
+
+
+__all__ = ["ledger_target"]

@@ -10,9 +10,14 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
+from coupler.ledger import Ledger
 
 PG_ENV = "COUPLER_TEST_PG_URL"
 
@@ -70,3 +75,31 @@ def pg_database(template: str | None = None) -> Iterator[tuple[str, str]]:
         yield name, url
     finally:
         drop_database(name)
+
+
+@dataclass(frozen=True)
+class LedgerTarget:
+    """Where a test's ledger lives: a SQLite file or a fresh PostgreSQL database."""
+
+    backend: str
+    path: Path | None
+    url: str | None
+
+    def open(self, **options: Any) -> Ledger:
+        """Open (create) the ledger."""
+        return Ledger.open(self.path, db_url=self.url, **options)
+
+    @property
+    def args(self) -> list[str]:
+        """The command-line options that name this ledger."""
+        return ["--db", str(self.path)] if self.path is not None else ["--db-url", str(self.url)]
+
+
+@pytest.fixture(params=BACKENDS)
+def ledger_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerTarget]:
+    """An empty ledger location on SQLite and, when $COUPLER_TEST_PG_URL is set, PostgreSQL."""
+    if request.param == "sqlite":
+        yield LedgerTarget("sqlite", tmp_path / "l.sqlite", None)
+        return
+    with pg_database() as (_, url):
+        yield LedgerTarget("postgresql", None, url)

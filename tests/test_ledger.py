@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from pgutil import LedgerTarget
 
 from coupler.cli import main
 from coupler.generate import generate_cases
@@ -71,12 +72,14 @@ def dump(ledger: Ledger) -> dict[str, list[tuple]]:
         }
 
 
-def test_six_month_run_with_backlog(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+def test_six_month_run_with_backlog(
+    tmp_path: Path, ledger_target: LedgerTarget, municipalities: pd.DataFrame
+) -> None:
     """A scripted half year: six paced propose+approve batches never exceed a quota nor the
     monthly pacing target (unless pacing yielded); coupled persons add up to the approved
     batches; closing carries quota + backlog - coupled, which the next period takes as backlog,
     and the accounting holds across both periods."""
-    ledger = Ledger.open(tmp_path / "l.sqlite", user="tester")
+    ledger = ledger_target.open(user="tester")
     open_period(ledger, "2025-H1", 3600)
     approved_persons = 0
     for month in range(1, 7):
@@ -131,10 +134,10 @@ def test_six_month_run_with_backlog(tmp_path: Path, municipalities: pd.DataFrame
     assert int(carry.sum()) == 3600 + 1500 - approved_persons - s["persons"]
 
 
-def test_period_commands_and_errors(tmp_path: Path) -> None:
+def test_period_commands_and_errors(tmp_path: Path, ledger_target: LedgerTarget) -> None:
     """Period names are checked, only one period is open, a name is used once, and
     --from-previous needs an earlier period; failed commands write nothing."""
-    ledger = Ledger.open(tmp_path / "l.sqlite")
+    ledger = ledger_target.open()
     with pytest.raises(LedgerError, match="2025-H1"):
         open_period(ledger, "2025-Q1", 100)
     with pytest.raises(LedgerError, match="no earlier period"):
@@ -152,11 +155,11 @@ def test_period_commands_and_errors(tmp_path: Path) -> None:
 
 
 def test_idempotent_proposal_and_approval_rules(
-    tmp_path: Path, municipalities: pd.DataFrame
+    tmp_path: Path, ledger_target: LedgerTarget, municipalities: pd.DataFrame
 ) -> None:
     """Proposing the same input twice changes nothing; an override needs a reason and is
     audited; a batch cannot be approved twice; a household cannot be coupled twice."""
-    ledger = Ledger.open(tmp_path / "l.sqlite", user="rv1")
+    ledger = ledger_target.open(user="rv1")
     open_period(ledger, "2025-H1", 3000)
     hh, cr = cases(municipalities, 200, seed=5, prefix="A-")
     p1 = propose(ledger, hh, cr, pacing=Pacing(enabled=False))
@@ -203,10 +206,12 @@ def pinned(tmp_path: Path, hh: pd.DataFrame, code: str, persons: int, name: str)
     return path
 
 
-def test_approval_never_exceeds_quota(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+def test_approval_never_exceeds_quota(
+    tmp_path: Path, ledger_target: LedgerTarget, municipalities: pd.DataFrame
+) -> None:
     """Two proposals against the same remaining quota, each pinning 40 persons to Amsterdam
     (quota 52): the second approval is refused as a whole and the ledger stays as it was."""
-    ledger = Ledger.open(tmp_path / "l.sqlite")
+    ledger = ledger_target.open()
     open_period(ledger, "2025-H1", 1000)
     ha, ca = cases(municipalities, 150, seed=1, prefix="A-")
     hb, cb = cases(municipalities, 150, seed=2, prefix="B-")
@@ -222,11 +227,12 @@ def test_approval_never_exceeds_quota(tmp_path: Path, municipalities: pd.DataFra
     assert (q["coupled"] <= q["target"]).all()
 
 
-def test_export_csv_and_excel(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+def test_export_csv_and_excel(
+    tmp_path: Path, ledger_target: LedgerTarget, municipalities: pd.DataFrame
+) -> None:
     """The export reports quota, backlog, coupled and remaining per municipality and province;
     provinces sum their municipalities; the workbook has both sheets."""
-    db = tmp_path / "l.sqlite"
-    ledger = Ledger.open(db)
+    ledger = ledger_target.open()
     open_period(ledger, "2025-H1", 1000)
     p = propose(ledger, *cases(municipalities, 150, seed=3, prefix="A-"))
     approve(ledger, p.batch_id, reason="ok")
@@ -236,7 +242,7 @@ def test_export_csv_and_excel(tmp_path: Path, municipalities: pd.DataFrame) -> N
     assert len(prov) == 12
     runner = CliRunner()
     out = runner.invoke(
-        main, ["batch", "export", "--db", str(db), "--out", str(tmp_path / "p.xlsx")]
+        main, ["batch", "export", *ledger_target.args, "--out", str(tmp_path / "p.xlsx")]
     )
     assert out.exit_code == 0, out.output
     sheets = pd.read_excel(tmp_path / "p.xlsx", sheet_name=None)
@@ -247,8 +253,7 @@ def test_export_csv_and_excel(tmp_path: Path, municipalities: pd.DataFrame) -> N
         [
             "batch",
             "export",
-            "--db",
-            str(db),
+            *ledger_target.args,
             "--level",
             "province",
             "--out",
@@ -309,17 +314,18 @@ def test_schema_upgrade_from_version_1(tmp_path: Path) -> None:
         Ledger.open(db)
 
 
-def test_cli_round_trip_and_user_errors(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+def test_cli_round_trip_and_user_errors(
+    tmp_path: Path, ledger_target: LedgerTarget, municipalities: pd.DataFrame
+) -> None:
     """The CLI opens, proposes (idempotently), shows, approves and reports; user mistakes exit 2
     with a message and no traceback."""
-    db = str(tmp_path / "l.sqlite")
     hh, cr = cases(municipalities, 120, seed=9, prefix="C-")
     hh.to_csv(tmp_path / "h.csv", index=False)
     cr.to_csv(tmp_path / "c.csv", index=False)
     r = CliRunner()
 
     def run(*args: str) -> object:
-        return r.invoke(main, [*args, "--db", db, "--user", "rv2"])
+        return r.invoke(main, [*args, *ledger_target.args, "--user", "rv2"])
 
     assert run("period", "open", "2025-H1", "--total", "900").exit_code == 0
     res = run(
@@ -360,11 +366,13 @@ def test_cli_round_trip_and_user_errors(tmp_path: Path, municipalities: pd.DataF
     assert "approve" in run("ledger", "audit").output
 
 
-def test_audit_trail_complete(tmp_path: Path, municipalities: pd.DataFrame) -> None:
+def test_audit_trail_complete(
+    tmp_path: Path, ledger_target: LedgerTarget, municipalities: pd.DataFrame
+) -> None:
     """Every change has an audit row naming who and when: each period opened and closed, each
     batch proposed and approved, each override with its reason; audit rows roll back with a
     failed command."""
-    ledger = Ledger.open(tmp_path / "l.sqlite", user="auditor")
+    ledger = ledger_target.open(user="auditor")
     open_period(ledger, "2025-H1", 800)
     p = propose(ledger, *cases(municipalities, 100, seed=4, prefix="A-"))
     first = p.result.plan["household_id"].iloc[0]

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from pgutil import LedgerTarget
 
 from coupler.generate import generate_cases
 from coupler.ledger import Ledger, Pacing, approve, open_period, propose, quota_state
@@ -48,9 +49,11 @@ def _batch(
     return hh, cr, locks
 
 
-def _cli(db: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def _cli(
+    target: LedgerTarget, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", _CLI, *args, "--db", str(db)],
+        [sys.executable, "-c", _CLI, *args, *target.args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -81,11 +84,14 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60.0) ->
 
 
 @pytest.fixture()
-def two_proposals(tmp_path: Path, municipalities: pd.DataFrame) -> tuple[Path, int, int]:
-    """A ledger with two proposed batches that each pin 40 persons to Amsterdam (quota 52 of a
-    national 1,000): each fits alone, together they exceed Amsterdam's quota."""
-    db = tmp_path / "l.sqlite"
-    ledger = Ledger.open(db)
+def two_proposals(
+    tmp_path: Path, ledger_target: LedgerTarget, municipalities: pd.DataFrame
+) -> tuple[LedgerTarget, int, int]:
+    """A ledger (SQLite, and PostgreSQL when available) with two proposed batches that each pin
+    40 persons to Amsterdam (quota 52 of a national 1,000): each fits alone, together they
+    exceed Amsterdam's quota."""
+    db = ledger_target
+    ledger = db.open()
     open_period(ledger, "2025-H1", 1000)
     off = Pacing(enabled=False)
     ha, ca, la = _batch(tmp_path, municipalities, 1, "A-", "GM0363", 40)
@@ -97,7 +103,7 @@ def two_proposals(tmp_path: Path, municipalities: pd.DataFrame) -> tuple[Path, i
 
 
 def test_concurrent_approvals_never_overspend(
-    two_proposals: tuple[Path, int, int], tmp_path: Path
+    two_proposals: tuple[LedgerTarget, int, int], tmp_path: Path
 ) -> None:
     """Two processes approve the two conflicting batches at the same time (each sleeps inside
     its transaction after its quota check): exactly one succeeds, the other is refused for the
@@ -111,7 +117,7 @@ def test_concurrent_approvals_never_overspend(
     assert codes == [0, 2], (out1, out2)
     refused = out1[1] if p1.returncode else out2[1]
     assert "would exceed the quota" in refused and "GM0363" in refused
-    ledger = Ledger.open(db)
+    ledger = db.open()
     with ledger.read() as conn:
         q = quota_state(conn, ledger.open_period(conn).id)
         statuses = sorted(conn.execute(sa.select(t.batches.c.status)).scalars())
@@ -121,12 +127,12 @@ def test_concurrent_approvals_never_overspend(
 
 
 def test_killed_approval_leaves_ledger_unchanged(
-    two_proposals: tuple[Path, int, int], tmp_path: Path
+    two_proposals: tuple[LedgerTarget, int, int], tmp_path: Path
 ) -> None:
     """An approval killed (SIGKILL) after it wrote its couplings but before it committed leaves
     every table as it was; the ledger is not locked afterwards and the approval can be redone."""
     db, a, _ = two_proposals
-    ledger = Ledger.open(db)
+    ledger = db.open()
     before = _dump(ledger)
     marker = tmp_path / "paused"
     proc = _cli(
@@ -147,10 +153,12 @@ def test_killed_approval_leaves_ledger_unchanged(
     assert s["persons"] == 150
 
 
-def test_killed_period_close_leaves_period_open(tmp_path: Path) -> None:
+def test_killed_period_close_leaves_period_open(
+    tmp_path: Path, ledger_target: LedgerTarget
+) -> None:
     """A period close killed inside its transaction leaves the period open and no carry set."""
-    db = tmp_path / "l.sqlite"
-    ledger = Ledger.open(db)
+    db = ledger_target
+    ledger = db.open()
     open_period(ledger, "2025-H1", 500)
     before = _dump(ledger)
     marker = tmp_path / "paused"
