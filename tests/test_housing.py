@@ -463,6 +463,20 @@ def test_omkoppeling_refused_after_ledger_offer(
     assert where == "GM0014"
 
 
+def test_older_ledger_gets_the_table(small: tuple[Ledger, pd.DataFrame]) -> None:
+    """A ledger made before housing_events existed gets the table on the first housing
+    command; reports on it before then read as 'nothing reported'."""
+    ledger, c = small
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE housing_events")
+    later = dt.date.today() + dt.timedelta(days=80)
+    assert len(overdue(ledger, as_of=later)) == len(c)
+    record_event(
+        ledger, c.at[0, "household_id"], c.at[0, "municipality"], "offered", dt.date.today()
+    )
+    assert _count(ledger) == 1 and len(overdue(ledger, as_of=later)) == len(c) - 1
+
+
 def test_rules_from_file(tmp_path: Path) -> None:
     """A [housing] table sets the term and the count switch; an unknown key or a bad value is
     an error naming the file; an empty file equals the defaults."""
