@@ -215,8 +215,9 @@ def test_municipality_view_reads_only_its_own_couplings(
     run: tuple[Ledger, pd.DataFrame, pd.DataFrame],
 ) -> None:
     """municipality_couplings with a code returns exactly that municipality's couplings with
-    their reported dates, hard criteria and an expected arrival; the filter is in the query
-    (the SQL sent to the database names the municipality)."""
+    their reported dates, hard criteria and an expected arrival; it, realised_taakstelling and
+    overdue filter in the query (every SQL statement on couplings, events, charges or quotas sent
+    to the database names the municipality)."""
     ledger, couplings, events = run
     code = couplings["municipality"].value_counts().index[0]
     sent: list[str] = []
@@ -227,11 +228,18 @@ def test_municipality_view_reads_only_its_own_couplings(
     sa.event.listen(ledger.engine, "before_cursor_execute", spy)
     try:
         view = municipality_couplings(ledger, code)
+        realised = realised_taakstelling(
+            ledger, "2025-H1", municipality=code, rules=HousingRules(count_at="housing")
+        )
+        late = overdue(ledger, municipality=code, as_of=TODAY)
     finally:
         sa.event.remove(ledger.engine, "before_cursor_execute", spy)
     mine = couplings[couplings["municipality"] == code]
     assert sorted(view["household_id"]) == sorted(mine["household_id"])
-    assert all(code in s for s in sent if "FROM couplings" in s or "FROM housing_events" in s)
+    assert realised["municipality"].tolist() == [code] and set(late["municipality"]) <= {code}
+    tables = ("FROM couplings", "FROM housing_events", "FROM charges", "FROM quotas")
+    touching = [s for s in sent if any(t in s for t in tables)]
+    assert len(touching) >= 5 and all(code in s for s in touching), touching
     housed = _first(events, "housed")
     for r in view.itertuples(index=False):
         assert r.housed_on == housed.get(r.household_id)
