@@ -48,8 +48,14 @@ SQL query**, so a municipality's rows are the only ones read::
     overdue(ledger, *, municipality: str | None = None, rules: HousingRules | None = None,
             as_of: date | None = None) -> pd.DataFrame
         approved couplings that by as_of had neither a dwelling offer (nor housing) nor a
-        refusal, more than offer_weeks after the coupling date: municipality, name, coupling_id, household_id, persons, coupled_on,
-        days_waiting; longest waiting first within each municipality
+        refusal, more than offer_weeks after the coupling date: municipality, name,
+        coupling_id, household_id, persons, coupled_on, days_waiting; longest waiting first
+        within each municipality
+    record_event(ledger, household_id: str, municipality: str, event: str, date: date, *,
+                 reason: str | None = None, today: date | None = None) -> dict[str, int]
+        records offered | housed | inburgering | refused; the household must be coupled to
+        ``municipality`` (pass the logged-in municipality: a user can change only its own
+        couplings), else InputError and nothing is written; audited as ``ledger.user``
 
 Dates of a period: ``2025-H1`` runs 1 January to 30 June 2025, ``2025-H2`` 1 July to
 31 December. Realised persons of a period are those housed within its dates, whatever period
