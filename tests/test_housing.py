@@ -215,8 +215,9 @@ def test_municipality_view_reads_only_its_own_couplings(
     run: tuple[Ledger, pd.DataFrame, pd.DataFrame],
 ) -> None:
     """municipality_couplings with a code returns exactly that municipality's couplings with
-    their reported dates, hard criteria and an expected arrival; the filter is in the query
-    (the SQL sent to the database names the municipality)."""
+    their reported dates, hard criteria and an expected arrival; it, realised_taakstelling and
+    overdue filter in the query (every SQL statement on couplings, events, charges or quotas sent
+    to the database names the municipality)."""
     ledger, couplings, events = run
     code = couplings["municipality"].value_counts().index[0]
     sent: list[str] = []
@@ -227,11 +228,18 @@ def test_municipality_view_reads_only_its_own_couplings(
     sa.event.listen(ledger.engine, "before_cursor_execute", spy)
     try:
         view = municipality_couplings(ledger, code)
+        realised = realised_taakstelling(
+            ledger, "2025-H1", municipality=code, rules=HousingRules(count_at="housing")
+        )
+        late = overdue(ledger, municipality=code, as_of=TODAY)
     finally:
         sa.event.remove(ledger.engine, "before_cursor_execute", spy)
     mine = couplings[couplings["municipality"] == code]
     assert sorted(view["household_id"]) == sorted(mine["household_id"])
-    assert all(code in s for s in sent if "FROM couplings" in s or "FROM housing_events" in s)
+    assert realised["municipality"].tolist() == [code] and set(late["municipality"]) <= {code}
+    tables = ("FROM couplings", "FROM housing_events", "FROM charges", "FROM quotas")
+    touching = [s for s in sent if any(t in s for t in tables)]
+    assert len(touching) >= 5 and all(code in s for s in touching), touching
     housed = _first(events, "housed")
     for r in view.itertuples(index=False):
         assert r.housed_on == housed.get(r.household_id)
@@ -461,6 +469,20 @@ def test_omkoppeling_refused_after_ledger_offer(
             )
         ).scalar_one()
     assert where == "GM0014"
+
+
+def test_older_ledger_gets_the_table(small: tuple[Ledger, pd.DataFrame]) -> None:
+    """A ledger made before housing_events existed gets the table on the first housing
+    command; reports on it before then read as 'nothing reported'."""
+    ledger, c = small
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE housing_events")
+    later = dt.date.today() + dt.timedelta(days=80)
+    assert len(overdue(ledger, as_of=later)) == len(c)
+    record_event(
+        ledger, c.at[0, "household_id"], c.at[0, "municipality"], "offered", dt.date.today()
+    )
+    assert _count(ledger) == 1 and len(overdue(ledger, as_of=later)) == len(c) - 1
 
 
 def test_rules_from_file(tmp_path: Path) -> None:

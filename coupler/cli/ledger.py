@@ -259,7 +259,7 @@ def period_status_cmd(
     )
     for r in late:
         click.echo(
-            f"  {r['municipality']} {r['name']:<28} {r['couplings']:>4} couplings "
+            f"  {r['municipality']} {r['name']:<28} {r['couplings']:>4} coupling(s) "
             f"{r['persons']:>5} persons, longest {r['max_days']} days"
         )
 

@@ -48,8 +48,14 @@ SQL query**, so a municipality's rows are the only ones read::
     overdue(ledger, *, municipality: str | None = None, rules: HousingRules | None = None,
             as_of: date | None = None) -> pd.DataFrame
         approved couplings that by as_of had neither a dwelling offer (nor housing) nor a
-        refusal, more than offer_weeks after the coupling date: municipality, name, coupling_id, household_id, persons, coupled_on,
-        days_waiting; longest waiting first within each municipality
+        refusal, more than offer_weeks after the coupling date: municipality, name,
+        coupling_id, household_id, persons, coupled_on, days_waiting; longest waiting first
+        within each municipality
+    record_event(ledger, household_id: str, municipality: str, event: str, date: date, *,
+                 reason: str | None = None, today: date | None = None) -> dict[str, int]
+        records offered | housed | inburgering | refused; the household must be coupled to
+        ``municipality`` (pass the logged-in municipality: a user can change only its own
+        couplings), else InputError and nothing is written; audited as ``ledger.user``
 
 Dates of a period: ``2025-H1`` runs 1 January to 30 June 2025, ``2025-H2`` 1 July to
 31 December. Realised persons of a period are those housed within its dates, whatever period
@@ -531,16 +537,22 @@ def housed_persons(
 
 
 def counted_persons(
-    conn: sa.Connection, period: Any, q: pd.DataFrame, rules: HousingRules, as_of: dt.date
+    conn: sa.Connection,
+    period: Any,
+    q: pd.DataFrame,
+    rules: HousingRules,
+    as_of: dt.date,
+    municipality: str | None = None,
 ) -> pd.Series:
     """Persons that count against each municipality's target under ``rules.count_at``.
 
-    ``q`` is the period's :func:`~coupler.ledger.store.quota_state`; the result is aligned to it.
+    ``q`` is the period's :func:`~coupler.ledger.store.quota_state` (of ``municipality`` only,
+    when given); the result is aligned to it.
     """
     if rules.count_at == "coupling":
         return q["coupled"].astype("int64")
     start, end = period_dates(period.name)
-    housed = housed_persons(conn, start, min(end, as_of))
+    housed = housed_persons(conn, start, min(end, as_of), municipality)
     return q["municipality"].map(housed).fillna(0).astype("int64")
 
 
@@ -611,7 +623,7 @@ def overdue(
     as_of = as_of or today_utc()
     with ledger.read() as conn:
         f = followup(conn, municipality)
-        names = _names(conn)
+        names = _names(conn, municipality)
     # Only what had happened by as_of: an offer dated later does not end the wait before it.
     answered = [
         any(d is not None and d <= as_of for d in (r.offered_on, r.housed_on, r.refused_on))
@@ -658,12 +670,10 @@ def realised_taakstelling(
         )
     with ledger.read() as conn:
         p = ledger.period(conn, period)
-        q = quota_state(conn, p.id, reserve=False)
-        if municipality is not None:
-            q = q[q["municipality"] == municipality].reset_index(drop=True)
+        q = quota_state(conn, p.id, reserve=False, municipality=municipality)
         start, end = period_dates(p.name)
         housed = housed_persons(conn, start, min(end, as_of), municipality)
-        counted = counted_persons(conn, p, q, rules, as_of)
+        counted = counted_persons(conn, p, q, rules, as_of, municipality)
     out = q[["municipality", "name", "province", "quota", "backlog", "target", "coupled"]].copy()
     out["housed"] = q["municipality"].map(housed).fillna(0).astype("int64")
     out["carry"] = (q["target"] - counted).astype("int64")
@@ -693,10 +703,11 @@ def overdue_summary(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _names(conn: sa.Connection) -> Mapping[str, str]:
-    rows = conn.execute(
-        sa.select(t.quotas.c.municipality, t.quotas.c.name).order_by(t.quotas.c.period_id)
-    ).all()
+def _names(conn: sa.Connection, municipality: str | None = None) -> Mapping[str, str]:
+    q = sa.select(t.quotas.c.municipality, t.quotas.c.name).order_by(t.quotas.c.period_id)
+    if municipality is not None:
+        q = q.where(t.quotas.c.municipality == municipality)
+    rows = conn.execute(q).all()
     return {str(c): str(n) for c, n in rows}
 
 

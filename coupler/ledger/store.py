@@ -331,15 +331,22 @@ def make_engine(url: str) -> sa.Engine:
         raise LedgerError(f"cannot use database URL: {why}") from None
 
 
-def quota_state(conn: sa.Connection, period_id: int, *, reserve: bool = True) -> pd.DataFrame:
+def quota_state(
+    conn: sa.Connection, period_id: int, *, reserve: bool = True, municipality: str | None = None
+) -> pd.DataFrame:
     """Per municipality: quota, backlog, target (= quota + backlog), coupled, reserved, remaining.
 
     ``coupled`` sums the charges of the period (approvals, omkoppelingen, confirmed Kansrijke
     Koppelingen); ``reserved`` the expected persons of active provisional couplings (they count
     against the open period only: pass ``reserve=False`` for a closed one);
     ``available`` = target - coupled (what approvals may still charge) and ``remaining`` =
-    max(available - reserved, 0) (what a proposal may still plan).
+    max(available - reserved, 0) (what a proposal may still plan). ``municipality`` (a code)
+    reads that municipality's rows only.
     """
+
+    def only(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        return column == municipality if municipality is not None else sa.true()
+
     q = pd.DataFrame(
         conn.execute(
             sa.select(
@@ -353,6 +360,7 @@ def quota_state(conn: sa.Connection, period_id: int, *, reserve: bool = True) ->
                 t.quotas.c.carry,
             )
             .where(t.quotas.c.period_id == period_id)
+            .where(only(t.quotas.c.municipality))
             .order_by(t.quotas.c.municipality)
         ).all(),
         columns=["municipality", "name", "province", "lat", "lon", "quota", "backlog", "carry"],
@@ -361,6 +369,7 @@ def quota_state(conn: sa.Connection, period_id: int, *, reserve: bool = True) ->
         conn.execute(
             sa.select(t.charges.c.municipality, sa.func.sum(t.charges.c.persons))
             .where(t.charges.c.period_id == period_id)
+            .where(only(t.charges.c.municipality))
             .group_by(t.charges.c.municipality)
         ).all()
     )
@@ -371,6 +380,7 @@ def quota_state(conn: sa.Connection, period_id: int, *, reserve: bool = True) ->
             conn.execute(
                 sa.select(t.provisional.c.municipality, sa.func.sum(t.provisional.c.reserved))
                 .where(t.provisional.c.status == "active")
+                .where(only(t.provisional.c.municipality))
                 .group_by(t.provisional.c.municipality)
             ).all()
         )

@@ -53,21 +53,23 @@ def _alone(v: dict[str, Any]) -> list[str]:
     ]
 
 
-def _change(a: float, b: float, noun: str, more: str, fewer: str) -> str:
+def _change(a: float, b: float, noun: str, singular: str) -> str:
     if a == b:
-        return f"the same {noun} ({_i(a)})"
-    return f"{_i(abs(b - a))} {more if b > a else fewer} {noun} ({_i(a)} -> {_i(b)})"
+        return f"the same number of {noun} ({_i(a)})"
+    word = "more" if b > a else "fewer"
+    return f"{_i(abs(b - a))} {word} {singular if abs(b - a) == 1 else noun} ({_i(a)} -> {_i(b)})"
 
 
 def _pair(base: dict[str, Any], v: dict[str, Any]) -> list[str]:
     b, n = base["name"], v["name"]
-    jobs = _change(_k(base, "jobs_kept"), _k(v, "jobs_kept"), "jobs within reach", "more", "fewer")
+    jobs = _change(
+        _k(base, "jobs_kept"), _k(v, "jobs_kept"), "jobs within reach", "job within reach"
+    )
     broken = _change(
         _k(base, "broken_persons"),
         _k(v, "broken_persons"),
         "persons with a broken hard criterion",
-        "more",
-        "fewer",
+        "person with a broken hard criterion",
     )
     out = [f"Against {b}, {n} has {jobs} and {broken}."]
     g0, g1 = _k(base, "fill_gini_municipality"), _k(v, "fill_gini_municipality")
