@@ -89,8 +89,20 @@ def check_table_path(path: Path, option: str) -> None:
     show_default=True,
     help="Calibration fitted on the calibration cohort(s).",
 )
-@click.option("--calibration-cohorts", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--test-cohorts", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--calibration-cohorts",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Cohorts before the test cohort(s) that the calibration is fitted on.",
+)
+@click.option(
+    "--test-cohorts",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Latest cohorts held out to test on; every figure of the card comes from them.",
+)
 @click.option("--scenario", type=_SCENARIO, help="Scenario folder [default: the embedded nl-2024].")
 @click.option("--policy", "policy_file", type=_FILE, help="Policy of the placement comparison.")
 @click.option(
@@ -101,7 +113,13 @@ def check_table_path(path: Path, option: str) -> None:
     help="Persons in the generated batch solved with and without the score for the card.",
 )
 @click.option("--no-compare", is_flag=True, help="Skip the placement comparison (faster).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the model, the importances and the comparison batch.",
+)
 def learn(
     history_file: Path,
     out: Path,

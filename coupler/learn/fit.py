@@ -152,6 +152,20 @@ def reliability(predicted: np.ndarray, observed: np.ndarray, bins: int = 10) -> 
     return pd.DataFrame(rows)
 
 
+def _additive_cohort(spec: FeatureSpec) -> list[list[int]] | None:
+    """Let the cohort act as an additive drift only, never in interaction with a feature.
+
+    Later arrivals lie beyond the training cohorts, where trees cannot extrapolate; interactions
+    with the cohort would only carry the training cohorts' noise into them. The drift level
+    itself is taken up by the calibration on a later cohort.
+    """
+    if "cohort" not in spec.features:
+        return None
+    cohort = spec.features.index("cohort")
+    others = [i for i in range(len(spec.features)) if i != cohort]
+    return [others, [cohort]] if others else None
+
+
 def fit_model(
     history: pd.DataFrame,
     regions: tuple[str, ...],
@@ -226,7 +240,10 @@ def _fit(
 ) -> tuple[LearnedModel, Validation]:
     x = spec.matrix(history)
     base = HistGradientBoostingClassifier(
-        categorical_features=spec.categorical, random_state=seed, **HGB_PARAMS
+        categorical_features=spec.categorical,
+        interaction_cst=_additive_cohort(spec),
+        random_state=seed,
+        **HGB_PARAMS,
     )
     base.fit(x[parts["train"]], y[parts["train"]])
     calibrated = CalibratedClassifierCV(FrozenEstimator(base), method=calibration)
