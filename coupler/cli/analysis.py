@@ -6,87 +6,28 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 import pandas as pd
 
+from coupler.cli.options import (
+    FILE,
+    cases_options,
+    load_cases,
+    out_option,
+    policy_option,
+    require_households,
+    solver_options,
+)
 from coupler.errors import InputError, Problem
 from coupler.output import write_atomically
 
-_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
 
-
-def _say(start: float):  # type: ignore[no-untyped-def]
+def _say(start: float) -> Callable[[str], None]:
     return lambda msg: click.echo(f"[{time.perf_counter() - start:6.1f}s] {msg}", err=True)
-
-
-def _cases_options(f):  # type: ignore[no-untyped-def]
-    for opt in reversed(
-        [
-            click.option(
-                "--scenario", type=_DIR, help="Scenario folder [default: the embedded nl-2024]."
-            ),
-            click.option(
-                "--households", type=_FILE, help="Households file [default: a generated batch]."
-            ),
-            click.option("--criteria", type=_FILE, help="Hard criteria file; needs --households."),
-            click.option(
-                "--persons",
-                type=int,
-                default=4700,
-                show_default=True,
-                help="Persons in the generated batch when no --households is given.",
-            ),
-            click.option(
-                "--time-limit",
-                type=float,
-                default=None,
-                help="Seconds per solve [default: the policy's].",
-            ),
-            click.option(
-                "--gap",
-                type=float,
-                default=None,
-                help="Relative gap target [default: the policy's].",
-            ),
-        ]
-    ):
-        f = opt(f)
-    return f
-
-
-def _instance(
-    scenario: Path | None,
-    households: Path | None,
-    criteria: Path | None,
-    persons: int,
-    seed: int,
-    say: Any,
-) -> Any:
-    from coupler.generate import generate_cases
-    from coupler.scenario import load_instance, load_scenario
-
-    if criteria is not None and households is None:
-        raise InputError(Problem("--criteria", "needs --households"))
-    if persons < 1:
-        raise InputError(Problem("--persons", f"must be at least 1; got {persons}"))
-    if households is None:
-        municipalities, _ = load_scenario(scenario)
-        say(f"no --households; generating a batch of {persons:,} persons (seed {seed})")
-        hh, cr = generate_cases(municipalities, persons=persons, seed=seed)
-        return load_instance(hh, cr, scenario=scenario)
-    return load_instance(households, criteria, scenario=scenario)
-
-
-def _solve_options(time_limit: float | None, gap: float | None) -> dict[str, Any]:
-    if time_limit is not None and not time_limit > 0:
-        raise InputError(Problem("--time-limit", f"must be > 0; got {time_limit}"))
-    if gap is not None and not 0 <= gap < 1:
-        raise InputError(Problem("--gap", f"must be in [0, 1); got {gap}"))
-    return {"time_limit": time_limit, "gap": gap, "progress": None}
 
 
 def _fmt(x: Any, sign: bool = False) -> str:
@@ -99,7 +40,8 @@ def _fmt(x: Any, sign: bool = False) -> str:
 
 @click.command()
 @click.argument("variants", nargs=-1, required=True)
-@_cases_options
+@cases_options
+@solver_options
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated batch.")
 @click.option(
     "--reach-km",
@@ -111,15 +53,11 @@ def _fmt(x: Any, sign: bool = False) -> str:
     "--floor",
     "floor_text",
     default=None,
-    help="Fairness floor per group, e.g. 'gender:score>=0.95' (mean soft score >= 95 %% of the "
+    help="Fairness floor per group, e.g. 'gender:score>=0.95' (mean soft score >= 95 % of the "
     "overall mean) or 'household_type:jobs_kept>=0.8'.",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("comparison"),
-    show_default=True,
-    help="Output folder: kpis.csv, kpis.json, impact.csv, groups.csv, report.html.",
+@out_option(
+    "comparison", "Output folder: kpis.csv, kpis.json, impact.csv, groups.csv, report.html."
 )
 def compare(
     variants: tuple[str, ...],
@@ -152,9 +90,9 @@ def compare(
 
     say = _say(time.perf_counter())
     floor = Floor.parse(floor_text) if floor_text else None
-    opts = _solve_options(time_limit, gap)
+    opts: dict[str, Any] = {"time_limit": time_limit, "gap": gap, "progress": None}
     vs = load_variants(variants)
-    inst = _instance(scenario, households, criteria, persons, seed, say)
+    inst, _ = load_cases(scenario, households, criteria, persons=persons, seed=seed, say=say)
     for v in vs:
         for a in v.agreements:
             a.check(inst.municipalities)
@@ -236,10 +174,11 @@ def compare(
     help="Seeds, e.g. 0,1 [default: 0]. A seed draws a new generated batch.",
 )
 @click.option(
-    "--grid", "grid_file", type=_FILE, help="Grid TOML: seeds = [..] and [weights] name = [..]."
+    "--grid", "grid_file", type=FILE, help="Grid TOML: seeds = [..] and [weights] name = [..]."
 )
-@click.option("--policy", type=_FILE, help="Base policy TOML [default: the default policy].")
-@_cases_options
+@policy_option("Base policy TOML [default: the default policy].")
+@cases_options
+@solver_options
 @click.option(
     "--scheduler",
     default=None,
@@ -248,18 +187,12 @@ def compare(
 @click.option(
     "--workers", type=int, default=None, help="Local worker processes [default: up to 2]."
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("sweep"),
-    show_default=True,
-    help="Output folder: sweep.csv, front.csv, sweep.json, report.html.",
-)
+@out_option("sweep", "Output folder: sweep.csv, front.csv, sweep.json, report.html.")
 def sweep(
     weights: tuple[str, ...],
     seeds: str | None,
     grid_file: Path | None,
-    policy: Path | None,
+    policy_file: Path | None,
     scenario: Path | None,
     households: Path | None,
     criteria: Path | None,
@@ -281,24 +214,21 @@ def sweep(
     """
     from coupler.analysis.report import render, sweep_json
     from coupler.analysis.sweep import Grid, make_tasks, pareto_front, run_sweep
-    from coupler.io import load_criteria, load_households
     from coupler.policy import Policy
-    from coupler.scenario import load_scenario
 
+    require_households(households, criteria)
     grid = Grid.parse(weights, seeds, grid_file)
-    base = Policy.from_file(policy) if policy else Policy()
-    opts = _solve_options(time_limit, gap)
-    opts.pop("progress")
-    opts = {k: v for k, v in opts.items() if v is not None}
+    base = Policy.from_file(policy_file) if policy_file else Policy()
+    opts = {k: v for k, v in (("time_limit", time_limit), ("gap", gap)) if v is not None}
     if workers is not None and workers < 1:
         raise InputError(Problem("--workers", f"must be at least 1; got {workers}"))
-    if criteria is not None and households is None:
-        raise InputError(Problem("--criteria", "needs --households"))
     hh = cr = None
     if households is not None:
-        municipalities, _ = load_scenario(scenario)
-        hh = load_households(households, municipalities)
-        cr = load_criteria(criteria, hh, municipalities) if criteria is not None else None
+        # The user's cases are read once here; without them every seed generates its own batch.
+        inst, _ = load_cases(
+            scenario, households, criteria, persons=persons, seed=0, say=lambda _: None
+        )
+        hh, cr = inst.households, inst.criteria
     tasks = make_tasks(
         grid,
         base,
@@ -331,7 +261,7 @@ def sweep(
 
 
 @click.command()
-@click.argument("data", type=_FILE)
+@click.argument("data", type=FILE)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

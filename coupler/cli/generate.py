@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 from collections import Counter
 from pathlib import Path
 
@@ -10,28 +9,12 @@ import click
 import pandas as pd
 
 from coupler import schema
+from coupler.cli.options import format_option, out_option, persons_option, scenario_option
 from coupler.generate import GeneratorParams, generate_cases
-from coupler.io import load_municipalities
 from coupler.output import Content, write_atomically
+from coupler.scenario import load_scenario
 
 _FORMATS = ("csv", "xlsx", "parquet")
-
-
-def _default_scenario() -> Path:
-    return Path(str(importlib.resources.files("coupler.scenarios") / "nl-2024"))
-
-
-def _load_municipalities(scenario: Path) -> pd.DataFrame:
-    path = scenario / "municipalities.csv"
-    if not path.is_file():
-        raise click.BadParameter(f"no municipalities.csv in {scenario}", param_hint="'--scenario'")
-    return load_municipalities(path)
-
-
-def _check_persons(ctx: click.Context, param: click.Parameter, value: int) -> int:
-    if value < 1:
-        raise click.BadParameter(f"must be at least 1; got {value}")
-    return value
 
 
 def _content(frame: pd.DataFrame, fmt: str) -> Content:
@@ -41,39 +24,18 @@ def _content(frame: pd.DataFrame, fmt: str) -> Content:
 
 
 @click.command()
-@click.option(
-    "--persons",
-    type=int,
-    default=4700,
-    show_default=True,
-    callback=_check_persons,
-    help="Persons in the batch; household sizes sum to exactly this. "
-    "4,700 is a peak monthly batch (≈28,000 per half year).",
+@persons_option(
+    "Persons in the batch; household sizes sum to exactly this. "
+    "4,700 is a peak monthly batch (≈28,000 per half year)."
 )
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same cases."
 )
-@click.option(
-    "--scenario",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Scenario folder holding municipalities.csv [default: the embedded nl-2024].",
+@scenario_option
+@out_option(
+    "cases", "Output folder; households.<ext> and criteria.<ext> are written there atomically."
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("cases"),
-    show_default=True,
-    help="Output folder; households.<ext> and criteria.<ext> are written there atomically.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(_FORMATS),
-    default="csv",
-    show_default=True,
-    help="File format of both tables.",
-)
+@format_option(_FORMATS, "File format of both tables.")
 def generate(persons: int, seed: int, scenario: Path | None, out: Path, fmt: str) -> None:
     """Generate a realistic synthetic batch of statushouder households.
 
@@ -88,7 +50,7 @@ def generate(persons: int, seed: int, scenario: Path | None, out: Path, fmt: str
       coupler generate                       # 4,700 persons, seed 0, into ./cases
       coupler generate --persons 28000 --seed 7 --out half-year --format parquet
     """
-    municipalities = _load_municipalities(scenario or _default_scenario())
+    municipalities, _ = load_scenario(scenario)
     households, criteria = generate_cases(
         municipalities, persons=persons, seed=seed, params=GeneratorParams()
     )

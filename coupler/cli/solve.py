@@ -9,16 +9,23 @@ from typing import Any
 
 import click
 
-from coupler import schema
+from coupler.cli.options import (
+    FILE,
+    backend_option,
+    cases_options,
+    format_option,
+    load_cases,
+    non_negative,
+    out_option,
+    policy_option,
+    require_households,
+    solver_options,
+)
 from coupler.engine.solve import solve as solve_model
 from coupler.errors import CouplerError, InputError, Problem
-from coupler.generate import generate_cases
 from coupler.model import build_model
 from coupler.policy import Policy
-from coupler.scenario import load_instance, load_scenario
 from coupler.write import FORMATS, write_result
-
-_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 class _Clock:
@@ -38,95 +45,31 @@ class _Clock:
         return out
 
 
-def _positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be > 0; got {value}")
-    return value
-
-
-def _non_negative(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is not None and value < 0:
-        raise click.BadParameter(f"must be >= 0; got {value}")
-    return value
-
-
-def _gap(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and not 0 <= value < 1:
-        raise click.BadParameter(f"must be in [0, 1); got {value}")
-    return value
-
-
 @click.command()
+@cases_options
 @click.option(
-    "--scenario",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Scenario folder with municipalities.csv (and optional demand.csv) "
-    "[default: the embedded national scenario nl-2024].",
+    "--scores", type=FILE, help="Participation scores per household x municipality or region."
 )
-@click.option(
-    "--households",
-    type=_FILE,
-    help="Households file (.csv, .xlsx, .parquet) [default: a generated batch].",
-)
-@click.option("--criteria", type=_FILE, help="Hard criteria file; needs --households.")
-@click.option(
-    "--scores", type=_FILE, help="Participation scores per household x municipality or region."
-)
-@click.option("--locks", type=_FILE, help="Pins and bans (household_id, municipality, action).")
-@click.option("--distances", type=_FILE, help="Distance matrix (from, to, km), e.g. road km.")
-@click.option("--demand", type=_FILE, help="Labour demand (labour_market_region, sector, demand).")
-@click.option(
-    "--policy",
-    "policy_file",
-    type=_FILE,
-    help="Policy TOML file [default: the documented defaults].",
-)
+@click.option("--locks", type=FILE, help="Pins and bans (household_id, municipality, action).")
+@click.option("--distances", type=FILE, help="Distance matrix (from, to, km), e.g. road km.")
+@click.option("--demand", type=FILE, help="Labour demand (labour_market_region, sector, demand).")
+@policy_option("Policy TOML file [default: the documented defaults].")
 @click.option(
     "--total",
     type=int,
-    callback=_non_negative,
+    callback=non_negative,
     help="National half-year total (persons) to divide by population [default: 28,000].",
-)
-@click.option(
-    "--persons",
-    type=int,
-    default=4700,
-    show_default=True,
-    callback=_positive,
-    help="Persons in the generated batch (only without --households).",
 )
 @click.option(
     "--seed",
     type=int,
-    callback=_non_negative,
+    callback=non_negative,
     help="Seed of the generated batch and of the solver [default: 0 / the policy's].",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(schema.BACKEND_NAMES),
-    help="MIP backend [default: the policy's, highs].",
-)
-@click.option(
-    "--time-limit", type=float, callback=_positive, help="Seconds [default: the policy's, 60]."
-)
-@click.option(
-    "--gap", type=float, callback=_gap, help="Relative gap target [default: the policy's, 0.001]."
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Output folder; written atomically.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="csv",
-    show_default=True,
-    help="Format of the plan tables.",
-)
+@backend_option
+@solver_options
+@out_option("results", "Output folder; written atomically.")
+@format_option(FORMATS, "Format of the plan tables.")
 def solve(
     scenario: Path | None,
     households: Path | None,
@@ -161,10 +104,7 @@ def solve(
       coupler solve --households hh.csv --criteria cr.csv --policy policy.toml --out plan
       coupler explain H000017 --why-not GM0363 --out plan
     """
-    if criteria is not None and households is None:
-        raise click.UsageError(
-            "--criteria needs --households (criteria point to households in that file)"
-        )
+    require_households(households, criteria)
     blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
     if blocked is not None:
         raise click.BadParameter(f"{blocked} is a file, not a folder", param_hint="'--out'")
@@ -191,29 +131,23 @@ def solve(
         }
         if overrides and not problems:
             policy = policy.with_(solver=overrides)
-        kwargs = dict(
-            scenario=scenario,
-            total=total,
-            scores=scores,
-            locks=locks,
-            demand=demand,
-            distances=distances,
-        )
         inst = None
         try:
-            if households is None:
-                municipalities, _ = load_scenario(scenario, total)
-                gen_seed = 0 if seed is None else seed
-                where = "embedded national" if scenario is None else "given"
-                clock.say(
-                    f"load: no --households; generating a batch of {persons:,} persons "
-                    f"(seed {gen_seed}) for the {where} scenario"
-                )
-                hh, cr = generate_cases(municipalities, persons=persons, seed=gen_seed)
-                extra["generated"] = {"persons": persons, "seed": gen_seed}
-                inst = load_instance(hh, cr, **kwargs)  # type: ignore[arg-type]
-            else:
-                inst = load_instance(households, criteria, **kwargs)  # type: ignore[arg-type]
+            inst, generated = load_cases(
+                scenario,
+                households,
+                criteria,
+                persons=persons,
+                seed=0 if seed is None else seed,
+                say=lambda message: clock.say(f"load: {message}"),
+                total=total,
+                scores=scores,
+                locks=locks,
+                demand=demand,
+                distances=distances,
+            )
+            if generated is not None:
+                extra["generated"] = generated
         except InputError as exc:
             problems.extend(exc.problems)
         if problems:
