@@ -172,15 +172,14 @@ def load_cases(
     seed: int,
     say: Callable[[str], None],
     total: int | None = None,
-    scores: Path | None = None,
-    locks: Path | None = None,
-    demand: Path | None = None,
-    distances: Path | None = None,
+    **files: Path | None,
 ) -> tuple[Instance, dict[str, int] | None]:
     """The cases of a command as one validated :class:`~coupler.instance.Instance`.
 
     With ``households`` the user's files are read and validated; without, a batch of ``persons``
     persons is generated with ``seed`` on the scenario's municipalities (and ``say`` tells so).
+    ``total`` divides a national total over the scenario; ``files`` are the optional input files
+    of :func:`coupler.scenario.load_instance` (``scores``, ``locks``, ``demand``, ``distances``).
 
     Returns
     -------
@@ -199,16 +198,8 @@ def load_cases(
     from coupler.scenario import load_instance, load_scenario
 
     require_households(households, criteria)
-    inputs: dict[str, Any] = dict(
-        scenario=scenario,
-        total=total,
-        scores=scores,
-        locks=locks,
-        demand=demand,
-        distances=distances,
-    )
     if households is not None:
-        return load_instance(households, criteria, **inputs), None
+        return load_instance(households, criteria, scenario=scenario, total=total, **files), None
     municipalities, _ = load_scenario(scenario, total)
     where = "embedded national" if scenario is None else "given"
     say(
@@ -216,4 +207,5 @@ def load_cases(
         f"for the {where} scenario"
     )
     hh, cr = generate_cases(municipalities, persons=persons, seed=seed)
-    return load_instance(hh, cr, **inputs), {"persons": persons, "seed": seed}
+    inst = load_instance(hh, cr, scenario=scenario, total=total, **files)
+    return inst, {"persons": persons, "seed": seed}
