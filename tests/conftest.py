@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
-from factories import LINE, Crit, instance
+from factories import ONLY_PARTICIPATION, shortage_instance, swap_instance
 from pgutil import ledger_target
 
 from coupler import (
@@ -32,20 +32,6 @@ from coupler import (
     load_instance,
     load_scenario,
     solve,
-)
-
-#: Every soft weight 0 but participation, and no fill balance: the objective is the sum of the
-#: participation scores of the chosen pairs, which can be added up by hand.
-ONLY_PARTICIPATION = Policy().with_(
-    weights={
-        "labour": 0.0,
-        "network": 0.0,
-        "ambition": 0.0,
-        "azc": 0.0,
-        "participation": 1.0,
-        "work_soft": 0.0,
-    },
-    quota={"fill_balance": 0.0},
 )
 
 #: Persons and seed of the national monthly batch (a peak month: ~28,000 persons / 6).
@@ -70,45 +56,28 @@ class Known:
 
 @pytest.fixture(scope="session")
 def tiny() -> Known:
-    """Two places on one parallel (34 km apart) with 2 and 4 places left; three households of
-    2, 1 and 1 persons; participation scores only (fill balance off).
+    """factories.swap_instance: two places on one parallel (34 km apart) with 2 and 4 places
+    left; three households of 2, 1 and 1 persons; participation scores only (fill balance off).
 
     Scores (household -> place 0 / place 1): H001 1.0 / 0.2, H002 0.9 / 0.1, H003 0.5 / 0.4.
     Place 0 holds two persons: H001 there gives 1.0 + 0.1 + 0.4 = 1.5, H002 and H003 there give
     0.9 + 0.5 + 0.2 = 1.6. Optimum: nobody uncoupled or broken, objective 1.6, plan [1, 0, 0].
     """
-    inst = instance(
-        LINE[:2],
-        [2, 4],
-        [2, 1, 1],
-        score_items=[
-            (0, 0, 1.0),
-            (0, 1, 0.2),
-            (1, 0, 0.9),
-            (1, 1, 0.1),
-            (2, 0, 0.5),
-            (2, 1, 0.4),
-        ],
-    )
+    inst = swap_instance()
     return Known(build_model(inst, ONLY_PARTICIPATION), 0, 0, 1.6, _plan(1, 0, 0))
 
 
 @pytest.fixture(scope="session")
 def tiny_shortage() -> Known:
-    """Four places on one parallel with 1, 0, 0, 5 places left; two single job-holders, both with
-    a qualifying job at place 0; participation scores H001 0.3 and H002 0.8 at place 0.
+    """factories.shortage_instance: four places on one parallel with 1, 0, 0, 5 places left; two
+    single job-holders, both with a qualifying job at place 0; participation scores H001 0.3 and
+    H002 0.8 at place 0.
 
     Only place 0 (one place) lies within 50 km of the job and has room, so one person must break
     the work criterion. Optimum: 0 uncoupled, 1 broken, objective 0.8 (H002 keeps the job at
     place 0; H001 goes to place 3, the only other place with room), plan [3, 0].
     """
-    inst = instance(
-        LINE[:4],
-        [1, 0, 0, 5],
-        [1, 1],
-        [Crit.job(0, 0), Crit.job(1, 0)],
-        score_items=[(0, 0, 0.3), (1, 0, 0.8)],
-    )
+    inst = shortage_instance()
     return Known(build_model(inst, ONLY_PARTICIPATION), 0, 1, 0.8, _plan(3, 0))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from coupler import schema
@@ -21,6 +22,98 @@ from coupler.instance import Instance
 from coupler.model import CouplingModel
 from coupler.policy import Policy
 from coupler.quota import fill_quotas
+
+
+def engine_settings(max_examples: int = 40) -> settings:
+    """Hypothesis settings of the engine properties: derandomized (CI reproduces), no deadline,
+    and no shrinking (it re-solves hundreds of times; the first failing instance is reported)."""
+    return settings(
+        derandomize=True,
+        deadline=None,
+        max_examples=max_examples,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+        ],
+    )
+
+
+#: Every soft weight 0 but participation, and no fill balance: the objective is the sum of the
+#: participation scores of the chosen pairs, which can be added up by hand.
+ONLY_PARTICIPATION = Policy().with_(
+    weights={
+        "labour": 0.0,
+        "network": 0.0,
+        "ambition": 0.0,
+        "azc": 0.0,
+        "participation": 1.0,
+        "work_soft": 0.0,
+    },
+    quota={"fill_balance": 0.0},
+)
+
+
+def swap_instance() -> Instance:
+    """Two places 34 km apart with 2 and 4 places left; households of 2, 1 and 1 persons with
+    participation scores (place 0 / place 1) H001 1.0 / 0.2, H002 0.9 / 0.1, H003 0.5 / 0.4.
+
+    Under :data:`ONLY_PARTICIPATION` the optimum is 1.6: H001 at place 1, H002 and H003 at place 0
+    (H001 at place 0 gives only 1.0 + 0.1 + 0.4 = 1.5).
+    """
+    return instance(
+        LINE[:2],
+        [2, 4],
+        [2, 1, 1],
+        score_items=[
+            (0, 0, 1.0),
+            (0, 1, 0.2),
+            (1, 0, 0.9),
+            (1, 1, 0.1),
+            (2, 0, 0.5),
+            (2, 1, 0.4),
+        ],
+    )
+
+
+def shortage_instance() -> Instance:
+    """Four places on one parallel with 1, 0, 0, 5 places left; two single job-holders with a
+    qualifying job at place 0; participation scores H001 0.3 and H002 0.8 at place 0.
+
+    Only place 0 lies within 50 km of the job and has room, for one person: under
+    :data:`ONLY_PARTICIPATION` the optimum breaks 1 person, objective 0.8 (H002 at place 0,
+    H001 at place 3).
+    """
+    return instance(
+        LINE[:4],
+        [1, 0, 0, 5],
+        [1, 1],
+        [Crit.job(0, 0), Crit.job(1, 0)],
+        score_items=[(0, 0, 0.3), (1, 0, 0.8)],
+    )
+
+
+def with_azc_jobs(
+    households: pd.DataFrame, criteria: pd.DataFrame, code: str, n: int = 3, hours: float = 4.0
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Copies of generated cases whose first ``n`` households live in azc ``code`` and hold a job
+    there of ``hours`` a week (with contract and payslip); also returns their ids."""
+    hh = households.copy()
+    ids = hh["household_id"].iloc[:n].astype(str).tolist()
+    hh.loc[hh.index[:n], "azc"] = code
+    extra = pd.DataFrame(
+        {
+            "household_id": ids,
+            "kind": "work",
+            "municipality": code,
+            "hours_per_week": hours,
+            "contract_signed": True,
+            "payslip_seen": True,
+        }
+    ).astype(criteria.dtypes.to_dict())
+    return hh, pd.concat([criteria, extra], ignore_index=True), ids
+
 
 #: Points on one parallel (lat 52.0), 0.5 degree of longitude apart: about 34.3 km between
 #: neighbours, 68.6 km two apart. With the default 50 km radius a criterion at place i allows

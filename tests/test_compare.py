@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from factories import with_azc_jobs
 
 from coupler import (
     Policy,
@@ -35,20 +36,7 @@ def cases(nl_municipalities):
     """A generated batch of 150 persons (seed 4) on the national scenario, plus three households
     moved to azc Eindhoven with a part-time job in Eindhoven (not hard: 4 hours a week)."""
     hh, cr = generate_cases(nl_municipalities, persons=150, seed=4)
-    hh = hh.copy()
-    ids = hh["household_id"].iloc[:3].tolist()
-    hh.loc[hh.index[:3], "azc"] = "GM0772"
-    extra = pd.DataFrame(
-        {
-            "household_id": ids,
-            "kind": "work",
-            "municipality": "GM0772",
-            "hours_per_week": 4.0,
-            "contract_signed": True,
-            "payslip_seen": True,
-        }
-    )
-    cr = pd.concat([cr, extra.astype(cr.dtypes.to_dict())], ignore_index=True)
+    hh, cr, ids = with_azc_jobs(hh, cr, "GM0772")
     return load_instance(hh, cr), ids
 
 

@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from factories import LINE, Crit, brute_force, instance
+from factories import (
+    LINE,
+    ONLY_PARTICIPATION,
+    Crit,
+    brute_force,
+    instance,
+    shortage_instance,
+    swap_instance,
+)
 
 from coupler import (
     Instance,
@@ -26,17 +34,6 @@ from coupler.engine.backends import available_backends
 from coupler.schema import CRITERION_KINDS
 from coupler.verify import verify_plan
 
-ONLY_PARTICIPATION = Policy().with_(
-    weights={
-        "labour": 0.0,
-        "network": 0.0,
-        "ambition": 0.0,
-        "azc": 0.0,
-        "participation": 1.0,
-        "work_soft": 0.0,
-    },
-    quota={"fill_balance": 0.0},
-)
 ENGINES = [(b, "mip") for b in ("highs", "ortools", "cbc") if b in available_backends()] + [
     (None, None)
 ]
@@ -58,19 +55,7 @@ KNOWN = [
     # there score 0.9 + 0.5 + 0.2 (H001 at place 1) = 1.6, the optimum.
     Known(
         "swap",
-        instance(
-            LINE[:2],
-            [2, 4],
-            [2, 1, 1],
-            score_items=[
-                (0, 0, 1.0),
-                (0, 1, 0.2),
-                (1, 0, 0.9),
-                (1, 1, 0.1),
-                (2, 0, 0.5),
-                (2, 1, 0.4),
-            ],
-        ),
+        swap_instance(),
         ONLY_PARTICIPATION,
         0,
         0,
@@ -80,13 +65,7 @@ KNOWN = [
     # person is broken. The job-holder with the higher score there keeps it: 0.8.
     Known(
         "shortage",
-        instance(
-            LINE[:4],
-            [1, 0, 0, 5],
-            [1, 1],
-            [Crit.job(0, 0), Crit.job(1, 0)],
-            score_items=[(0, 0, 0.3), (1, 0, 0.8)],
-        ),
+        shortage_instance(),
         ONLY_PARTICIPATION,
         0,
         1,

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from factories import Case, all_plans, brute_force, tiny_cases
-from hypothesis import HealthCheck, Phase, given, settings
+from factories import Case, all_plans, brute_force, engine_settings, tiny_cases
+from hypothesis import given
 
 from coupler import build_model
 from coupler.engine.flow import SCALE, flow_penalties, solve_relaxation
 
-SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=40,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+SETTINGS = engine_settings(40)
 
 
 @SETTINGS

@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-from factories import LINE, Crit, brute_force, instance
-from hypothesis import HealthCheck, Phase, given, settings
+from factories import LINE, Crit, brute_force, engine_settings, instance
+from hypothesis import given
 from hypothesis import strategies as st
 
 from coupler import Policy, build_model, generate_cases, load_instance, solve
@@ -15,13 +15,7 @@ from coupler.engine.flow import solve_relaxation
 from coupler.engine.lagrange import _knapsack, _knapsack_dp, knapsack_bound, lagrangian_value
 from coupler.model import CouplingModel
 
-SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=40,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+SETTINGS = engine_settings(40)
 
 
 @st.composite

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from factories import Case, all_plans, tiny_cases
-from hypothesis import HealthCheck, Phase, given, settings
+from factories import Case, all_plans, engine_settings, tiny_cases
+from hypothesis import given
 from hypothesis import strategies as st
 
 from coupler import build_model
 from coupler.engine.local import improve
 from coupler.engine.mip import all_pairs
 
-SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=60,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+SETTINGS = engine_settings(60)
 
 
 @SETTINGS

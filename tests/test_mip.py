@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from factories import Case, brute_force, tiny_cases
-from hypothesis import HealthCheck, Phase, given, settings
+from factories import Case, brute_force, engine_settings, tiny_cases
+from hypothesis import given
 
 from coupler import CouplingModel, build_model
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipProblem
 from coupler.engine.mip import all_pairs, build_mip, penalties
 
-SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=40,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+SETTINGS = engine_settings(40)
 
 
 def _feasible(problem: MipProblem, x: np.ndarray) -> bool:

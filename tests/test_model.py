@@ -6,19 +6,13 @@ import math
 
 import numpy as np
 import pytest
-from factories import LINE, Case, Crit, brute_force, instance, tiny_cases
-from hypothesis import HealthCheck, Phase, given, settings
+from factories import LINE, Case, Crit, brute_force, engine_settings, instance, tiny_cases
+from hypothesis import given
 
 from coupler import CouplingModel, Instance, Policy, build_model
 from coupler.criteria import SOFT_PARTS, qualifies_as_hard, soft_parts
 
-SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=40,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+SETTINGS = engine_settings(40)
 
 
 def _hard_points(inst: Instance, policy: Policy) -> list[tuple[int, int]]:

@@ -11,26 +11,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from factories import Case, Crit, brute_force, code, hid, instance, tiny_cases
-from hypothesis import HealthCheck, Phase, given, settings
+from factories import Case, Crit, brute_force, code, engine_settings, hid, instance, tiny_cases
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coupler import Instance, Policy, SolveParams, build_model, solve
 from coupler.verify import verify_plan
 
-# Shrinking re-solves hundreds of times; report the first failing instance instead.
-PHASES = [Phase.explicit, Phase.reuse, Phase.generate]
-SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=30,
-    phases=PHASES,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.filter_too_much,
-    ],
-)
+SETTINGS = engine_settings(30)
 EXACT = SolveParams(gap=0.0, time_limit=30.0, seed=0)
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from factories import Case, brute_force, tiny_cases
-from hypothesis import HealthCheck, Phase, given, settings
+from factories import Case, brute_force, engine_settings, tiny_cases
+from hypothesis import given
 from hypothesis import strategies as st
 
 from coupler import CouplingModel, build_model
@@ -11,14 +11,7 @@ from coupler.engine.backends import get_backend
 from coupler.engine.stage1 import solve_stage1
 from coupler.result import Status
 
-SETTINGS = settings(
-    derandomize=True,
-    deadline=None,
-    max_examples=40,
-    # Shrinking re-solves hundreds of times; report the first failing instance instead.
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+SETTINGS = engine_settings(40)
 
 
 def _stage1(model: CouplingModel) -> tuple[int, int]:
