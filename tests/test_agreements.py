@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from factories import with_azc_jobs
 
 from coupler import Policy, load_instance, schema
 from coupler.agreements import Agreement, build_variant
@@ -34,13 +33,6 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     hh.to_csv(folder / "households.csv", index=False)
     cr.to_csv(folder / "criteria.csv", index=False)
     return folder / "households.csv", folder / "criteria.csv"
-
-
-def eindhoven_cases(national_cases) -> tuple[Instance, list[str]]:
-    """The national monthly batch with its first three households moved to azc Eindhoven
-    (GM0772), each with a part-time job (4 h/week, so not hard) in Eindhoven."""
-    hh, cr, ids = with_azc_jobs(*national_cases, "GM0772")
-    return load_instance(hh, cr), ids
 
 
 def test_every_overlay_is_shipped() -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from factories import with_azc_jobs
 
 from coupler import CouplingModel, Instance, Policy, load_instance
 from coupler.agreements import Agreement
@@ -33,20 +33,8 @@ def _members(inst: Instance, column: str, names: list[str]) -> np.ndarray:
 def eindhoven_cases(national_cases) -> tuple[Instance, list[str]]:
     """The national monthly batch with its first three households moved to azc Eindhoven
     (GM0772), each with a part-time job (4 h/week, so not hard) in Eindhoven."""
-    hh, cr = (f.copy() for f in national_cases)
-    ids = hh["household_id"].iloc[:3].astype(str).tolist()
-    hh.loc[hh.index[:3], "azc"] = "GM0772"
-    extra = pd.DataFrame(
-        {
-            "household_id": ids,
-            "kind": "work",
-            "municipality": "GM0772",
-            "hours_per_week": 4.0,
-            "contract_signed": True,
-            "payslip_seen": True,
-        }
-    ).astype(cr.dtypes.to_dict())
-    return load_instance(hh, pd.concat([cr, extra], ignore_index=True)), ids
+    hh, cr, ids = with_azc_jobs(*national_cases, "GM0772")
+    return load_instance(hh, cr), ids
 
 
 def test_every_shipped_agreement_loads(nl_municipalities) -> None:
