@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from coupler.ledger.solving import solve_batch
 
+from coupler.engine import solve
 from coupler.explain import alternatives_table, criteria_table, explain_household
 from coupler.generate import generate_cases
 from coupler.model import build_model
@@ -21,7 +21,7 @@ def solved():
     municipalities, _ = load_scenario()
     hh, cr = generate_cases(municipalities, persons=120, seed=5)
     model = build_model(load_instance(hh, cr, total=600), Policy())
-    return model, solve_batch(model)
+    return model, solve(model).require_plan()
 
 
 def test_alternatives_agree_with_why_not(solved) -> None:
