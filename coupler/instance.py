@@ -36,6 +36,12 @@ def _frame_digest(df: pd.DataFrame | None) -> str:
     return h.hexdigest()[:16]
 
 
+#: The table fields of :class:`Instance`; each is handed out as a copy.
+_FRAME_FIELDS = frozenset(
+    {"municipalities", "households", "criteria", "scores", "locks", "demand", "distances"}
+)
+
+
 @dataclass(frozen=True, eq=False)
 class Instance:
     """A coupling problem: municipalities with remaining quotas, households and their criteria.
@@ -60,6 +66,14 @@ class Instance:
     demand: pd.DataFrame | None = None
     distances: pd.DataFrame | None = None
     sources: dict[str, str] = field(default_factory=dict)
+
+    def __getattribute__(self, name: str) -> Any:
+        # Frames go out as copies (cheap under pandas' copy-on-write): a caller who changes one
+        # cannot change the validated instance.
+        value = object.__getattribute__(self, name)
+        if name in _FRAME_FIELDS and value is not None:
+            return value.copy(deep=False)
+        return value
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -41,10 +41,6 @@ def test_changing_a_frame_handed_out_leaves_the_derived_arrays() -> None:
     assert inst.remaining.tolist() == remaining.tolist()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Instance hands out its own frames (attributes, not copies); see the tests report",
-)
 def test_frames_handed_out_are_copies() -> None:
     """Writing into a frame read from the instance does not change the instance's table (the
     module docstring promises frames are copied on the way out)."""
