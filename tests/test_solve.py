@@ -122,3 +122,25 @@ def test_shortage_order_rejects_unknown_or_repeated_measures(order: list[str]) -
     """An empty, unknown, repeated or too long shortage order is a policy error naming the key."""
     with pytest.raises(PolicyError, match="shortage_order"):
         Policy.from_dict({"hard": {"shortage_order": order}})
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_greedy_fallback_plan_is_always_valid(seed: int) -> None:
+    """The fallback's greedy plan never exceeds a capacity, never uses a forbidden pair, and
+    couples a household whenever some usable place still has room for it."""
+    from coupler.engine.flow import solve_relaxation
+    from coupler.engine.solve import _greedy
+
+    rng = np.random.default_rng(200 + seed)
+    sizes = rng.integers(1, 6, 8).tolist()
+    quota = rng.integers(0, 8, 4).tolist()
+    inst = instance(LINE[:4], quota, sizes, lock_items=[(0, 1, "ban")])
+    model = build_model(inst, Policy())
+    a = _greedy(model, solve_relaxation(model))
+    on = a >= 0
+    used = np.bincount(a[on], weights=model.size[on], minlength=model.n_municipalities)
+    assert (used <= model.cap).all()
+    assert not model.forbidden[np.flatnonzero(on), a[on]].any()
+    room = model.cap - used
+    for h in np.flatnonzero(~on):
+        assert not ((room >= model.size[h]) & ~model.forbidden[h]).any()

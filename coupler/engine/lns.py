@@ -28,7 +28,7 @@ WINDOW = 12
 MAX_FREE = 300
 #: Windows per search. A count, not a clock, bounds the search, so that the same inputs and seed
 #: give the same plan on a busy machine too (the deadline only guards against runaway time).
-MAX_WINDOWS = 40
+MAX_WINDOWS = 200
 #: Seconds per window MIP; a safety limit that small windows do not reach.
 WINDOW_SECONDS = 5.0
 

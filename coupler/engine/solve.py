@@ -214,7 +214,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     stage1 = stage1 or zero
     if assignment is None:
         say("falling back to the penalised MIP over every pair")
-        assignment, status = _fallback(model, mip, deadline, gap, seed)
+        assignment, status = _fallback(model, flow, mip, deadline, gap, seed, params.polish_time)
         used_method += "+fallback"
     seconds["mip" if used_method.endswith("mip") else "rounding"] = time.perf_counter() - t
 
@@ -657,18 +657,93 @@ def _side_mip(
 
 
 def _fallback(
-    model: CouplingModel, mip: MipBackend, deadline: float, gap: float, seed: int
+    model: CouplingModel,
+    flow: FlowRelaxation,
+    mip: MipBackend,
+    deadline: float,
+    gap: float,
+    seed: int,
+    polish_time: float,
 ) -> tuple[np.ndarray, Status]:
-    """The whole model with dominating penalties over every pair; feasible whenever any plan is."""
+    """The whole model with dominating penalties over every pair; feasible whenever any plan is.
+
+    Without side constraints it is warm-started from a greedy plan and given at most
+    ``polish_time`` seconds (the window search improves the plan afterwards), and the greedy plan
+    is kept when the MIP finds nothing better, so there is always a plan.
+    """
+    start = None if model.has_side_constraints else _greedy(model, flow)
     ph, pm = all_pairs(model)
-    problem, layout = build_mip(model, ph, pm, objective="penalised", allow_uncoupled=True)
+    if start is not None:
+        # Every pair is too many to find plans quickly: the relaxation's arcs, each household's
+        # ten best usable places and the greedy plan's pairs.
+        n_m = model.n_municipalities
+        k = min(10, n_m)
+        score = np.where(model.forbidden, -np.inf, model.value - 1e9 * model.breaks)
+        top = (
+            np.argpartition(-score, k - 1, axis=1)[:, :k]
+            if k < n_m
+            else np.tile(np.arange(n_m), (model.n_households, 1))
+        )
+        rows = np.repeat(np.arange(model.n_households), k)
+        ok = np.isfinite(score[rows, top.ravel()])
+        on = np.flatnonzero(start >= 0)
+        pairs = np.unique(
+            np.concatenate(
+                [
+                    flow.arc_h * n_m + flow.arc_m,
+                    rows[ok] * n_m + top.ravel()[ok],
+                    on * n_m + start[on],
+                ]
+            )
+        )
+        ph, pm = pairs // n_m, pairs % n_m
+    problem, layout = build_mip(
+        model, ph, pm, objective="penalised", allow_uncoupled=True, start=start
+    )
     sol = mip.solve(
-        problem, time_limit=max(5.0, deadline - time.perf_counter()), gap=gap, seed=seed
+        problem,
+        time_limit=max(5.0, deadline - time.perf_counter())
+        if start is None
+        else max(1.0, min(polish_time, 0.5 * (deadline - time.perf_counter()))),
+        gap=gap,
+        seed=seed,
     )
     if sol.x is None:
+        if start is not None:
+            return start, Status.FEASIBLE
         raise _NoPlan(
             Status.INFEASIBLE if sol.status is Status.INFEASIBLE else Status.UNKNOWN,
             f"no plan found within the time limit ({sol.status}); try a longer time limit or "
             "check the side constraints",
         )
-    return layout.assignment(sol.x, model.n_households), Status.FEASIBLE
+    plan = layout.assignment(sol.x, model.n_households)
+    if start is not None:
+        a, b = model.evaluate(plan), model.evaluate(start)
+        key_a = (-a.uncoupled_persons, -a.broken_measure, a.objective)
+        if key_a < (-b.uncoupled_persons, -b.broken_measure, b.objective):
+            plan = start
+    return plan, Status.FEASIBLE
+
+
+def _greedy(model: CouplingModel, flow: FlowRelaxation) -> np.ndarray:
+    """A plan that always exists: whole households where the flow keeps them whole, then the
+    rest, largest first, at their best place with room (keeping hard criteria where possible),
+    else uncoupled."""
+    n_m = model.n_municipalities
+    a = flow.rounded_assignment()
+    a[a < 0] = -1
+    a[flow.split_households()] = -1
+    on = a >= 0
+    room = model.cap - np.bincount(a[on], weights=model.size[on], minlength=n_m).astype(np.int64)
+    rest = np.flatnonzero(~on)
+    for h in rest[np.argsort(-model.size[rest], kind="stable")]:
+        s = int(model.size[h])
+        fits = ~model.forbidden[h] & (room >= s)
+        if not fits.any():
+            continue
+        keep = fits & ~model.breaks[h]
+        score = np.where(keep if keep.any() else fits, model.value[h], -np.inf)
+        m = int(np.argmax(score))
+        a[h] = m
+        room[m] -= s
+    return a
