@@ -45,7 +45,8 @@ Example (all defaults)::
 
     [omkoppeling]                    # re-coupling near a new job (DOMAIN.md section 6)
     gate = "and"                     # "and": before housing AND before inburgering; "or": either
-    radius_km = 50.0                 # the new municipality lies within this distance of the job
+    radius_km = 0.0                  # the new municipality lies within this distance of the
+                                     # job; 0: the [hard] radius_km the household's batch used
     min_contract_months = 6.0
     excluded_job_types = ["cleaning", "schoonmaak", ...]   # Dutch and English; word prefixes match
     [omkoppeling.bijstandsnorm]      # ILLUSTRATIVE net monthly amounts; set the official ones
@@ -193,7 +194,7 @@ class OmkoppelRules:
     """
 
     gate: str = "and"
-    radius_km: float = 50.0
+    radius_km: float = 0.0  # 0: the [hard] radius_km of the batch that coupled the household
     min_contract_months: float = 6.0
     excluded_job_types: tuple[str, ...] = EXCLUDED_JOB_TYPES
     bijstandsnorm: Mapping[int, float] = field(
@@ -386,8 +387,8 @@ def _check_omkoppeling(o: OmkoppelRules, source: str) -> list[Problem]:
 
     if o.gate not in ("and", "or"):
         bad("gate", "'and' or 'or'", o.gate)
-    if not (o.radius_km > 0 and math.isfinite(o.radius_km)):
-        bad("radius_km", "> 0", o.radius_km)
+    if not (o.radius_km >= 0 and math.isfinite(o.radius_km)):
+        bad("radius_km", ">= 0 (0: the batch's hard radius)", o.radius_km)
     if not o.min_contract_months >= 0:
         bad("min_contract_months", ">= 0", o.min_contract_months)
     for year, amount in o.bijstandsnorm.items():

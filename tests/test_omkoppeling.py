@@ -372,3 +372,48 @@ def test_omkoppel_cli_propose_then_decide(tmp_path: Path, municipalities: pd.Dat
     assert r.exit_code == 0 and "recoupled" in r.output, r.output
     after, _ = _snapshot(Ledger.open(tmp_path / "l.sqlite"))
     assert after["H000001"] != GRONINGEN
+
+
+def test_recoupling_uses_the_batch_radius_and_road_matrix(tmp_path: Path) -> None:
+    """A batch proposed with a 30 km radius and a road-distance matrix is approved and then
+    re-coupled with those: the job's own municipality has no quota, the road matrix puts every
+    other municipality far from the job except one (25 km by road, about 40 km as the crow flies),
+    so that one is proposed; under great circle and 50 km a nearer place would be."""
+    from factories import frame
+
+    from coupler import schema
+    from coupler.policy import Policy
+
+    m = load_scenario(None, 3000)[0].set_index("code")
+    km = haversine_km(
+        m.at[EINDHOVEN, "lat"], m.at[EINDHOVEN, "lon"], m["lat"].to_numpy(), m["lon"].to_numpy()
+    )
+    target = str(m.index[(km > 35) & (km < 45)].sort_values()[0])
+    nearer = m.index[(km > 0) & (km < 35)]
+    assert len(nearer)  # places a great-circle, 50 km re-coupling would prefer
+    road = tmp_path / "road.csv"
+    others = [c for c in m.index if c not in (EINDHOVEN, target)]
+    pd.DataFrame(
+        {
+            "from": [EINDHOVEN] * (len(others) + 1),
+            "to": [target, *others],
+            "km": [25.0] + [100.0] * len(others),
+        }
+    ).to_csv(road, index=False)
+    quotas = tmp_path / "quotas.csv"
+    pd.DataFrame({"code": m.index, "quota": [0 if c == EINDHOVEN else 20 for c in m.index]}).to_csv(
+        quotas, index=False
+    )
+    ledger = Ledger.open(tmp_path / "l.sqlite", user="rv")
+    open_period(ledger, "2025-H1", quotas=quotas)
+    hh = frame([{"household_id": "H000001", "size": 1}], schema.HOUSEHOLD_DTYPES)
+    policy = Policy().with_(hard={"radius_km": 30.0})
+    p = propose(ledger, hh, None, policy=policy, distances=road, pacing=Pacing(enabled=False))
+    approve(ledger, p.batch_id, overrides={"H000001": GRONINGEN}, reason="set-up: far from the job")
+    req = pd.read_csv(REQUESTS, dtype=str).iloc[[0]]
+    path = tmp_path / "r.csv"
+    req.to_csv(path, index=False)
+    report = omkoppel(ledger, path).set_index("request_id")
+    assert report.loc["R00", "decision"] == "proposed"
+    assert report.loc["R00", "new_municipality"] == target
+    assert report.loc["R00", "distance_km"] == 25.0

@@ -250,7 +250,7 @@ def recouple(
     capacity: np.ndarray,
     job_km: np.ndarray,
     breaks: np.ndarray,
-    radius_km: float,
+    radius_km: float | np.ndarray,
     *,
     backend: str = "highs",
 ) -> list[Move]:
@@ -258,9 +258,9 @@ def recouple(
 
     ``job_km[i, m]`` is the distance from household i's job to municipality m (in the household's
     batch's distances), ``breaks[i, m]`` whether m breaks one of its other hard criteria, and
-    ``capacity[m]`` the persons m may still take. A household whose old municipality lies within
-    the radius of the job and breaks nothing stays. The others move to a municipality within
-    ``radius_km`` of the job; capacity counts the persons moving out, so two households may swap.
+    ``capacity[m]`` the persons m may still take. ``radius_km`` is one radius or one per
+    household. A household whose old municipality lies within the radius of the job and breaks
+    nothing stays. The others move to a municipality within its radius of the job; capacity counts the persons moving out, so two households may swap.
     In order: most persons moved, fewest households breaking another criterion, nearest to the
     job. A household with no room stays where it is (``new`` None).
     """
@@ -270,15 +270,17 @@ def recouple(
     old = e["old"].map(index).to_numpy(dtype=np.int64)
     persons = e["persons"].to_numpy(dtype=np.float64)
     rows = np.arange(len(e))
+    radius = np.broadcast_to(np.asarray(radius_km, dtype=np.float64), (len(e),))
     d_old = job_km[rows, old]
     moves: list[Move | None] = [None] * len(e)
-    stay = (d_old <= radius_km + 1e-9) & ~breaks[rows, old]
+    stay = (d_old <= radius + 1e-9) & ~breaks[rows, old]
     for i in np.flatnonzero(stay):
         moves[i] = Move(e.at[i, "household_id"], e.at[i, "old"], e.at[i, "old"], float(d_old[i]))
     todo = np.flatnonzero(~stay)
     if len(todo):
         dist = job_km[todo]
-        hh, mm = np.nonzero(dist <= radius_km + 1e-9)
+        r = radius[todo]
+        hh, mm = np.nonzero(dist <= r[:, None] + 1e-9)
         n_x, n_s = len(hh), len(todo)
         # Lexicographic weights: distance terms sum to < 1 per household, so one avoided break
         # (n_s + 1) outweighs them all, and one person moved outweighs every break.
@@ -286,7 +288,7 @@ def recouple(
         w = b * (n_s + 1.0)
         c = np.concatenate(
             [
-                w * persons[todo][hh] - b * breaks[todo][hh, mm] - dist[hh, mm] / radius_km / n_s,
+                w * persons[todo][hh] - b * breaks[todo][hh, mm] - dist[hh, mm] / r[hh] / n_s,
                 np.zeros(n_s),
             ]
         )
@@ -433,6 +435,7 @@ def omkoppel(
         contexts: dict[int, BatchContext] = {}
         job_km = np.zeros((len(req), len(codes)))
         breaks = np.zeros((len(req), len(codes)), dtype=bool)
+        radius = np.zeros(len(req))
         verdicts: list[list[tuple[str, str, np.ndarray]]] = []
         for i, r in enumerate(req.to_dict("records")):
             c = coupled[r["household_id"]]
@@ -442,6 +445,8 @@ def omkoppel(
             D, binding, brk = _criteria_verdicts(contexts[c.batch_id], municipalities, hh)
             job_km[i] = D[index[r["job_municipality"]]]
             breaks[i] = brk
+            hard_radius = contexts[c.batch_id].effective_policy.hard.radius_km
+            radius[i] = rules.radius_km or hard_radius
             verdicts.append(binding)
         state = quota_state(conn, period.id).set_index("municipality").reindex(codes)
         capacity = np.floor(state["available"] - state["reserved"] + 1e-9).clip(lower=0)
@@ -455,7 +460,7 @@ def omkoppel(
                     capacity.to_numpy(),
                     job_km[elig],
                     breaks[elig],
-                    rules.radius_km,
+                    radius[elig],
                 )
             }
             if len(elig)
