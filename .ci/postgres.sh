@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a throw-away PostgreSQL server for the ledger and web tests.
 #
-# Source it (so the export reaches the caller) before pytest:
+# Source it (so the export reaches the caller) before pytest; it is safe under `set -euo pipefail`:
 #
 #     source .ci/postgres.sh && python -m pytest -q
 #
@@ -28,8 +28,8 @@ _coupler_pg_main() {
     if [ -z "$bindir" ] && command -v apt-get >/dev/null 2>&1; then
         local sudo=""
         [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
-        $sudo apt-get update -qq >/dev/null 2>&1 \
-            && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null 2>&1
+        { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            $sudo apt-get install -y -qq postgresql; } >/dev/null 2>&1 || true
         for candidate in /usr/lib/postgresql/*/bin; do
             [ -x "$candidate/initdb" ] && bindir="$candidate"
         done
@@ -82,7 +82,9 @@ _coupler_pg_main() {
     export COUPLER_TEST_PG_DIR="$dir"
     # Stop the server and remove its folder when the calling shell exits.
     # shellcheck disable=SC2064
-    trap "$(printf '%q ' "${run[@]}") $bindir/pg_ctl -D $dir/data -m fast stop >/dev/null 2>&1; rm -rf $dir" EXIT
+    local prefix=""
+    [ "${#run[@]}" -gt 0 ] && prefix="$(printf '%q ' "${run[@]}")"
+    trap "$prefix$bindir/pg_ctl -D $dir/data -m fast stop >/dev/null 2>&1; rm -rf $dir" EXIT
     echo "PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on $dir: COUPLER_TEST_PG_URL set" >&2
 }
 
