@@ -511,6 +511,25 @@ def _read_saved(path: Path) -> pd.DataFrame:
         ) from None
 
 
+def _check_unchanged(out: Path) -> None:
+    """Refuse a run whose summary, policy or inputs differ from what its manifest records."""
+    try:
+        files = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a folder from before manifests: nothing to compare with
+    for name, digest in files.items():
+        if name == "summary.json" or name == "policy.toml" or name.startswith("inputs/"):
+            path = out / name
+            if not path.is_file() or _sha256(path) != digest:
+                raise InputError(
+                    Problem(
+                        str(path),
+                        "differs from what coupler wrote (see .coupler-manifest.json); "
+                        "re-run `coupler solve`",
+                    )
+                )
+
+
 def load_run(out_dir: str | Path) -> tuple[CouplingModel, Result, dict[str, Any]]:
     """Rebuild ``(model, result, summary)`` from a folder written by ``write_result``.
 
@@ -550,6 +569,7 @@ def load_run(out_dir: str | Path) -> tuple[CouplingModel, Result, dict[str, Any]
         raise InputError(
             Problem(str(out / "inputs"), f"missing {', '.join(missing)}; re-run `coupler solve`")
         )
+    _check_unchanged(out)
     policy_file = out / "policy.toml"
     policy = (
         Policy.from_file(policy_file)

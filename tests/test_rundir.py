@@ -105,15 +105,29 @@ def test_manifest_names_every_file_with_its_hash(tiny, tmp_path):
 
 def test_load_run_refuses_a_plan_that_does_not_match_the_inputs(tiny, tmp_path):
     """A saved assignment naming a municipality the inputs do not know is an error, not
-    a silently uncoupled household."""
+    a silently uncoupled household (also in a folder without a manifest)."""
     model, result = tiny
     out = tmp_path / "run"
     write_result(result, model, out)
     a = pd.read_parquet(out / "inputs" / "assignment.parquet")
     a.loc[0, "municipality"] = "GM0000"
     a.to_parquet(out / "inputs" / "assignment.parquet", index=False)
+    (out / MANIFEST).unlink()  # as in a folder written before manifests
     with pytest.raises(Exception, match="does not match the saved inputs"):
         load_run(out)
+
+
+def test_load_run_refuses_a_file_changed_after_writing(tiny, other, tmp_path):
+    """A saved input replaced by another run's file (a mixed folder) no longer matches the
+    manifest: load_run refuses instead of explaining a plan it was not written with."""
+    model, result = tiny
+    write_result(result, model, tmp_path / "a")
+    model2, result2 = other
+    write_result(result2, model2, tmp_path / "b")
+    name = "inputs/assignment.parquet"
+    (tmp_path / "a" / name).write_bytes((tmp_path / "b" / name).read_bytes())
+    with pytest.raises(InputError, match="differs from what coupler wrote"):
+        load_run(tmp_path / "a")
 
 
 def test_json_safe_cleans_non_finite_and_numpy_values():
