@@ -458,18 +458,8 @@ def approve(
         )
     with ledger.write("batch approve") as tx:
         conn = tx.conn
-        period = ledger.open_period(conn, lock=True)
-        if batch_id is None:
-            batch_id = _latest_batch(conn, period.id, "proposed")
-        batch = conn.execute(sa.select(t.batches).where(t.batches.c.id == batch_id)).first()
-        if batch is None:
-            raise LedgerError(f"no batch {batch_id} in the ledger")
-        if batch.period_id != period.id:
-            raise LedgerError(f"batch {batch_id} belongs to another period than the open one")
-        if batch.status != "proposed":
-            raise LedgerError(
-                f"batch {batch_id} is {batch.status}; only a proposed batch can be approved"
-            )
+        period, batch = _proposed_batch(ledger, conn, batch_id, "approved")
+        batch_id = int(batch.id)
         if expect is not None:
             if explanations.batch_hash(conn, batch_id) != expect:
                 raise LedgerError(
@@ -611,6 +601,25 @@ def approve(
     return summary
 
 
+def _proposed_batch(
+    ledger: Ledger, conn: sa.Connection, batch_id: int | None, verb: str
+) -> tuple[sa.Row[Any], sa.Row[Any]]:
+    """(open period, locked; the proposed batch ``batch_id`` of it, the latest by default)."""
+    period = ledger.open_period(conn, lock=True)
+    if batch_id is None:
+        batch_id = _latest_batch(conn, period.id, "proposed")
+    batch = conn.execute(sa.select(t.batches).where(t.batches.c.id == batch_id)).first()
+    if batch is None:
+        raise LedgerError(f"no batch {batch_id} in the ledger")
+    if batch.period_id != period.id:
+        raise LedgerError(f"batch {batch_id} belongs to another period than the open one")
+    if batch.status != "proposed":
+        raise LedgerError(
+            f"batch {batch_id} is {batch.status}; only a proposed batch can be {verb}"
+        )
+    return period, batch
+
+
 def withdraw(ledger: Ledger, batch_id: int | None = None, *, reason: str | None = None) -> int:
     """Withdraw a proposed batch (the latest by default): it can no longer be approved.
 
@@ -618,16 +627,8 @@ def withdraw(ledger: Ledger, batch_id: int | None = None, *, reason: str | None 
     """
     with ledger.write("batch withdraw") as tx:
         conn = tx.conn
-        period = ledger.open_period(conn, lock=True)
-        if batch_id is None:
-            batch_id = _latest_batch(conn, period.id, "proposed")
-        batch = conn.execute(sa.select(t.batches).where(t.batches.c.id == batch_id)).first()
-        if batch is None:
-            raise LedgerError(f"no batch {batch_id} in the ledger")
-        if batch.status != "proposed":
-            raise LedgerError(
-                f"batch {batch_id} is {batch.status}; only a proposed batch can be withdrawn"
-            )
+        _, batch = _proposed_batch(ledger, conn, batch_id, "withdrawn")
+        batch_id = int(batch.id)
         conn.execute(
             t.batches.update()
             .where(t.batches.c.id == batch_id)

@@ -401,29 +401,22 @@ def create_app(
         )
         return RedirectResponse(f"/batch/{b}/household/{_quote(hid)}?ok=override", status_code=303)
 
-    @page
-    async def omkoppeling(request: Request, session: dict[str, Any], user: User) -> Response:
-        rows = omkoppeling_queue(state.ledger, user.municipality)
-        return state.render(
-            request,
-            "omkoppeling.html",
-            session,
-            user,
-            rows=rows.to_dict("records"),
-            ok=request.query_params.get("ok"),
-        )
+    def queue_page(queue: str) -> Callable[[Request], Awaitable[Response]]:
+        read = omkoppeling_queue if queue == "omkoppeling" else kansrijk_queue
 
-    @page
-    async def kansrijk(request: Request, session: dict[str, Any], user: User) -> Response:
-        rows = kansrijk_queue(state.ledger, user.municipality)
-        return state.render(
-            request,
-            "kansrijk.html",
-            session,
-            user,
-            rows=rows.to_dict("records"),
-            ok=request.query_params.get("ok"),
-        )
+        @page
+        async def handler(request: Request, session: dict[str, Any], user: User) -> Response:
+            rows = read(state.ledger, user.municipality)
+            return state.render(
+                request,
+                f"{queue}.html",
+                session,
+                user,
+                rows=rows.to_dict("records"),
+                ok=request.query_params.get("ok"),
+            )
+
+        return handler
 
     @page
     async def decide(request: Request, session: dict[str, Any], user: User) -> Response:
@@ -490,8 +483,8 @@ def create_app(
         # Household ids may hold any character, a slash too: the override route comes first.
         Route("/batch/{batch}/household/{household:path}/override", override, methods=["POST"]),
         Route("/batch/{batch}/household/{household:path}", household),
-        Route("/omkoppeling", omkoppeling),
-        Route("/kansrijk", kansrijk),
+        Route("/omkoppeling", queue_page("omkoppeling")),
+        Route("/kansrijk", queue_page("kansrijk")),
         Route("/{queue}/{item}/decide", decide, methods=["POST"]),
         Route("/audit", audit),
         Route("/audit.csv", audit_csv),
