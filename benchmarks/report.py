@@ -76,8 +76,8 @@ def _to_optimum(r: dict[str, Any]) -> float | None:
     if r.get("to_optimum") is not None:
         return float(r["to_optimum"])
     opt = load_optima().get(f"{r.get('tier')}/{r.get('seed')}")
-    if opt is None or r.get("objective") is None:
-        return None
+    if opt is None or not opt.get("proven") or r.get("objective") is None:
+        return None  # a best-known plan is no optimum
     return (float(opt["objective"]) - float(r["objective"])) / max(1.0, abs(opt["objective"]))
 
 

@@ -310,7 +310,7 @@ def _finish(
 ) -> dict[str, Any]:
     rec["seconds"]["total"] = sum(v for k, v in rec["seconds"].items() if k != "total")
     optimum = load_optima().get(f"{case.workload.name}/{case.seed}")
-    if optimum is not None and rec.get("objective") is not None:
+    if optimum is not None and optimum.get("proven") and rec.get("objective") is not None:
         # Distance to the stored optimum (only meaningful at the same broken persons).
         opt = float(optimum["objective"])
         rec["optimum"] = opt

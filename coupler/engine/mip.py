@@ -105,9 +105,9 @@ def build_mip(
     bw = model.broken_weight[pair_h].astype(np.float64)  # shortage-order weight per pair
 
     # Persons already placed by fixed households.
-    base = np.zeros(n_m)
-    base_large = np.zeros(n_m)
-    base_single = np.zeros(n_m)
+    base: np.ndarray = np.zeros(n_m)
+    base_large: np.ndarray = np.zeros(n_m)
+    base_single: np.ndarray = np.zeros(n_m)
     if fixed is not None:
         isfree = np.zeros(model.n_households, dtype=bool)
         isfree[free] = True
@@ -201,13 +201,13 @@ def build_mip(
     # Bands.
     for band in model.bands:
         sel = band.members[pair_m]
-        b = float(base[band.members].sum())
+        placed = float(base[band.members].sum())
         add(
             np.zeros(int(sel.sum()), dtype=np.int64),
             np.flatnonzero(sel),
             sz[sel],
-            np.array([band.lo - b]),
-            np.array([band.hi - b]),
+            np.array([band.lo - placed]),
+            np.array([band.hi - placed]),
         )
     # Budgets.
     if max_broken is not None:
