@@ -75,18 +75,17 @@ DECISION_WORDS = {
 }
 
 
+def _case_columns(rules: KansrijkRules) -> tuple[str, ...]:
+    """Columns a Kansrijke Koppeling cases file carries beyond the households table."""
+    return ("grant_probability", "nationality", *rules.contra_indications)
+
+
 def screen(path: str | os.PathLike[str], rules: KansrijkRules) -> pd.DataFrame:
     """Who is kansrijk: household_id, probability (NaN when not needed) and status
     (``kansrijk`` | ``not-kansrijk`` (nationality not on the list) | ``contra-indication`` |
     ``below-threshold``). Errors name row and column, never the nationality."""
     file = os.fspath(path)
-    columns = (
-        *schema.HOUSEHOLD_REQUIRED,
-        *schema.HOUSEHOLD_OPTIONAL,
-        "grant_probability",
-        "nationality",
-        *rules.contra_indications,
-    )
+    columns = (*schema.HOUSEHOLD_REQUIRED, *schema.HOUSEHOLD_OPTIONAL, *_case_columns(rules))
     c = Checker(file, read_table(path, known=columns), personal=True)
     c.require(["household_id"])
     if not (c.has("grant_probability") or c.has("nationality")):
@@ -163,11 +162,7 @@ def propose_provisional(
     total = period_total(period)
     municipalities, _ = load_scenario(period.scenario, total)
     # The cases file also carries the columns grant_probabilities reads.
-    hh = load_households(
-        households,
-        municipalities,
-        ignore_columns=("grant_probability", "nationality", *rules.contra_indications),
-    )
+    hh = load_households(households, municipalities, ignore_columns=_case_columns(rules))
     cr = load_criteria(criteria, hh, municipalities) if criteria is not None else None
     screened = screen(households, rules).set_index("household_id")
     clash = [
@@ -394,7 +389,7 @@ def update_provisional(
     with ledger.read() as conn:
         period = ledger.open_period(conn)
     municipalities, _ = load_scenario(period.scenario, period_total(period))
-    hh = load_households(households, municipalities)
+    hh = load_households(households, municipalities, ignore_columns=_case_columns(KansrijkRules()))
     cr = load_criteria(criteria, hh, municipalities) if criteria is not None else None
     with ledger.write("kansrijk update") as tx:
         conn = tx.conn
