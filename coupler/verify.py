@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ _EARTH_KM = 6371.0088
 #: Slack (km) on the radius so that floating-point noise never decides a boundary case.
 _RADIUS_SLACK_KM = 1e-6
 
-PlanLike = Mapping[str, object] | pd.Series | pd.DataFrame
+PlanLike: TypeAlias = Mapping[str, object] | pd.Series | pd.DataFrame
 
 
 @dataclass(frozen=True, eq=False)
@@ -261,7 +262,7 @@ def verify_plan(
         [math.floor(r * (1.0 + policy.quota.tolerance) + 1e-9) for r in remaining], dtype=np.int64
     )
     persons = np.bincount(where[coupled], weights=size[coupled], minlength=n_m).astype(np.int64)
-    for j in np.flatnonzero(persons > cap):
+    for j in np.flatnonzero(persons > cap).tolist():
         violations.append(
             f"{codes[j]}: {persons[j]} persons exceed the capacity {cap[j]} "
             f"(remaining {remaining[j]}, tolerance {policy.quota.tolerance:g})"
@@ -274,7 +275,7 @@ def verify_plan(
         if col in municipalities and municipalities[col].notna().any():
             limit = municipalities[col].astype("Float64").fillna(np.inf).to_numpy(dtype=float)
             used = np.bincount(where[coupled & needs], minlength=n_m)
-            for j in np.flatnonzero(used > limit):
+            for j in np.flatnonzero(used > limit).tolist():
                 violations.append(
                     f"{codes[j]}: {used[j]} households need a {col[4:]} dwelling; "
                     f"{col} is {int(limit[j])}"
@@ -383,7 +384,7 @@ def verify_plan(
         (warnings if policy.quota.bands else violations).append(text)
 
     # -- uncoupled households while a permitted place has room --------------------------------
-    for i in np.flatnonzero(~coupled):
+    for i in np.flatnonzero(~coupled).tolist():
         if ids[i] in missing:
             continue
         fits = ~banned[i] & (room >= size[i])

@@ -287,7 +287,7 @@ def propose(
                 created_at=tx.at,
                 created_by=tx.who,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
         _insert_plan(tx, batch_id, result)
         context.save(conn, batch_id)
         explanations.record(tx, batch_id, chosen, result)

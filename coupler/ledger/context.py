@@ -59,7 +59,7 @@ def frame_from_json(text: str, dtypes: Sequence[tuple[str, str]]) -> pd.DataFram
     n = len(rows)
     return pd.DataFrame(
         {
-            col: pd.array([r.get(col) for r in rows] if n else [], dtype=dtype)  # type: ignore[call-overload]
+            col: pd.array([r.get(col) for r in rows] if n else [], dtype=dtype)
             for col, dtype in dtypes
         },
         index=pd.RangeIndex(n),

@@ -226,7 +226,7 @@ def propose_provisional(
                     created_at=tx.at,
                     created_by=tx.who,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
             conn.execute(
                 provisional_context.insert().values(
                     provisional_id=pid,
@@ -573,7 +573,7 @@ def permit(
                     decided_at=tx.at,
                     decided_by=tx.who,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
             hh, cr = frames(pvs)
             inst = load_instance(hh, cr, scenario=period.scenario, total=period_total(period))
             BatchContext.of(inst, Policy.from_dict(tomllib.loads(policy_of(pvs[0])))).save(
@@ -591,7 +591,7 @@ def permit(
                         decided_at=tx.at,
                         decided_by=tx.who,
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
                 conn.execute(
                     t.charges.insert().values(
                         period_id=period.id,
@@ -645,7 +645,7 @@ def permit(
                     created_at=tx.at,
                     created_by=tx.who,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
             _insert_plan(tx, bid, result)
             BatchContext.of(inst, pol).save(conn, bid)
             where = result.plan.set_index("household_id")["municipality"]

@@ -477,17 +477,19 @@ def omkoppel(
                 decision, new, km = "stays", move.old, move.distance_km
             else:
                 decision, new, km = "proposed", move.new, move.distance_km
-            radius = contexts[coupled[r["household_id"]].batch_id].effective_policy.hard.radius_km
+            crit_radius = contexts[
+                coupled[r["household_id"]].batch_id
+            ].effective_policy.hard.radius_km
             crit: dict[str, dict[str, Any]] = {}
             broken: list[str] = []
             if new is not None:
                 for kind, code, dist in verdicts[i]:
                     d = float(dist[index[new]])
-                    ok = d <= radius + 1e-9
+                    ok = d <= crit_radius + 1e-9
                     crit[f"{kind}:{code}"] = {
                         "passed": ok,
                         "reason": f"{kind} {names[code]} is {d:.1f} km from {names[new]} "
-                        f"({'within' if ok else 'beyond'} {radius:g} km)",
+                        f"({'within' if ok else 'beyond'} {crit_radius:g} km)",
                     }
                     if not ok:
                         broken.append(kind)
@@ -513,7 +515,7 @@ def omkoppel(
                         at=tx.at,
                         by=tx.who,
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
                 tx.audit(
                     f"omkoppel-{decision}",
                     r["household_id"],
@@ -540,8 +542,8 @@ def omkoppel(
                 "breaks": ";".join(broken),
                 "criteria": "; ".join(v["reason"] for v in crit.values()),
             }
-            for k, (ok, why) in ch.items():
-                line[k] = "pass" if ok else "fail"
+            for k, (passed, why) in ch.items():
+                line[k] = "pass" if passed else "fail"
                 line[f"{k}_reason"] = why
             report.append(line)
         out = pd.DataFrame(report)

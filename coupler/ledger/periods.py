@@ -200,7 +200,7 @@ def open_period(
                 scenario=None if scenario is None else str(scenario),
                 opened_at=tx.at,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
         rows = [
             {
                 "period_id": period_id,
