@@ -30,7 +30,7 @@ MAX_FREE = 300
 #: give the same plan on a busy machine too (the deadline only guards against runaway time).
 MAX_WINDOWS = 200
 #: The search stops after this many windows in a row without a gain.
-STALL = 60
+STALL = 150
 #: Seconds per window MIP; a safety limit that small windows do not reach.
 WINDOW_SECONDS = 5.0
 
