@@ -72,9 +72,8 @@ def _capped(r: dict[str, Any]) -> bool:
 
 
 def _to_optimum(r: dict[str, Any]) -> float | None:
-    """Relative distance of a run's objective below the stored optimum of its tier and seed."""
-    if r.get("to_optimum") is not None:
-        return float(r["to_optimum"])
+    """Relative distance of a run's objective below the stored (proven) optimum of its tier and
+    seed, from the optima as they are now (a record's own figure may predate them)."""
     opt = load_optima().get(f"{r.get('tier')}/{r.get('seed')}")
     if opt is None or not opt.get("proven") or r.get("objective") is None:
         return None  # a best-known plan is no optimum

@@ -29,6 +29,8 @@ MAX_FREE = 300
 #: Windows per search. A count, not a clock, bounds the search, so that the same inputs and seed
 #: give the same plan on a busy machine too (the deadline only guards against runaway time).
 MAX_WINDOWS = 200
+#: The search stops after this many windows in a row without a gain.
+STALL = 150
 #: Seconds per window MIP; a safety limit that small windows do not reach.
 WINDOW_SECONDS = 5.0
 
@@ -66,7 +68,7 @@ def improve_windows(
     while (
         rounds < max_windows
         and time.perf_counter() < deadline - 0.05
-        and tried_without_gain < 2 * n_m
+        and tried_without_gain < STALL
     ):
         if max(0.0, bound - current) / max(1.0, abs(current)) <= gap:
             break

@@ -273,7 +273,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
             mip,
             bound=bound,
             gap=gap,
-            deadline=min(deadline, t + params.polish_time),
+            deadline=deadline,  # a count of windows bounds it (deterministic plans)
             seed=seed,
             allow_broken=stage1.broken > 0,
             say=say,
