@@ -101,15 +101,15 @@ def solve(
         if policy_file is not None:
             try:
                 policy = Policy.from_file(policy_file)
-            except InputError as err:
-                exc = err
-                if is_agreement_file(policy_file):
-                    exc = InputError(
-                        Problem(
-                            policy_file.name, "is an agreement overlay; give it with --agreement"
-                        )
-                    )
-                problems.extend(exc.problems)
+            except InputError as exc:
+                hint = Problem(
+                    policy_file.name, "is an agreement overlay; give it with --agreement"
+                )
+                try:
+                    overlay = is_agreement_file(policy_file)
+                except InputError:  # not TOML at all: the policy's own message says so
+                    overlay = False
+                problems.extend([hint] if overlay else exc.problems)
         for f in agreement_files:
             try:
                 agreements.append(Agreement.from_file(f))
