@@ -6,98 +6,29 @@ import dataclasses
 import json
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 import pandas as pd
 
+from coupler.cli.options import (
+    Clock,
+    cases_options,
+    load_cases,
+    out_options,
+    policy_option,
+    read_options,
+    require_households,
+    seed_option,
+    solver_changes,
+    solver_options,
+)
 from coupler.errors import InputError, Problem
-from coupler.policy import SolveParams
 from coupler.rundir import check_out, write_atomically, write_file
 
-_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
-
-
-def _say(start: float):  # type: ignore[no-untyped-def]
-    return lambda msg: click.echo(f"[{time.perf_counter() - start:6.1f}s] {msg}", err=True)
-
-
-def _cases_options(f):  # type: ignore[no-untyped-def]
-    for opt in reversed(
-        [
-            click.option(
-                "--scenario", type=_DIR, help="Scenario folder [default: the embedded nl-2024]."
-            ),
-            click.option(
-                "--households", type=_FILE, help="Households file [default: a generated batch]."
-            ),
-            click.option("--criteria", type=_FILE, help="Hard criteria file; needs --households."),
-            click.option(
-                "--persons",
-                type=int,
-                default=4700,
-                show_default=True,
-                help="Persons in the generated batch when no --households is given.",
-            ),
-            click.option(
-                "--time-limit",
-                type=float,
-                default=None,
-                help="Seconds per solve [default: the policy's].",
-            ),
-            click.option(
-                "--gap",
-                type=float,
-                default=None,
-                help="Relative gap target [default: the policy's].",
-            ),
-        ]
-    ):
-        f = opt(f)
-    return f
-
-
-def _instance(
-    scenario: Path | None,
-    households: Path | None,
-    criteria: Path | None,
-    persons: int,
-    seed: int,
-    say: Any,
-) -> Any:
-    from coupler.generate import generate_cases
-    from coupler.scenario import load_instance, load_scenario
-
-    if criteria is not None and households is None:
-        raise InputError(Problem("--criteria", "needs --households"))
-    if persons < 1:
-        raise InputError(Problem("--persons", f"must be at least 1; got {persons}"))
-    if households is None:
-        municipalities, _ = load_scenario(scenario)
-        say(f"no --households; generating a batch of {persons:,} persons (seed {seed})")
-        hh, cr = generate_cases(municipalities, persons=persons, seed=seed)
-        return load_instance(hh, cr, scenario=scenario)
-    return load_instance(households, criteria, scenario=scenario)
-
-
-def _solve_params(
-    base: SolveParams, time_limit: float | None, gap: float | None
-) -> SolveParams | None:
-    """``base`` with the command line's --time-limit and --gap; None when neither is given."""
-    if time_limit is not None and not time_limit > 0:
-        raise InputError(Problem("--time-limit", f"must be > 0; got {time_limit}"))
-    if gap is not None and not 0 <= gap < 1:
-        raise InputError(Problem("--gap", f"must be in [0, 1); got {gap}"))
-    if time_limit is None and gap is None:
-        return None
-    return dataclasses.replace(
-        base,
-        time_limit=base.time_limit if time_limit is None else time_limit,
-        gap=base.gap if gap is None else gap,
-    )
+#: An input file that must exist (grid and report data are read here, not by coupler.io).
+_EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def _fmt(x: Any, sign: bool = False) -> str:
@@ -110,8 +41,10 @@ def _fmt(x: Any, sign: bool = False) -> str:
 
 @click.command()
 @click.argument("variants", nargs=-1, required=True)
-@_cases_options
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated batch.")
+@cases_options
+@read_options
+@solver_options
+@seed_option("Seed of the generated batch.", default=0)
 @click.option(
     "--reach-km",
     type=float,
@@ -122,20 +55,11 @@ def _fmt(x: Any, sign: bool = False) -> str:
     "--floor",
     "floor_text",
     default=None,
-    help="Fairness floor per group, e.g. 'gender:score>=0.95' (mean soft score >= 95 %% of the "
+    help="Fairness floor per group, e.g. 'gender:score>=0.95' (mean soft score >= 95 % of the "
     "overall mean) or 'household_type:jobs_kept>=0.8'.",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("comparison"),
-    show_default=True,
-    help="Output folder: kpis.csv, kpis.json, impact.csv, groups.csv, report.html.",
-)
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Replace --out even when it holds files coupler did not write.",
+@out_options(
+    "Output folder: kpis.csv, kpis.json, impact.csv, groups.csv, report.html.", "comparison"
 )
 def compare(
     variants: tuple[str, ...],
@@ -143,6 +67,8 @@ def compare(
     households: Path | None,
     criteria: Path | None,
     persons: int,
+    sheet: str | None,
+    ignore_columns: tuple[str, ...],
     time_limit: float | None,
     gap: float | None,
     seed: int,
@@ -167,13 +93,24 @@ def compare(
     from coupler.analysis.compare import compare as run_compare
     from coupler.analysis.report import render
 
+    require_households(households, criteria)
     inputs = (scenario, households, criteria, *(v for v in variants if v != "default"))
     check_out(out, inputs, force=force)
-    say = _say(time.perf_counter())
+    say = Clock().say
     floor = Floor.parse(floor_text) if floor_text else None
     vs = load_variants(variants)
-    params = _solve_params(vs[0].policy.solver, time_limit, gap)
-    inst = _instance(scenario, households, criteria, persons, seed, say)
+    changes = solver_changes(time_limit=time_limit, gap=gap)
+    params = dataclasses.replace(vs[0].policy.solver, **changes) if changes else None
+    inst, _ = load_cases(
+        scenario,
+        households,
+        criteria,
+        persons=persons,
+        seed=seed,
+        say=say,
+        sheet=sheet,
+        ignore_columns=ignore_columns,
+    )
     for v in vs:
         for a in v.agreements:
             a.check(inst.municipalities)
@@ -257,10 +194,14 @@ def compare(
     help="Seeds, e.g. 0,1 [default: 0]. A seed draws a new generated batch.",
 )
 @click.option(
-    "--grid", "grid_file", type=_FILE, help="Grid TOML: seeds = [..] and [weights] name = [..]."
+    "--grid",
+    "grid_file",
+    type=_EXISTING,
+    help="Grid TOML: seeds = [..] and [weights] name = [..].",
 )
-@click.option("--policy", type=_FILE, help="Base policy TOML [default: the default policy].")
-@_cases_options
+@policy_option("Base policy TOML [default: the default policy].")
+@cases_options
+@solver_options
 @click.option(
     "--scheduler",
     default=None,
@@ -269,23 +210,12 @@ def compare(
 @click.option(
     "--workers", type=int, default=None, help="Local worker processes [default: up to 2]."
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("sweep"),
-    show_default=True,
-    help="Output folder: sweep.csv, front.csv, sweep.json, report.html.",
-)
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Replace --out even when it holds files coupler did not write.",
-)
+@out_options("Output folder: sweep.csv, front.csv, sweep.json, report.html.", "sweep")
 def sweep(
     weights: tuple[str, ...],
     seeds: str | None,
     grid_file: Path | None,
-    policy: Path | None,
+    policy_file: Path | None,
     scenario: Path | None,
     households: Path | None,
     criteria: Path | None,
@@ -308,26 +238,23 @@ def sweep(
     """
     from coupler.analysis.report import render, sweep_json
     from coupler.analysis.sweep import Grid, make_tasks, pareto_front, run_sweep
-    from coupler.io import load_criteria, load_households
     from coupler.policy import Policy
-    from coupler.scenario import load_scenario
 
-    inputs = (grid_file, policy, scenario, households, criteria)
+    require_households(households, criteria)
+    inputs = (grid_file, policy_file, scenario, households, criteria)
     check_out(out, inputs, force=force)
     grid = Grid.parse(weights, seeds, grid_file)
-    base = Policy.from_file(policy) if policy else Policy()
-    params = _solve_params(base.solver, time_limit, gap)
-    if params is not None:
-        base = dataclasses.replace(base, solver=params)
+    base = Policy.from_file(policy_file) if policy_file else Policy()
+    changes = solver_changes(time_limit=time_limit, gap=gap)
+    if changes:
+        base = dataclasses.replace(base, solver=dataclasses.replace(base.solver, **changes))
     if workers is not None and workers < 1:
         raise InputError(Problem("--workers", f"must be at least 1; got {workers}"))
-    if criteria is not None and households is None:
-        raise InputError(Problem("--criteria", "needs --households"))
     hh = cr = None
     if households is not None:
-        municipalities, _ = load_scenario(scenario)
-        hh = load_households(households, municipalities)
-        cr = load_criteria(criteria, hh, municipalities) if criteria is not None else None
+        # The user's cases are read once here; without them every seed generates its own batch.
+        inst, _ = load_cases(scenario, households, criteria)
+        hh, cr = inst.households, inst.criteria
     tasks = make_tasks(
         grid,
         base,
@@ -361,7 +288,7 @@ def sweep(
 
 
 @click.command()
-@click.argument("data", type=_FILE)
+@click.argument("data", type=_EXISTING)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
 from collections import Counter
 from pathlib import Path
 
@@ -10,30 +9,20 @@ import click
 import pandas as pd
 
 from coupler import schema
-from coupler.generate import GeneratorParams, generate_cases
-from coupler.io import load_municipalities
+from coupler.cli.options import (
+    format_option,
+    generate_batch,
+    out_options,
+    persons_option,
+    scenario_option,
+    seed_option,
+)
+from coupler.generate import GeneratorParams
 from coupler.learn.history import generate_history
 from coupler.rundir import Content, check_out, write_atomically, write_file
 from coupler.scenario import load_scenario
 
 _FORMATS = ("csv", "xlsx", "parquet")
-
-
-def _default_scenario() -> Path:
-    return Path(str(importlib.resources.files("coupler.scenarios") / "nl-2024"))
-
-
-def _load_municipalities(scenario: Path) -> pd.DataFrame:
-    path = scenario / "municipalities.csv"
-    if not path.is_file():
-        raise click.BadParameter(f"no municipalities.csv in {scenario}", param_hint="'--scenario'")
-    return load_municipalities(path)
-
-
-def _check_persons(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-    if value is not None and value < 1:
-        raise click.BadParameter(f"must be at least 1; got {value}")
-    return value
 
 
 def _content(frame: pd.DataFrame, fmt: str) -> Content:
@@ -43,45 +32,22 @@ def _content(frame: pd.DataFrame, fmt: str) -> Content:
 
 
 @click.command()
-@click.option(
-    "--persons",
-    type=int,
-    default=None,
-    callback=_check_persons,
-    help="Persons in the batch; household sizes sum to exactly this. "
+@persons_option(
+    "Persons in the batch; household sizes sum to exactly this. "
     "4,700 is a peak monthly batch (≈28,000 per half year) [default: 4,700; with --history "
     "30,000 adults].",
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Random seed; same seed, same cases."
-)
-@click.option(
-    "--scenario",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Scenario folder holding municipalities.csv [default: the embedded nl-2024].",
 )
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Output folder; households.<ext> and criteria.<ext> are written there atomically "
+@seed_option("Random seed; same seed, same cases.", default=0)
+@scenario_option
+@out_options(
+    "Output folder; households.<ext> and criteria.<ext> are written there atomically "
     "[default: cases]. With --history: the history file (.csv, .xlsx, .parquet) [default: "
     "history.csv]; the true probabilities go next to it as <name>_truth.<ext>.",
+    None,
+    folder=False,
 )
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Replace --out even when it holds files coupler did not write.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(_FORMATS),
-    default="csv",
-    show_default=True,
-    help="File format of both tables.",
-)
+@format_option(_FORMATS, "File format of both tables.")
 @click.option(
     "--history",
     is_flag=True,
@@ -117,10 +83,7 @@ def generate(
     out = out or Path("cases")
     persons = persons or 4700
     check_out(out, (scenario,), force=force)
-    municipalities = _load_municipalities(scenario or _default_scenario())
-    households, criteria = generate_cases(
-        municipalities, persons=persons, seed=seed, params=GeneratorParams()
-    )
+    households, criteria = generate_batch(scenario, persons=persons, seed=seed)
     paths = write_atomically(
         out,
         {

@@ -3,156 +3,53 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from coupler import schema
 from coupler.agreements import Agreement, build_variant, is_agreement_file
+from coupler.cli.options import (
+    FILE,
+    Clock,
+    backend_option,
+    cases_options,
+    format_option,
+    input_options,
+    load_cases,
+    out_options,
+    policy_option,
+    read_options,
+    require_households,
+    seed_option,
+    solver_changes,
+    solver_options,
+    total_option,
+)
 from coupler.engine import solve as solve_model
 from coupler.errors import CouplerError, InputError, Problem
-from coupler.generate import generate_cases
 from coupler.policy import Policy
 from coupler.rundir import FORMATS, check_out, write_result
-from coupler.scenario import load_instance, load_scenario
-
-# Input files are checked by coupler.io, which also reads 'book.xlsx#Sheet'.
-_FILE = click.Path(dir_okay=False, path_type=Path)
-
-
-class _Clock:
-    """Progress lines on stderr with the elapsed time; never personal data."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.phases: dict[str, float] = {}
-
-    def say(self, message: str) -> None:
-        click.echo(f"[{time.perf_counter() - self.start:6.1f}s] {message}", err=True)
-
-    def phase(self, name: str, fn: Callable[[], Any]) -> Any:
-        t = time.perf_counter()
-        out = fn()
-        self.phases[name] = round(time.perf_counter() - t, 3)
-        return out
-
-
-def _positive(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be > 0; got {value}")
-    return value
-
-
-def _non_negative(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value is not None and value < 0:
-        raise click.BadParameter(f"must be >= 0; got {value}")
-    return value
-
-
-def _gap(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and not 0 <= value < 1:
-        raise click.BadParameter(f"must be in [0, 1); got {value}")
-    return value
 
 
 @click.command()
-@click.option(
-    "--scenario",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Scenario folder with municipalities.csv (and optional demand.csv) "
-    "[default: the embedded national scenario nl-2024].",
-)
-@click.option(
-    "--households",
-    type=_FILE,
-    help="Households file (.csv, .xlsx, .parquet) [default: a generated batch].",
-)
-@click.option("--criteria", type=_FILE, help="Hard criteria file; needs --households.")
-@click.option(
-    "--scores", type=_FILE, help="Participation scores per household x municipality or region."
-)
-@click.option("--locks", type=_FILE, help="Pins and bans (household_id, municipality, action).")
-@click.option("--distances", type=_FILE, help="Distance matrix (from, to, km), e.g. road km.")
-@click.option("--demand", type=_FILE, help="Labour demand (labour_market_region, sector, demand).")
-@click.option(
-    "--sheet",
-    help="Sheet to read in every .xlsx input with more than one sheet; or name it per file as "
-    "FILE.xlsx#SHEET. Hidden sheets are only read when named.",
-)
-@click.option(
-    "--ignore-columns",
-    "ignore_columns",
-    multiple=True,
-    metavar="NAMES",
-    help="Comma-separated columns to skip in every input file (repeatable). Any other column "
-    "coupler does not know is an error (docs/inputs.md).",
-)
-@click.option(
-    "--policy",
-    "policy_file",
-    type=_FILE,
-    help="Policy TOML file [default: the documented defaults].",
-)
+@cases_options
+@input_options
+@read_options
+@policy_option("Policy TOML file [default: the documented defaults].")
 @click.option(
     "--agreement",
     "agreement_files",
-    type=_FILE,
+    type=FILE,
     multiple=True,
     help="Agreement overlay TOML, applied as `coupler compare` tests it. Repeatable.",
 )
-@click.option(
-    "--total",
-    type=int,
-    callback=_non_negative,
-    help="National half-year total (persons) to divide by population [default: 28,000].",
-)
-@click.option(
-    "--persons",
-    type=int,
-    default=4700,
-    show_default=True,
-    callback=_positive,
-    help="Persons in the generated batch (only without --households).",
-)
-@click.option(
-    "--seed",
-    type=int,
-    callback=_non_negative,
-    help="Seed of the generated batch and of the solver [default: 0 / the policy's].",
-)
-@click.option(
-    "--backend",
-    type=click.Choice(schema.BACKEND_NAMES),
-    help="MIP backend [default: the policy's, highs].",
-)
-@click.option(
-    "--time-limit", type=float, callback=_positive, help="Seconds [default: the policy's, 60]."
-)
-@click.option(
-    "--gap", type=float, callback=_gap, help="Relative gap target [default: the policy's, 0.001]."
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Output folder; replaced as a whole, atomically (docs/outputs.md).",
-)
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Replace --out even when it holds files coupler did not write.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="csv",
-    show_default=True,
-    help="Format of the plan tables.",
-)
+@total_option
+@seed_option("Seed of the generated batch and of the solver [default: 0 / the policy's].")
+@backend_option
+@solver_options
+@out_options("Output folder; replaced as a whole, atomically (docs/outputs.md).", "results")
+@format_option(FORMATS, "Format of the plan tables.")
 def solve(
     scenario: Path | None,
     households: Path | None,
@@ -191,13 +88,10 @@ def solve(
       coupler solve --households hh.csv --criteria cr.csv --policy policy.toml --out plan
       coupler explain H000017 --why-not GM0363 --out plan
     """
-    if criteria is not None and households is None:
-        raise click.UsageError(
-            "--criteria needs --households (criteria point to households in that file)"
-        )
+    require_households(households, criteria)
     inputs = (scenario, households, criteria, scores, locks, distances, demand, policy_file)
     check_out(out, inputs, force=force)
-    clock = _Clock()
+    clock = Clock()
     extra: dict[str, Any] = {}
     agreements: list[Agreement] = []
 
@@ -221,46 +115,28 @@ def solve(
                 agreements.append(Agreement.from_file(f))
             except InputError as exc:
                 problems.extend(exc.problems)
-        overrides = {
-            k: v
-            for k, v in (
-                ("backend", backend),
-                ("time_limit", time_limit),
-                ("gap", gap),
-                ("seed", seed),
-            )
-            if v is not None
-        }
-        if overrides and not problems:
-            policy = policy.with_(solver=overrides)
-        ignored = [c.strip() for v in ignore_columns for c in v.split(",") if c.strip()]
-        kwargs = dict(
-            scenario=scenario,
-            total=total,
-            scores=scores,
-            locks=locks,
-            demand=demand,
-            distances=distances,
-            sheet=sheet,
-            ignore_columns=ignored,
-        )
+        changes = solver_changes(backend=backend, time_limit=time_limit, gap=gap, seed=seed)
+        if changes and not problems:
+            policy = policy.with_(solver=changes)
         inst = None
         try:
-            if households is None:
-                municipalities, _ = load_scenario(
-                    scenario, total, sheet=sheet, ignore_columns=ignored
-                )
-                gen_seed = 0 if seed is None else seed
-                where = "embedded national" if scenario is None else "given"
-                clock.say(
-                    f"load: no --households; generating a batch of {persons:,} persons "
-                    f"(seed {gen_seed}) for the {where} scenario"
-                )
-                hh, cr = generate_cases(municipalities, persons=persons, seed=gen_seed)
-                extra["generated"] = {"persons": persons, "seed": gen_seed}
-                inst = load_instance(hh, cr, **kwargs)  # type: ignore[arg-type]
-            else:
-                inst = load_instance(households, criteria, **kwargs)  # type: ignore[arg-type]
+            inst, generated = load_cases(
+                scenario,
+                households,
+                criteria,
+                persons=persons,
+                seed=0 if seed is None else seed,
+                say=lambda message: clock.say(f"load: {message}"),
+                total=total,
+                scores=scores,
+                locks=locks,
+                demand=demand,
+                distances=distances,
+                sheet=sheet,
+                ignore_columns=ignore_columns,
+            )
+            if generated is not None:
+                extra["generated"] = generated
         except InputError as exc:
             problems.extend(exc.problems)
         if problems:
