@@ -460,6 +460,7 @@ def test_cli_generate_learn_writes_a_self_contained_card(tmp_path: Path) -> None
         "model.json",
         "card.json",
         "card.html",
+        ".coupler-manifest.json",  # the run-folder manifest (docs/outputs.md)
     }
     card = json.loads((out / "card.json").read_text())
     assert card["nationality_used"] is False

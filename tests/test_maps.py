@@ -25,7 +25,7 @@ from coupler.analysis.compare import Variant, compare
 from coupler.analysis.report import render, sweep_json
 from coupler.analysis.report.conclusion import conclusion
 from coupler.analysis.sweep import pareto_front
-from coupler.policy import Policy
+from coupler.policy import Policy, SolveParams
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -163,7 +163,7 @@ def report_page() -> str:
     c = compare(
         load_instance(hh, cr),
         [Variant("default", Policy()), Variant("r30", Policy().with_(hard={"radius_km": 30.0}))],
-        solve_options={"time_limit": 20, "progress": None},
+        params=SolveParams(time_limit=20),
     )
     return render(json.loads(json.dumps(c.to_json())))
 

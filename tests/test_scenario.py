@@ -44,7 +44,7 @@ def test_folder_without_municipalities_is_an_input_error(tmp_path: Path) -> None
 
 def test_negative_total_is_an_input_error() -> None:
     """--total below 0 is an InputError naming the option."""
-    with pytest.raises(InputError, match="--total: must be >= 0; got -1"):
+    with pytest.raises(InputError, match="--total: must be between 0 and 100,000,000; got -1"):
         load_scenario(total=-1)
 
 

@@ -131,7 +131,7 @@ def compute_kpis(
     v: dict[str, float] = {"persons": float(plan["persons"].sum())}
 
     work = crit[crit["kind"] == "work"]
-    kept = work["distance_km"].fillna(np.inf) <= reach + 1e-9
+    kept = _job_km(work, model) <= reach + 1e-9
     hard_work = work["hard"].astype(bool)
     v["jobs"] = float(len(work))
     v["jobs_kept"] = float(kept.sum())
@@ -207,13 +207,25 @@ def fill_table(
     )
 
 
+def _job_km(work: pd.DataFrame, model: CouplingModel) -> pd.Series:
+    """Exact km from each job to the chosen municipality (inf when uncoupled); the criteria
+    table's ``distance_km`` is rounded for display and must not decide a reach."""
+    inst = model.instance
+    src = work["criterion_municipality"].map(inst.code_index)
+    dst = work["municipality"].map(inst.code_index)
+    ok = (src.notna() & dst.notna()).to_numpy()
+    km = np.full(len(work), np.inf)
+    km[ok] = inst.distance_km[src[ok].to_numpy(dtype=np.int64), dst[ok].to_numpy(dtype=np.int64)]
+    return pd.Series(km, index=work.index)
+
+
 def group_outcomes(result: Result, model: CouplingModel, reach_km: float) -> pd.DataFrame:
     """Outcomes per value of each household column in :data:`GROUP_COLUMNS` that is present."""
     hh = model.instance.households
     plan = result.plan.set_index("household_id")
     crit = result.criteria
     work = crit[crit["kind"] == "work"].copy()
-    work["kept"] = work["distance_km"].fillna(np.inf) <= reach_km + 1e-9
+    work["kept"] = _job_km(work, model) <= reach_km + 1e-9
     rows = []
     for col in GROUP_COLUMNS:
         if col not in hh or hh[col].isna().all():
