@@ -90,6 +90,7 @@ def test_review_round_trip_in_chromium(site) -> None:
             page.click(f"#batches a[href='/batch/{b}']")
             page.check("#f-broken")
             page.click("#apply")
+            page.wait_for_url("**broken=1**")
             rows = page.locator("#couplings tbody tr")
             n = rows.count()
             assert n >= 1
@@ -109,7 +110,7 @@ def test_review_round_trip_in_chromium(site) -> None:
             page.fill("#override-municipality", name)
             page.fill("#override-reason", "werk binnen 50 km")
             page.click("#override")
-            assert page.locator("#pending").is_visible()
+            page.locator("#pending").wait_for(state="visible", timeout=60_000)
             assert page.locator("#current").inner_text() == name
 
             page.goto(f"{site.url}/batch/{b}")
@@ -119,8 +120,10 @@ def test_review_round_trip_in_chromium(site) -> None:
             page.screenshot(path=str(out / f"{backend}-4-approved.png"), full_page=True)
 
             page.click("#lang")
+            page.locator("html[lang=en]").wait_for(state="attached")
             assert "approved" in page.locator("#message").inner_text()
             page.click("#lang")
+            page.locator("html[lang=nl]").wait_for(state="attached")
             page.click("#logout")
             context.close()
 
