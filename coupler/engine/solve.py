@@ -493,6 +493,8 @@ def _polish(
     ``_POLISH_NODES`` branch-and-bound nodes; ``limit`` seconds only guard against runaway time.
     """
     if limit < 0.2:
+        if clock is not None:
+            clock.hit("polish")  # no time left to try: a faster machine would have polished
         return None
     current = model.evaluate(assignment).objective
     gap_abs = _bound(model, flow, stage1) - current
