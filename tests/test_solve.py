@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -21,6 +24,8 @@ from coupler import (
 from coupler.engine.backends import get_backend
 from coupler.engine.lns import improve_windows
 from coupler.errors import PolicyError
+from coupler.model import CouplingModel
+from coupler.result import Status
 
 
 @pytest.mark.parametrize(("households", "seed"), [(100, 0), (100, 1), (300, 2)])
@@ -144,3 +149,56 @@ def test_greedy_fallback_plan_is_always_valid(seed: int) -> None:
     room = model.cap - used
     for h in np.flatnonzero(~on):
         assert not ((room >= model.size[h]) & ~model.forbidden[h]).any()
+
+
+@pytest.fixture(scope="module")
+def batch_400() -> CouplingModel:
+    """A national batch of 400 persons (seed 0): the fast plan misses the gap, so the polishing
+    MIP, the knapsack bound and the window search all run (about 2 s on an idle machine)."""
+    municipalities, _ = load_scenario()
+    households, criteria = generate_cases(municipalities, persons=400, seed=0)
+    return build_model(load_instance(households, criteria), Policy())
+
+
+def test_same_plan_while_every_core_is_busy(batch_400: CouplingModel) -> None:
+    """Determinism under load: the batch solved again while a busy loop occupies every core
+    gives the same assignment as before; work limits, not the clock, stopped every step (no
+    ``time_limit_hit``) and the improving steps did run."""
+    quiet = solve(batch_400)
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        busy = solve(batch_400)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert "mip" in quiet.method and "windows" in quiet.method
+    assert "time_limit_hit" not in quiet.info and "time_limit_hit" not in busy.info
+    assert busy.method == quiet.method
+    assert np.array_equal(busy.assignment, quiet.assignment)
+    assert busy.bound == quiet.bound
+
+
+def test_polish_time_does_not_decide_the_plan(batch_400: CouplingModel) -> None:
+    """``polish_time`` only switches the improving MIPs on: a limit far below what the MIP needs
+    (which used to cut it short, as a slow machine would) gives the same plan as the default."""
+    default = solve(batch_400)
+    short = solve(batch_400, SolveParams(polish_time=0.01))
+    assert "mip" in short.method
+    assert np.array_equal(short.assignment, default.assignment)
+
+
+def test_hitting_the_time_limit_is_reported(batch_400: CouplingModel) -> None:
+    """When the overall time limit, not a work limit, stops steps, the result still holds a valid
+    plan, is not called optimal, and ``info["time_limit_hit"]`` names the steps (also in the
+    JSON summary), so that a plan that depends on the machine's speed is visible."""
+    res = solve(batch_400, SolveParams(time_limit=0.01))
+    assert res.has_plan
+    assert res.status is Status.FEASIBLE
+    hit = res.info["time_limit_hit"].split(", ")
+    assert "polish" in hit and "windows" in hit
+    assert res.to_json()["time_limit_hit"] == res.info["time_limit_hit"]
+    assert res.uncoupled_persons == 0 and res.broken_persons == 0

@@ -57,6 +57,9 @@ class MipSolution:
     backend: str
     native_status: str = ""
     info: dict[str, float] = field(default_factory=dict)
+    #: Whether the wall-clock limit stopped the solver. A plan found so is not reproducible (a
+    #: busy machine stops earlier); a node limit (``max_nodes``) stops at the same point always.
+    hit_time_limit: bool = False
 
     @property
     def gap(self) -> float:
@@ -72,5 +75,15 @@ class MipBackend(Protocol):
     name: str
 
     def solve(
-        self, problem: MipProblem, *, time_limit: float, gap: float, seed: int, threads: int = 1
-    ) -> MipSolution: ...
+        self,
+        problem: MipProblem,
+        *,
+        time_limit: float,
+        gap: float,
+        seed: int,
+        threads: int = 1,
+        max_nodes: int | None = None,
+    ) -> MipSolution:
+        """Maximise ``problem``. ``max_nodes`` bounds the branch-and-bound nodes (a work limit
+        that, unlike ``time_limit``, stops at the same point on any machine); None: no limit."""
+        ...

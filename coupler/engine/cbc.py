@@ -42,7 +42,14 @@ class CbcBackend:
         return bool(pulp.PULP_CBC_CMD(msg=False).available())
 
     def solve(
-        self, problem: MipProblem, *, time_limit: float, gap: float, seed: int, threads: int = 1
+        self,
+        problem: MipProblem,
+        *,
+        time_limit: float,
+        gap: float,
+        seed: int,
+        threads: int = 1,
+        max_nodes: int | None = None,
     ) -> MipSolution:
         """Maximise ``problem``; never modifies it.
 
@@ -58,6 +65,8 @@ class CbcBackend:
             Random seed for CBC.
         threads
             Threads CBC may use.
+        max_nodes
+            At most this many branch-and-bound nodes (CBC's ``maxNodes``); None for no limit.
 
         Returns
         -------
@@ -115,6 +124,8 @@ class CbcBackend:
                 lp += expr <= hi, f"r{i}_hi"
 
         options = [f"randomCbcSeed {int(seed) % _SEED_MODULUS + 1}"]
+        if max_nodes is not None:
+            options.append(f"maxNodes {int(max_nodes)}")
         cmd = pulp.PULP_CBC_CMD(
             msg=False,
             timeLimit=float(time_limit) if np.isfinite(time_limit) else None,
@@ -157,6 +168,9 @@ class CbcBackend:
             seconds=time.perf_counter() - started,
             backend=CbcBackend.name,
             native_status=native,
+            # PuLP does not say which limit stopped CBC: a stop at the clock's end is the clock.
+            hit_time_limit=status is not Status.OPTIMAL
+            and time.perf_counter() - started >= 0.95 * time_limit,
         )
 
 

@@ -72,7 +72,8 @@ def new_highs() -> highspy.Highs:
 class HighsBackend:
     """Solve a :class:`MipProblem` with HiGHS (branch and cut; simplex for pure LPs).
 
-    Options set: ``time_limit``, ``mip_rel_gap``, ``random_seed``, ``threads``, presolve on,
+    Options set: ``time_limit``, ``mip_rel_gap``, ``random_seed``, ``threads``, ``mip_max_nodes``
+    (when ``max_nodes`` is given), presolve on,
     output off. ``problem.start`` is passed with ``setSolution`` as a warm start.
     """
 
@@ -84,7 +85,14 @@ class HighsBackend:
         return True
 
     def solve(
-        self, problem: MipProblem, *, time_limit: float, gap: float, seed: int, threads: int = 1
+        self,
+        problem: MipProblem,
+        *,
+        time_limit: float,
+        gap: float,
+        seed: int,
+        threads: int = 1,
+        max_nodes: int | None = None,
     ) -> MipSolution:
         """Maximise ``problem``; never modifies it.
 
@@ -100,6 +108,8 @@ class HighsBackend:
             Random seed (taken modulo ``2**31 - 1``).
         threads
             Threads HiGHS may use.
+        max_nodes
+            At most this many branch-and-bound nodes (``mip_max_nodes``); None for no limit.
 
         Returns
         -------
@@ -118,6 +128,8 @@ class HighsBackend:
             ("threads", int(threads)),
         ):
             h.setOptionValue(option, value)
+        if max_nodes is not None:
+            h.setOptionValue("mip_max_nodes", int(max_nodes))
 
         A = problem.A.tocsr()
         integer = np.asarray(problem.integer, dtype=bool)
@@ -173,7 +185,9 @@ class HighsBackend:
         else:
             return _no_plan(Status.UNKNOWN, native, started)
         if not has_plan:
-            return _no_plan(status_out, native, started)
+            return _no_plan(
+                status_out, native, started, hit_time_limit=model_status == _MODEL_STATUS.kTimeLimit
+            )
 
         x = _polish(np.array(h.getSolution().col_value, dtype=np.float64), problem)
         objective = float(problem.c @ x + problem.offset)
@@ -194,6 +208,7 @@ class HighsBackend:
             backend=HighsBackend.name,
             native_status=native,
             info={"nodes": float(info.mip_node_count), "native_gap": float(info.mip_gap)},
+            hit_time_limit=model_status == _MODEL_STATUS.kTimeLimit,
         )
 
 
@@ -223,7 +238,9 @@ def _all_bounded(problem: MipProblem) -> bool:
     return bool(np.isfinite(problem.col_lo).all() and np.isfinite(problem.col_hi).all())
 
 
-def _no_plan(status: Status, native: str, started: float) -> MipSolution:
+def _no_plan(
+    status: Status, native: str, started: float, *, hit_time_limit: bool = False
+) -> MipSolution:
     bound = float("nan") if status is Status.INFEASIBLE else float("inf")
     return MipSolution(
         status=status,
@@ -233,4 +250,5 @@ def _no_plan(status: Status, native: str, started: float) -> MipSolution:
         seconds=time.perf_counter() - started,
         backend=HighsBackend.name,
         native_status=native,
+        hit_time_limit=hit_time_limit,
     )

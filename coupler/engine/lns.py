@@ -7,7 +7,7 @@ inside the window (plus each one's current place) is solved by the backend, warm
 current plan, under the budgets the plan already meets (broken and uncoupled persons among the
 freed households), so a window's answer is never worse. Windows are tried in order of how much
 they could gain, until the plan is within the gap target of the bound, a full cycle brings
-nothing, or time runs out. Side constraints are not handled here (the engine calls this only
+nothing, or the window count is used up (the deadline is only a safety net). Side constraints are not handled here (the engine calls this only
 without them).
 """
 
@@ -33,6 +33,9 @@ MAX_WINDOWS = 200
 STALL = 150
 #: Seconds per window MIP; a safety limit that small windows do not reach.
 WINDOW_SECONDS = 5.0
+#: Branch-and-bound nodes per window MIP: the work limit that stops a hard window the same way on
+#: every machine.
+WINDOW_NODES = 200
 
 
 def improve_windows(
@@ -47,9 +50,15 @@ def improve_windows(
     allow_broken: bool,
     max_windows: int = MAX_WINDOWS,
     say: Callable[[str], None] = lambda _: None,
+    on_time_limit: Callable[[], None] = lambda: None,
 ) -> np.ndarray:
     """Return a plan at least as good as ``assignment`` (objective, same or fewer broken and
-    uncoupled persons); ``assignment`` is not changed."""
+    uncoupled persons); ``assignment`` is not changed.
+
+    Counts bound the search (``max_windows``, ``STALL``, ``WINDOW_NODES`` per window), so the
+    plan does not depend on the machine's speed. ``deadline`` (a ``time.perf_counter()`` value)
+    and ``WINDOW_SECONDS`` are safety nets; ``on_time_limit`` is called when one of them cut the
+    search short (the plan may then differ between runs)."""
     a = np.asarray(assignment, dtype=np.int64).copy()
     n_m = model.n_municipalities
     usable = ~model.forbidden & (model.allowed | ~model.has_hard[:, None])
@@ -65,12 +74,11 @@ def improve_windows(
     order = _seeds(model, a, usable, seed)
     tried_without_gain = 0
     rounds = 0
-    while (
-        rounds < max_windows
-        and time.perf_counter() < deadline - 0.05
-        and tried_without_gain < STALL
-    ):
+    while rounds < max_windows and tried_without_gain < STALL:
         if max(0.0, bound - current) / max(1.0, abs(current)) <= gap:
+            break
+        if time.perf_counter() >= deadline - 0.05:
+            on_time_limit()
             break
         on = a >= 0
         assigned = np.bincount(a[on], weights=model.size[on], minlength=n_m)
@@ -124,8 +132,11 @@ def improve_windows(
         )
         limit = min(WINDOW_SECONDS, deadline - time.perf_counter())
         if limit < 0.05:
+            on_time_limit()
             break
-        sol = backend.solve(problem, time_limit=limit, gap=0.0, seed=seed)
+        sol = backend.solve(problem, time_limit=limit, gap=0.0, seed=seed, max_nodes=WINDOW_NODES)
+        if sol.hit_time_limit:
+            on_time_limit()
         if sol.x is None:
             tried_without_gain += 1
             continue

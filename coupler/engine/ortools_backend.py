@@ -52,7 +52,14 @@ class OrtoolsBackend:
         return bool(mbh.ModelSolverHelper(_SOLVER).solver_is_supported())
 
     def solve(
-        self, problem: MipProblem, *, time_limit: float, gap: float, seed: int, threads: int = 1
+        self,
+        problem: MipProblem,
+        *,
+        time_limit: float,
+        gap: float,
+        seed: int,
+        threads: int = 1,
+        max_nodes: int | None = None,
     ) -> MipSolution:
         """Maximise ``problem``; never modifies it.
 
@@ -68,6 +75,9 @@ class OrtoolsBackend:
             Random seed shift for SCIP (taken modulo ``2**31 - 1``).
         threads
             Ignored (SCIP runs on one thread).
+        max_nodes
+            At most this many branch-and-bound nodes (SCIP's ``limits/nodes``); None for no
+            limit.
 
         Returns
         -------
@@ -104,6 +114,7 @@ class OrtoolsBackend:
         solver.set_solver_specific_parameters(
             f"limits/gap = {float(gap)!r}\n"
             f"randomization/randomseedshift = {int(seed) % _SEED_MODULUS}\n"
+            + (f"limits/nodes = {int(max_nodes)}\n" if max_nodes is not None else "")
         )
         solver.solve(model)
         native_status = solver.status()
@@ -150,4 +161,8 @@ class OrtoolsBackend:
             seconds=time.perf_counter() - started,
             backend=OrtoolsBackend.name,
             native_status=native,
+            # The model builder does not say which limit stopped SCIP: a stop at the clock's
+            # end is the clock.
+            hit_time_limit=status is not Status.OPTIMAL
+            and time.perf_counter() - started >= 0.95 * time_limit,
         )

@@ -18,6 +18,13 @@ With side constraints (dwelling types, bands) the fast plan is kept when it meet
 the stage-2 MIP runs over the relaxation's candidate pairs, warm-started from the rounded plan. The
 flow bound stays valid because side constraints only remove plans. ``method="mip"`` solves the
 whole model as one MIP with the chosen backend.
+
+Determinism: every step that decides which plan is returned is bounded by work, not by time
+(branch-and-bound nodes per MIP, a count of bisection and subgradient steps, a count of windows),
+so the same inputs and seed give the same plan on an idle or a busy machine. The wall clock
+(``time_limit``) is only an outer safety net; when it stops a step, the result says so (status
+``feasible``, ``info["time_limit_hit"]`` naming the steps) because the plan may then differ
+between runs. ``polish_time`` only switches the improving MIPs and the window search on (> 0).
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from collections.abc import Callable
 import numpy as np
 
 from coupler.engine.backends import get_backend
-from coupler.engine.base import MipBackend
+from coupler.engine.base import MipBackend, MipProblem, MipSolution
 from coupler.engine.flow import FlowRelaxation, flow_penalties, solve_relaxation
 from coupler.engine.lagrange import knapsack_bound
 from coupler.engine.lns import improve_windows
@@ -51,14 +58,58 @@ _KNAPSACK_PERSONS = 3_000
 _WINDOW_PERSONS = 3_000
 #: Stage 1 gets at least this many seconds, even past the deadline: without it there is no plan.
 _STAGE1_SECONDS = 5.0
-#: At most this many seconds go to the soft bound under a broken-persons budget.
-_BUDGET_SECONDS = 4.0
-#: At most this many seconds go to the knapsack bound's subgradient steps.
-_KNAPSACK_SECONDS = 3.0
+#: Work limits (branch-and-bound nodes) of the MIPs; they, not the clock, stop them normally.
+_STAGE1_NODES = 5_000
+_POLISH_NODES = 200
+_REPAIR_NODES = 500
+_FALLBACK_NODES = 200
+_SIDE_NODES = 5_000
+#: Bisection steps of the soft bound under a broken-persons budget (one relaxation each).
+_BUDGET_STEPS = 8
+#: Subgradient steps of the knapsack bound.
+_KNAPSACK_STEPS = 30
 
 
 def _quiet(_: str) -> None:
     pass
+
+
+class _Clock:
+    """The outer wall-clock safety net: the overall deadline, and the steps it stopped.
+
+    Work limits decide where each step stops; a step the clock stopped instead is recorded, and
+    the result then says that its plan depends on the machine's speed.
+    """
+
+    def __init__(self, time_limit: float) -> None:
+        self.deadline = time.perf_counter() + time_limit
+        self.hits: list[str] = []
+
+    def left(self) -> float:
+        """Seconds until the deadline (negative past it)."""
+        return self.deadline - time.perf_counter()
+
+    def hit(self, step: str) -> None:
+        """Record that the clock stopped ``step``."""
+        if step not in self.hits:
+            self.hits.append(step)
+
+    def solve(
+        self,
+        mip: MipBackend,
+        step: str,
+        problem: MipProblem,
+        *,
+        time_limit: float,
+        gap: float,
+        seed: int,
+        max_nodes: int,
+    ) -> MipSolution:
+        """``mip.solve`` under a node limit, recording ``step`` when the clock stopped it."""
+        sol = mip.solve(problem, time_limit=time_limit, gap=gap, seed=seed, max_nodes=max_nodes)
+        if sol.hit_time_limit:
+            self.hit(step)
+        return sol
 
 
 class _NoPlan(Exception):
@@ -121,7 +172,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     gap = params.gap
     seed = params.seed
     mip: MipBackend = get_backend(backend_name)
-    deadline = time.perf_counter() + time_limit
+    clock = _Clock(time_limit)
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -141,10 +192,13 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         st = solve_stage1(
             model,
             mip,
-            time_limit=max(_STAGE1_SECONDS, deadline - time.perf_counter()),
+            time_limit=max(_STAGE1_SECONDS, clock.left()),
             seed=seed,
             start=start,
+            max_nodes=_STAGE1_NODES,
         )
+        if st.hit_time_limit:
+            clock.hit("stage1")
         seconds["stage1"] = seconds.get("stage1", 0.0) + time.perf_counter() - t1
         if st.broken < 0:
             found = "exists" if st.status is Status.INFEASIBLE else "was found in time"
@@ -187,7 +241,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         say(f"solving the MIP ({backend_name})")
         stage1 = stage1 or run_stage1()
         assignment, status, mip_bound = _side_mip(
-            model, flow, stage1, mip, deadline, gap, seed, full=plain_mip
+            model, flow, stage1, mip, clock, gap, seed, full=plain_mip
         )
         used_method = "mip" if plain_mip else "flow+mip"
     elif not model.has_side_constraints:
@@ -200,16 +254,19 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                     assignment = _round_with_singles(model, flow)
             if assignment is None or _over_budget(model, assignment, stage1):
                 say("repairing the split households (small MIP)")
-                assignment, status = _repair(model, flow, stage1, mip, deadline, gap, seed)
+                assignment, status = _repair(model, flow, stage1, mip, clock, gap, seed)
                 used_method = "flow+repair"
         if (
             assignment is not None
             and _gap(model, assignment, flow, stage1 or zero) > gap
             and params.polish_time > 0
         ):
-            limit = min(params.polish_time, deadline - time.perf_counter())
+            # The node limit stops the MIP; the overall deadline only guards against runaway
+            # time (``polish_time`` would stop it at a load-dependent point: it only switches
+            # the polishing MIPs on).
+            limit = clock.left()
             better = _polish(
-                model, flow, assignment, stage1 or zero, mip, limit, gap, seed, say=say
+                model, flow, assignment, stage1 or zero, mip, limit, gap, seed, say=say, clock=clock
             )
             if better is not None:
                 assignment, mip_bound = better
@@ -217,7 +274,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     stage1 = stage1 or zero
     if assignment is None:
         say("falling back to the penalised MIP over every pair")
-        assignment, status = _fallback(model, flow, mip, deadline, gap, seed, params.polish_time)
+        assignment, status = _fallback(model, flow, mip, clock, gap, seed)
         used_method += "+fallback"
     seconds["mip" if used_method.endswith("mip") else "rounding"] = time.perf_counter() - t
 
@@ -232,17 +289,13 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         # the deadline, so that a soft bound is always reported.
         t = time.perf_counter()
         say("bounding the soft score within the broken-persons budget (Lagrangian)")
-        bound = min(
-            bound,
-            _budget_bound(model, stage1, value.objective, gap, min(deadline, t + _BUDGET_SECONDS)),
-        )
+        bound = min(bound, _budget_bound(model, stage1, value.objective, gap, clock))
         seconds["bound"] = time.perf_counter() - t
     if (
         max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap
         and stage1.broken == 0
         and stage1.uncoupled == 0
         and model.persons <= _KNAPSACK_PERSONS
-        and time.perf_counter() < deadline
     ):
         # Small batches: the household-integral Lagrangian bound is much tighter than the LP's.
         t = time.perf_counter()
@@ -250,20 +303,17 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         bound = min(
             bound,
             knapsack_bound(
-                model,
-                flow,
-                steps=30,
-                lower=value.objective,
-                deadline=min(deadline, t + _KNAPSACK_SECONDS),
+                model, flow, steps=_KNAPSACK_STEPS, lower=value.objective, deadline=clock.deadline
             ),
         )
+        if clock.left() < 0:
+            clock.hit("knapsack bound")
         seconds["bound"] = time.perf_counter() - t
     if (
         not model.has_side_constraints
         and max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap
         and (model.persons <= _WINDOW_PERSONS or used_method.endswith("fallback"))
         and params.polish_time > 0
-        and time.perf_counter() < deadline - 0.1
     ):
         t = time.perf_counter()
         say("closing the gap: re-solving windows of municipalities exactly (window search)")
@@ -273,20 +323,32 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
             mip,
             bound=bound,
             gap=gap,
-            deadline=deadline,  # a count of windows bounds it (deterministic plans)
+            deadline=clock.deadline,  # a count of windows bounds it (deterministic plans)
             seed=seed,
             allow_broken=stage1.broken > 0,
             say=say,
+            on_time_limit=lambda: clock.hit("windows"),
         )
         value = model.evaluate(assignment)
         used_method += "+windows"
         seconds["windows"] = time.perf_counter() - t
+    info: dict[str, object] = {}
+    if clock.hits:
+        # The clock, not a work limit, stopped these steps: another run may return another plan.
+        info["time_limit_hit"] = ", ".join(clock.hits)
+        say(
+            f"time limit hit in: {info['time_limit_hit']} (the plan depends on the machine's speed)"
+        )
     result_status = status
     if value.broken_measure > stage1.broken or value.uncoupled_persons > stage1.uncoupled:
         result_status = Status.FEASIBLE
     elif status is not Status.ERROR:
         g = max(0.0, bound - value.objective) / max(1.0, abs(value.objective))
-        result_status = Status.OPTIMAL if g <= gap + 1e-6 and stage1.proven else Status.FEASIBLE
+        result_status = (
+            Status.OPTIMAL
+            if g <= gap + 1e-6 and stage1.proven and not clock.hits
+            else Status.FEASIBLE
+        )
     return make_result(
         model,
         assignment,
@@ -305,6 +367,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
             "flow_arcs": int(len(flow.arc_h)),
             "split_households": int(len(flow.split_households())),
             "lp_broken_persons": flow.lp_broken,
+            **info,
         },
     )
 
@@ -363,7 +426,7 @@ def _broken_persons_bound(model: CouplingModel, flow: FlowRelaxation, stage1: St
 
 
 def _budget_bound(
-    model: CouplingModel, stage1: Stage1, objective: float, gap: float, deadline: float
+    model: CouplingModel, stage1: Stage1, objective: float, gap: float, clock: _Clock
 ) -> float:
     """A bound on the soft objective of plans with at most ``stage1.broken`` broken persons.
 
@@ -371,14 +434,16 @@ def _budget_bound(
     ``soft - mu * broken`` (with stage 1's uncoupled persons fixed), so every plan within the
     budget ``B`` has ``soft <= F(mu) + mu * B``. That is convex in ``mu`` with slope
     ``B - broken(mu)``: bisect on ``log mu`` towards where the relaxation breaks exactly ``B``,
-    keeping the best bound seen. Returns inf when nothing was proven in time.
+    keeping the best bound seen, for at most ``_BUDGET_STEPS`` relaxations (at least two, even
+    past the clock's deadline). Returns inf when nothing was proven.
     """
     budget = stage1.broken
     unc = stage1.uncoupled if stage1.uncoupled > 0 else None
     lo, hi = np.log(1e-3), np.log(flow_penalties(model)[0])
     best = np.inf
-    for it in range(14):
-        if it >= 2 and time.perf_counter() > deadline:
+    for it in range(_BUDGET_STEPS):
+        if it >= 2 and clock.left() < 0:
+            clock.hit("budget bound")
             break
         mu = float(np.exp((lo + hi) / 2))
         try:
@@ -417,15 +482,19 @@ def _polish(
     max_columns: int = 60_000,
     max_candidates: int = 20_000,
     say: Progress = _quiet,
+    clock: _Clock | None = None,
 ) -> tuple[np.ndarray, float] | None:
     """Improve a plan with the stage-2 MIP over every pair that could still pay off.
 
     Reduced-cost fixing: a pair whose reduced value exceeds the current absolute gap cannot be in a
     plan better than ``assignment``, so the MIP keeps only the other pairs. Its bound, raised to
     at least the incumbent's objective, is then a valid bound for the whole model. Returns
-    (assignment, bound) or None when the MIP is too large or finds nothing.
+    (assignment, bound) or None when the MIP is too large or finds nothing. At most
+    ``_POLISH_NODES`` branch-and-bound nodes; ``limit`` seconds only guard against runaway time.
     """
     if limit < 0.2:
+        if clock is not None:
+            clock.hit("polish")  # no time left to try: a faster machine would have polished
         return None
     current = model.evaluate(assignment).objective
     gap_abs = _bound(model, flow, stage1) - current
@@ -465,7 +534,10 @@ def _polish(
         max_uncoupled=stage1.uncoupled,
         start=assignment,
     )
-    sol = mip.solve(problem, time_limit=limit, gap=gap / 2, seed=seed)
+    clock = clock or _Clock(limit)
+    sol = clock.solve(
+        mip, "polish", problem, time_limit=limit, gap=gap / 2, seed=seed, max_nodes=_POLISH_NODES
+    )
     if sol.x is None:
         return None
     plan = layout.assignment(sol.x, model.n_households)
@@ -567,7 +639,7 @@ def _repair(
     flow: FlowRelaxation,
     stage1: Stage1,
     mip: MipBackend,
-    deadline: float,
+    clock: _Clock,
     gap: float,
     seed: int,
 ) -> tuple[np.ndarray | None, Status]:
@@ -593,11 +665,19 @@ def _repair(
             allow_uncoupled=unc_budget > 0,
             max_uncoupled=unc_budget,
         )
-        remaining = max(1.0, deadline - time.perf_counter())
+        remaining = max(1.0, clock.left())
         # Spend at most half of the overall gap target on this sub-problem, in absolute terms.
         sub_value = float(model.value[free].max(axis=1).sum()) + 1.0
         sub_gap = min(0.5, 0.5 * gap * max(1.0, abs(flow.bound)) / sub_value)
-        sol = mip.solve(problem, time_limit=remaining, gap=sub_gap, seed=seed)
+        sol = clock.solve(
+            mip,
+            "repair",
+            problem,
+            time_limit=remaining,
+            gap=sub_gap,
+            seed=seed,
+            max_nodes=_REPAIR_NODES,
+        )
         if sol.x is not None:
             plan = layout.assignment(sol.x, model.n_households)
             out = rounded.copy()
@@ -612,7 +692,7 @@ def _side_mip(
     flow: FlowRelaxation,
     stage1: Stage1,
     mip: MipBackend,
-    deadline: float,
+    clock: _Clock,
     gap: float,
     seed: int,
     *,
@@ -651,8 +731,14 @@ def _side_mip(
         max_uncoupled=stage1.uncoupled,
         start=start,
     )
-    sol = mip.solve(
-        problem, time_limit=max(1.0, deadline - time.perf_counter()), gap=gap, seed=seed
+    sol = clock.solve(
+        mip,
+        "mip",
+        problem,
+        time_limit=max(1.0, clock.left()),
+        gap=gap,
+        seed=seed,
+        max_nodes=_SIDE_NODES,
     )
     if sol.x is None:
         return None, sol.status, np.inf
@@ -665,16 +751,16 @@ def _fallback(
     model: CouplingModel,
     flow: FlowRelaxation,
     mip: MipBackend,
-    deadline: float,
+    clock: _Clock,
     gap: float,
     seed: int,
-    polish_time: float,
 ) -> tuple[np.ndarray, Status]:
     """The whole model with dominating penalties over every pair; feasible whenever any plan is.
 
     Without side constraints it is warm-started from a greedy plan and given at most
-    ``polish_time`` seconds (the window search improves the plan afterwards), and the greedy plan
-    is kept when the MIP finds nothing better, so there is always a plan.
+    ``_FALLBACK_NODES`` nodes (and half the time left as a safety net; the window search
+    improves the plan afterwards), and the greedy plan is kept when the MIP finds nothing better,
+    so there is always a plan. With side constraints it gets ``_SIDE_NODES`` nodes.
     """
     start = None if model.has_side_constraints else _greedy(model, flow)
     ph, pm = all_pairs(model)
@@ -705,13 +791,14 @@ def _fallback(
     problem, layout = build_mip(
         model, ph, pm, objective="penalised", allow_uncoupled=True, start=start
     )
-    sol = mip.solve(
+    sol = clock.solve(
+        mip,
+        "fallback",
         problem,
-        time_limit=max(5.0, deadline - time.perf_counter())
-        if start is None
-        else max(1.0, min(polish_time, 0.5 * (deadline - time.perf_counter()))),
+        time_limit=max(5.0, clock.left()) if start is None else max(1.0, 0.5 * clock.left()),
         gap=gap,
         seed=seed,
+        max_nodes=_SIDE_NODES if start is None else _FALLBACK_NODES,
     )
     if sol.x is None:
         if start is not None:

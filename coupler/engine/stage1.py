@@ -35,6 +35,8 @@ class Stage1:
     status: Status
     seconds: float
     broken_persons: int = 0
+    #: Whether the wall-clock limit (not the node limit) stopped the MIP.
+    hit_time_limit: bool = False
 
 
 def solve_stage1(
@@ -44,11 +46,13 @@ def solve_stage1(
     time_limit: float,
     seed: int,
     start: np.ndarray | None = None,
+    max_nodes: int | None = None,
 ) -> Stage1:
     """Minimise uncoupled persons, then the broken measure, exactly (see the module docstring).
 
     ``start`` (municipality per household, -1 = uncoupled), when given, warm-starts the MIP, so
-    a plan is known even when the time limit stops it early.
+    a plan is known even when the time limit stops it early. ``max_nodes`` bounds the
+    branch-and-bound work, so that the answer does not depend on the machine's speed.
     """
     n_m = model.n_municipalities
     size = model.size
@@ -185,9 +189,16 @@ def solve_stage1(
         integer=np.ones(n_cols, dtype=bool),
         start=None if start is None else x0,
     )
-    sol = backend.solve(problem, time_limit=time_limit, gap=0.0, seed=seed)
+    sol = backend.solve(problem, time_limit=time_limit, gap=0.0, seed=seed, max_nodes=max_nodes)
     if sol.x is None:
-        return Stage1(uncoupled=-1, broken=-1, proven=False, status=sol.status, seconds=sol.seconds)
+        return Stage1(
+            uncoupled=-1,
+            broken=-1,
+            proven=False,
+            status=sol.status,
+            seconds=sol.seconds,
+            hit_time_limit=sol.hit_time_limit,
+        )
     x = sol.x
     unc = int(round(float(size[sp_idx] @ x[o_w:o_n] + sizes @ x[o_u:])))
     broken = int(round(float(model.broken_weight[hard_sp] @ x[o_b:o_w])))
@@ -203,4 +214,5 @@ def solve_stage1(
         status=sol.status,
         seconds=sol.seconds,
         broken_persons=broken_persons,
+        hit_time_limit=sol.hit_time_limit,
     )
