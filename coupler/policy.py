@@ -65,7 +65,7 @@ Example (all defaults)::
     time_limit = 60.0                # seconds
     gap = 0.001                      # relative gap target
     seed = 0
-    polish_time = 10.0               # at most this many seconds of MIP when the fast plan misses the gap (0 = off)
+    polish_time = 10.0               # > 0: polish with a node-limited MIP when the fast plan misses the gap (0 = off)
 """
 
 from __future__ import annotations
