@@ -24,6 +24,10 @@ from coupler.ledger.schema import SCHEMA_VERSION
 from coupler.ledger.store import Ledger, LedgerError, backup, check, quota_state
 from coupler.ledger.users import User
 
+# Every module that defines tables on the shared metadata is imported here, so that creating or
+# upgrading a ledger (store.ensure_schema: metadata.create_all) knows all of them.
+from coupler.ledger import context, explanations, kansrijk  # noqa: E402, F401  isort: skip
+
 __all__ = [
     "SCHEMA_VERSION",
     "HousingRules",
