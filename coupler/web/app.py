@@ -15,6 +15,8 @@ import io
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -23,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
+import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
@@ -36,12 +39,14 @@ from starlette.staticfiles import StaticFiles
 
 from coupler.excel import safe_frame
 from coupler.ledger import Ledger, LedgerError, approve, withdraw
+from coupler.ledger import schema as t
+from coupler.ledger.kansrijk import permit as kansrijk_permit
+from coupler.ledger.omkoppeling import decide as omkoppeling_decide
 from coupler.ledger.review import (
     Filters,
     NotVisible,
     audit_view,
     batch_view,
-    decide_queue,
     export_review,
     household_view,
     kansrijk_queue,
@@ -414,24 +419,75 @@ def create_app(
                 user,
                 rows=rows.to_dict("records"),
                 ok=request.query_params.get("ok"),
+                replan=request.query_params.get("batch"),
             )
 
         return handler
 
+    def _item(request: Request) -> int:
+        try:
+            return int(request.path_params["item"])
+        except ValueError:
+            raise HTTPException(404) from None
+
     @page
     async def decide(request: Request, session: dict[str, Any], user: User) -> Response:
+        """Approve or reject an omkoppeling proposal through the ledger: an approved move
+        re-couples the household and moves the quota (:func:`coupler.ledger.omkoppeling.decide`).
+        """
         form = await state.form(request, session)
         decider(user)
         queue = request.path_params["queue"]
-        if queue not in ("omkoppeling", "kansrijk"):
+        if queue == "kansrijk":
+            return await permit_decision(request, form, user)
+        if queue != "omkoppeling":
             raise HTTPException(404)
-        try:
-            item = int(request.path_params["item"])
-        except ValueError:
-            raise HTTPException(404) from None
+        item = _item(request)
         decision = _text(form, "decision")
-        decide_queue(state.as_user(user), queue, item, decision, _text(form, "reason"))
-        return RedirectResponse(f"/{queue}?ok=1", status_code=303)
+        if decision not in ("approved", "rejected"):
+            raise LedgerError("a decision is approved or rejected")
+        reason = _text(form, "reason")[:500] or None
+        try:
+            omkoppeling_decide(
+                state.as_user(user), [item], approve=decision == "approved", reason=reason
+            )
+        except LedgerError as exc:
+            raise LedgerError(str(exc).replace("--reason", "a reason")) from None
+        done = "recoupled" if decision == "approved" else "declined"
+        return RedirectResponse(f"/omkoppeling?ok={done}", status_code=303)
+
+    async def permit_decision(request: Request, form: FormData, user: User) -> Response:
+        """Settle a Kansrijke Koppeling with the IND's permit decision through
+        :func:`coupler.ledger.kansrijk.permit`: granted confirms (or re-plans) the coupling,
+        refused releases the reservation."""
+        item = _item(request)
+        decision = _text(form, "decision")
+        if decision not in ("granted", "refused"):
+            raise LedgerError("a permit decision is granted or refused")
+        with state.ledger.read() as conn:
+            row = conn.execute(
+                sa.select(t.provisional.c.household_id, t.provisional.c.status).where(
+                    t.provisional.c.id == item
+                )
+            ).first()
+        if row is None:
+            raise HTTPException(404)
+        if row.status != "active":
+            raise LedgerError(f"this Kansrijke Koppeling is {row.status}; it was settled before")
+        folder = Path(tempfile.mkdtemp(prefix="coupler-permit-"))
+        path = folder / "permit.csv"
+        try:
+            pd.DataFrame({"household_id": [row.household_id], "decision": [decision]}).to_csv(
+                path, index=False
+            )
+            report = kansrijk_permit(state.as_user(user), path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        outcome = str(report["outcome"].iloc[0]) if len(report) else decision
+        query = {"ok": outcome}
+        if "batch" in report.columns and pd.notna(report["batch"].iloc[0]):
+            query["batch"] = str(int(report["batch"].iloc[0]))
+        return RedirectResponse("/kansrijk?" + urlencode(query), status_code=303)
 
     def _audit(request: Request, user: User, limit: int | None) -> pd.DataFrame:
         if user.municipality is not None:

@@ -207,6 +207,57 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "queue.approve": {"nl": "Akkoord", "en": "Approve"},
     "queue.reject": {"nl": "Afwijzen", "en": "Reject"},
     "queue.decided": {"nl": "Het besluit is vastgelegd.", "en": "The decision was recorded."},
+    "omkoppeling.hint": {
+        "nl": "Akkoord verplaatst de koppeling en de taakstelling direct. Een reden is nodig bij "
+        "afwijzen en bij een verplaatsing die een ander hard criterium breekt.",
+        "en": "Approve moves the coupling and the quota at once. A reason is needed to reject, "
+        "and to approve a move that breaks another hard criterion.",
+    },
+    "omkoppeling.reason_when": {
+        "nl": "reden (verplicht bij afwijzen)",
+        "en": "reason (required to reject)",
+    },
+    "omkoppeling.breaks": {"nl": "breekt", "en": "breaks"},
+    "omkoppeling.done_recoupled": {
+        "nl": "Omgekoppeld: de koppeling en de taakstelling zijn verplaatst.",
+        "en": "Recoupled: the coupling and the quota were moved.",
+    },
+    "omkoppeling.done_declined": {
+        "nl": "Het voorstel is afgewezen; de koppeling blijft staan.",
+        "en": "The proposal was rejected; the coupling stays.",
+    },
+    "omk.proposed": {"nl": "voorgesteld", "en": "proposed"},
+    "omk.rejected": {"nl": "voldoet niet aan de regels", "en": "fails the rules"},
+    "omk.recoupled": {"nl": "omgekoppeld", "en": "recoupled"},
+    "omk.declined": {"nl": "afgewezen", "en": "rejected"},
+    "kansrijk.hint": {
+        "nl": "Leg het besluit van de IND vast: verleend bevestigt de koppeling (of plant het "
+        "huishouden opnieuw als de gemeente geen ruimte meer heeft of een criterium breekt), "
+        "geweigerd geeft de reservering vrij.",
+        "en": "Record the IND's decision: granted confirms the coupling (or re-plans the household "
+        "when the municipality has no room left or a criterion breaks), refused releases the "
+        "reservation.",
+    },
+    "kansrijk.granted": {"nl": "Vergunning verleend", "en": "Permit granted"},
+    "kansrijk.refused": {"nl": "Vergunning geweigerd", "en": "Permit refused"},
+    "kansrijk.done_confirmed": {
+        "nl": "Vergunning verleend: de koppeling is bevestigd en volledig aangerekend.",
+        "en": "Permit granted: the coupling is confirmed and charged in full.",
+    },
+    "kansrijk.done_replan": {
+        "nl": "Vergunning verleend, maar de koppeling past niet meer: het huishouden is opnieuw "
+        "gepland in een voorgestelde batch.",
+        "en": "Permit granted, but the coupling no longer fits: the household was re-planned in "
+        "a proposed batch.",
+    },
+    "kansrijk.done_refused": {
+        "nl": "Vergunning geweigerd: de reservering is vrijgegeven.",
+        "en": "Permit refused: the reservation was released.",
+    },
+    "kstatus.active": {"nl": "wacht op vergunning", "en": "awaiting permit"},
+    "kstatus.confirmed": {"nl": "bevestigd", "en": "confirmed"},
+    "kstatus.replanned": {"nl": "opnieuw gepland", "en": "re-planned"},
+    "kstatus.refused": {"nl": "geweigerd", "en": "refused"},
     "rule.pass": {"nl": "voldoet", "en": "pass"},
     "rule.fail": {"nl": "voldoet niet", "en": "fail"},
     # --- audit
