@@ -37,9 +37,19 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from coupler.errors import CouplerError
 from coupler.excel import safe_frame
 from coupler.ledger import Ledger, LedgerError, approve, withdraw
 from coupler.ledger import schema as t
+from coupler.ledger.housing import (
+    EVENTS,
+    municipality_couplings,
+    overdue,
+    parse_date,
+    realised_taakstelling,
+    record_event,
+    today_utc,
+)
 from coupler.ledger.kansrijk import permit as kansrijk_permit
 from coupler.ledger.omkoppeling import decide as omkoppeling_decide
 from coupler.ledger.review import (
@@ -54,6 +64,7 @@ from coupler.ledger.review import (
     period_overview,
     set_override,
 )
+from coupler.ledger.review import names as review_names
 from coupler.ledger.users import User, authenticate, get_user
 from coupler.web.auth import COOKIE, Sessions, Throttle
 from coupler.web.i18n import DEFAULT, LANGUAGES, translate
@@ -296,7 +307,50 @@ def create_app(
     @page
     async def period(request: Request, session: dict[str, Any], user: User) -> Response:
         view = period_overview(state.ledger, user.municipality)
-        return state.render(request, "period.html", session, user, view=view)
+        if user.municipality is None or view is None:
+            return state.render(request, "period.html", session, user, view=view)
+        return state.render(
+            request,
+            "period_gemeente.html",
+            session,
+            user,
+            view=view,
+            housing=municipality_view(state.ledger, user.municipality),
+            events=EVENTS,
+            today=today_utc().isoformat(),
+            ok=request.query_params.get("ok"),
+        )
+
+    @page
+    async def housing_event(request: Request, session: dict[str, Any], user: User) -> Response:
+        """A ``gemeente:`` user records a housing event for one of its own couplings."""
+        form = await state.form(request, session)
+        own = user.municipality
+        if own is None:
+            raise _Forbidden  # only a municipality reports its own housing events
+        household_id = _text(form, "household_id")
+        mine = municipality_couplings(state.ledger, own)
+        if household_id not in set(mine["household_id"].astype(str)):
+            raise _Forbidden  # another municipality's household (or none at all)
+        event = _text(form, "event")
+        if event not in EVENTS:
+            raise LedgerError("choose an event: offered, housed, refused or inburgering")
+        when = parse_date(_text(form, "date"))
+        if when is None:
+            raise LedgerError("give the date as YYYY-MM-DD")
+        try:
+            record_event(
+                state.as_user(user),
+                household_id,
+                own,
+                event,
+                when,
+                reason=_text(form, "reason")[:500] or None,
+            )
+        except CouplerError as exc:
+            problems = getattr(exc, "problems", [])
+            raise LedgerError("; ".join(p.message for p in problems) or str(exc)) from None
+        return RedirectResponse(f"/periode?ok={event}#housing", status_code=303)
 
     def _filters(request: Request) -> Filters:
         q = request.query_params
@@ -532,6 +586,7 @@ def create_app(
         Route("/logout", logout, methods=["POST"]),
         Route("/lang/{lang}", language),
         Route("/periode", period),
+        Route("/gemeente/event", housing_event, methods=["POST"]),
         Route("/batch/{batch}", batch),
         Route("/batch/{batch}/approve", batch_approve, methods=["POST"]),
         Route("/batch/{batch}/withdraw", batch_withdraw, methods=["POST"]),
@@ -549,6 +604,34 @@ def create_app(
     app = Starlette(routes=routes, middleware=[Middleware(_Headers)])
     app.state.review = state
     return app
+
+
+def municipality_view(ledger: Ledger, municipality: str) -> dict[str, Any]:
+    """One municipality's housing follow-up, every query filtered to ``municipality``: its
+    couplings (size, composition, hard criteria, expected arrival, events), its realised
+    taakstelling against the quota and its overdue list."""
+    couplings = municipality_couplings(ledger, municipality)
+    with ledger.read() as conn:
+        period = ledger.period(conn, None)
+        nm = review_names(conn, period.id)["name"].to_dict()
+    rows = []
+    for r in couplings.to_dict("records"):
+        r["criteria"] = [
+            (part.split(":")[0], nm.get(part.split(":")[1], part.split(":")[1]))
+            for part in str(r["hard_criteria"] or "").split(";")
+            if ":" in part
+        ]
+        rows.append(r)
+    realised = realised_taakstelling(ledger, period.name, municipality=municipality)
+    late = overdue(ledger, municipality=municipality)
+    return {
+        "municipality": municipality,
+        "name": nm.get(municipality, municipality),
+        "period": period.name,
+        "couplings": rows,
+        "realised": realised.to_dict("records"),
+        "overdue": late.to_dict("records"),
+    }
 
 
 def server_config(app: Starlette, host: str, port: int, **options: Any) -> Any:
@@ -597,4 +680,4 @@ class _Headers(BaseHTTPMiddleware):
         return response
 
 
-__all__ = ["CSP", "SECURITY_HEADERS", "create_app", "server_config"]
+__all__ = ["CSP", "SECURITY_HEADERS", "create_app", "municipality_view", "server_config"]

@@ -1,0 +1,108 @@
+"""The municipality view (SQLite and PostgreSQL, live uvicorn): a gemeente user sees only its own
+couplings with the housing follow-up, records events through the housing module (audited with
+the web user), and gets 403 for another municipality's household; other roles cannot record."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from webutil import csrf_of, sign_in
+
+from coupler.ledger import schema as t
+from coupler.ledger.housing import housing_events, today_utc
+
+
+def _approved(site) -> list[tuple[str, str]]:
+    with site.ledger.read() as conn:
+        return [
+            (str(h), str(m))
+            for h, m in conn.execute(
+                sa.select(t.couplings.c.household_id, t.couplings.c.municipality).where(
+                    t.couplings.c.status == "approved"
+                )
+            )
+        ]
+
+
+def _own(site) -> str:
+    return site.role("gemeente").split(":")[1]
+
+
+def _events(site) -> list[tuple[str, str, str, str]]:
+    with site.ledger.read() as conn:
+        return [
+            (r.household_id, r.event, r.by, r.date)
+            for r in conn.execute(sa.select(housing_events).order_by(housing_events.c.id))
+        ]
+
+
+def _give_own_an_approved_coupling(site) -> str:
+    """Approve the proposed batch so the gemeente user's municipality has approved couplings."""
+    from coupler.ledger import Ledger, approve
+
+    approve(Ledger(site.ledger.engine, user="regie"), site.demo.batch_id, reason="test")
+    mine = [h for h, m in _approved(site) if m == _own(site)]
+    assert mine
+    return mine[0]
+
+
+def test_gemeente_view_lists_only_its_own_couplings(site) -> None:
+    """The Periode page of a gemeente user has the housing section listing exactly its approved
+    couplings (no other municipality's household id appears on the page), its realised
+    taakstelling row and its overdue section."""
+    _give_own_an_approved_coupling(site)
+    own = _own(site)
+    with sign_in(site.url, "gemeente", site.password("gemeente")) as c:
+        page = c.get("/periode").text
+    assert 'id="housing"' in page and 'id="realised"' in page
+    shown = set(re.findall(r'<td class="hh">([^<]+)</td>', page))
+    mine = {h for h, m in _approved(site) if m == own}
+    others = {h for h, m in _approved(site) if m != own}
+    assert shown == mine
+    assert not any(f">{h}<" in page for h in others - mine)
+    start = page.index('id="realised"')
+    realised = page[start : page.index("</table>", start)]
+    assert realised.count("<tr><td>") == 1
+
+
+def test_gemeente_records_an_offer_and_not_for_others(site) -> None:
+    """A gemeente user records 'dwelling offered' for its own household (stored, audited with
+    the user, shown as the state); posting for another municipality's household gets 403 and
+    writes nothing; an analist and a regievoerder get 403 too."""
+    household = _give_own_an_approved_coupling(site)
+    other = next(h for h, m in _approved(site) if m != _own(site))
+    today = today_utc().isoformat()
+    with sign_in(site.url, "gemeente", site.password("gemeente")) as c:
+        token = csrf_of(c.get("/periode").text)
+        r = c.post(
+            "/gemeente/event",
+            data={"csrf": token, "household_id": household, "event": "offered", "date": today},
+        )
+        assert r.status_code == 200 and 'id="message"' in r.text
+        r = c.post(
+            "/gemeente/event",
+            data={"csrf": token, "household_id": other, "event": "offered", "date": today},
+        )
+        assert r.status_code == 403
+        r = c.post(
+            "/gemeente/event",
+            data={"csrf": token, "household_id": household, "event": "offered", "date": "nope"},
+        )
+        assert r.status_code == 400
+    for name in ("analist", "regie"):
+        with sign_in(site.url, name, site.password(name)) as c:
+            token = csrf_of(c.get("/periode").text)
+            r = c.post(
+                "/gemeente/event",
+                data={"csrf": token, "household_id": household, "event": "housed", "date": today},
+            )
+            assert r.status_code == 403, name
+    assert _events(site) == [(household, "offered", "gemeente", today)]
+    with site.ledger.read() as conn:
+        who = (
+            conn.execute(sa.select(t.audit.c.who).where(t.audit.c.subject == household))
+            .scalars()
+            .all()
+        )
+    assert "gemeente" in who
