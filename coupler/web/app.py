@@ -307,14 +307,17 @@ def create_app(
     @page
     async def period(request: Request, session: dict[str, Any], user: User) -> Response:
         view = period_overview(state.ledger, user.municipality)
+        lang = session.get("lang", DEFAULT)
+        figures = [] if view is None else period_maps(state.ledger, view, user.municipality, lang)
         if user.municipality is None or view is None:
-            return state.render(request, "period.html", session, user, view=view)
+            return state.render(request, "period.html", session, user, view=view, maps=figures)
         return state.render(
             request,
             "period_gemeente.html",
             session,
             user,
             view=view,
+            maps=figures,
             housing=municipality_view(state.ledger, user.municipality),
             events=EVENTS,
             today=today_utc().isoformat(),
@@ -604,6 +607,70 @@ def create_app(
     app = Starlette(routes=routes, middleware=[Middleware(_Headers)])
     app.state.review = state
     return app
+
+
+def period_maps(
+    ledger: Ledger, view: dict[str, Any], municipality: str | None, lang: str
+) -> list[dict[str, str]]:
+    """Inline-SVG choropleths for the Periode page (:mod:`coupler.analysis.maps`, no script):
+    the fill share (coupled / target) of each municipality the reader may see, and the realised
+    share (housed / target) once the ledger holds housing events."""
+    from coupler.analysis import maps
+    from coupler.scenario import load_scenario
+
+    with ledger.read() as conn:
+        period = ledger.period(conn, view["status"]["period"])
+    cities = maps.largest_cities(load_scenario(period.scenario, None)[0].to_dict("records"))
+    m = view["municipalities"]
+    fill = {
+        str(r["code"]): (None if pd.isna(r["fill"]) else float(r["fill"]))
+        for r in m.to_dict("records")
+    }
+    tips = {
+        str(r["code"]): translate(
+            "map.fill_tip", lang, name=r["municipality"], coupled=r["coupled"], target=r["target"]
+        )
+        for r in m.to_dict("records")
+    }
+    out = [
+        {
+            "id": "map-fill",
+            "title": translate("map.fill", lang),
+            "svg": maps.choropleth(
+                fill,
+                maps.share_scale(translate("map.fill_scale", lang)),
+                tips=tips,
+                cities=cities,
+                label=translate("map.fill", lang),
+            ),
+        }
+    ]
+    realised = realised_taakstelling(ledger, period.name, municipality=municipality)
+    if int(realised["housed"].sum()) > 0:
+        share = {
+            str(r.municipality): (r.housed / r.target if r.target > 0 else None)
+            for r in realised.itertuples(index=False)
+        }
+        tips = {
+            str(r.municipality): translate(
+                "map.realised_tip", lang, name=r.name, housed=r.housed, target=r.target
+            )
+            for r in realised.itertuples(index=False)
+        }
+        out.append(
+            {
+                "id": "map-realised",
+                "title": translate("map.realised", lang),
+                "svg": maps.choropleth(
+                    share,
+                    maps.realised_scale(translate("map.realised_scale", lang)),
+                    tips=tips,
+                    cities=cities,
+                    label=translate("map.realised", lang),
+                ),
+            }
+        )
+    return out
 
 
 def municipality_view(ledger: Ledger, municipality: str) -> dict[str, Any]:

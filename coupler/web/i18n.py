@@ -260,6 +260,29 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "kstatus.refused": {"nl": "geweigerd", "en": "refused"},
     "rule.pass": {"nl": "voldoet", "en": "pass"},
     "rule.fail": {"nl": "voldoet niet", "en": "fail"},
+    # --- maps on the Periode page
+    "map.fill": {"nl": "Vulgraad per gemeente", "en": "Fill share per municipality"},
+    "map.fill_scale": {
+        "nl": "vulgraad (gekoppeld / opgave)",
+        "en": "fill share (coupled / target)",
+    },
+    "map.fill_tip": {
+        "nl": "{name}: {coupled} van {target} gekoppeld",
+        "en": "{name}: {coupled} of {target} coupled",
+    },
+    "map.realised": {"nl": "Gerealiseerd per gemeente", "en": "Realised per municipality"},
+    "map.realised_scale": {
+        "nl": "gerealiseerd (gehuisvest / opgave)",
+        "en": "realised (housed / target)",
+    },
+    "map.realised_tip": {
+        "nl": "{name}: {housed} van {target} gehuisvest",
+        "en": "{name}: {housed} of {target} housed",
+    },
+    "map.source": {
+        "nl": "Grenzen: Bron: CBS, Kadaster (PDOK), CC BY 4.0. Grijs: geen gegevens.",
+        "en": "Borders: Bron: CBS, Kadaster (PDOK), CC BY 4.0. Grey: no data.",
+    },
     # --- municipality view (housing follow-up)
     "housing.title": {"nl": "Huisvesting — {name}", "en": "Housing — {name}"},
     "housing.saved": {"nl": "De gebeurtenis is vastgelegd.", "en": "The event was recorded."},

@@ -106,3 +106,44 @@ def test_gemeente_records_an_offer_and_not_for_others(site) -> None:
             .all()
         )
     assert "gemeente" in who
+
+
+def test_period_page_maps_are_inline_svg(site) -> None:
+    """The Periode page carries an inline-SVG fill-share choropleth (one path per municipality,
+    no script, no inline style, served under the strict CSP); the realised-share map appears
+    once a household is housed, and a gemeente user's map tells only its own numbers."""
+    household = _give_own_an_approved_coupling(site)
+    with sign_in(site.url, "regie", site.password("regie")) as c:
+        r = c.get("/periode")
+    assert "script-src 'none'" in r.headers["content-security-policy"]
+    page = r.text
+    assert 'id="map-fill"' in page and 'id="map-realised"' not in page
+    start = page.index('id="map-fill"')
+    svg = page[start : page.index("</svg>", start)]
+    assert svg.count('class="gm"') == 342
+    assert "<script" not in page and "style=" not in svg
+    today = today_utc().isoformat()
+    with sign_in(site.url, "gemeente", site.password("gemeente")) as c:
+        for event in ("offered", "housed"):
+            token = csrf_of(c.get("/periode").text)
+            r = c.post(
+                "/gemeente/event",
+                data={"csrf": token, "household_id": household, "event": event, "date": today},
+            )
+            assert r.status_code == 200, event
+        mine = r.text
+    with sign_in(site.url, "regie", site.password("regie")) as c:
+        page = c.get("/periode").text
+    # Realised counts persons housed within the period's dates: the demo's period may lie
+    # before today, so the map shows only when the housed date falls inside it.
+    from coupler.ledger.housing import period_dates
+
+    with site.ledger.read() as conn:
+        name = site.ledger.period(conn, None).name
+    first, last = period_dates(name)
+    assert ('id="map-realised"' in page) == (first <= today_utc() <= last)
+    own = _own(site)
+    start = mine.index('id="map-fill"')
+    svg = mine[start : mine.index("</svg>", start)]
+    told = re.findall(r'data-code="(GM\d+)"[^>]*><title>[^<]*gekoppeld', svg)
+    assert told == [own]
