@@ -75,7 +75,8 @@ def test_review_round_trip_in_chromium(site) -> None:
     """Sign in as regievoerder, filter the broken couplings, open one (a move to a municipality
     without room is refused and nothing is saved), override a household that fits with a reason,
     approve the batch (a reason is required for the breaks) and find all of it in the ledger;
-    then sign in as the gemeente user and see only couplings to its municipality."""
+    then sign in as the gemeente user, see only couplings to its municipality, and on its
+    municipality view (only its own approved couplings) record a dwelling offer."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     out = _artifacts()
     backend = site.ledger.engine.dialect.name
@@ -203,7 +204,39 @@ def test_review_round_trip_in_chromium(site) -> None:
             assert all(c.strip().startswith(own_name) for c in cells)
             assert page.locator("#approve").count() == 0
             page.screenshot(path=str(out / f"{backend}-5-gemeente.png"), full_page=True)
+
+            # The municipality view: only its own approved couplings; record a dwelling offer.
+            with site.ledger.read() as conn:
+                approved = {
+                    str(h): str(m)
+                    for h, m in conn.execute(
+                        sa.select(t.couplings.c.household_id, t.couplings.c.municipality).where(
+                            t.couplings.c.status == "approved"
+                        )
+                    )
+                }
+            page.goto(f"{site.url}/periode")
+            assert page.locator("#map-fill svg.map path.gm").count() == 342
+            listed = page.locator("#housing-couplings td.hh").all_inner_texts()
+            assert sorted(listed) == sorted(h for h, m in approved.items() if m == own)
+            row = page.locator("#housing-couplings tbody tr").first
+            offered = row.locator("td.hh").inner_text()
+            row.locator("select[name=event]").select_option("offered")
+            row.locator("button[type=submit]").click()
+            page.locator("#message").wait_for(state="visible", timeout=60_000)
+            row = page.locator("#housing-couplings tbody tr", has_text=offered).first
+            assert row.locator("td.state").inner_text() == "woning aangeboden"
+            page.screenshot(path=str(out / f"{backend}-6-gemeente-huisvesting.png"), full_page=True)
             context.close()
+            from coupler.ledger.housing import housing_events
+
+            with site.ledger.read() as conn:
+                events = conn.execute(
+                    sa.select(
+                        housing_events.c.household_id, housing_events.c.event, housing_events.c.by
+                    )
+                ).all()
+            assert [tuple(e) for e in events] == [(offered, "offered", "gemeente")]
         finally:
             browser.close()
     assert all(r.startswith(site.url) for r in requests)

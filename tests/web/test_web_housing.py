@@ -147,3 +147,18 @@ def test_period_page_maps_are_inline_svg(site) -> None:
     svg = mine[start : mine.index("</svg>", start)]
     told = re.findall(r'data-code="(GM\d+)"[^>]*><title>[^<]*gekoppeld', svg)
     assert told == [own]
+    # A household housed inside the period (the demo couples after its period ends, so the date
+    # is set in the ledger directly) colours its municipality on the realised map.
+    with site.ledger.write("test") as tx:
+        tx.conn.execute(
+            housing_events.update()
+            .where(housing_events.c.household_id == household)
+            .values(date=first.isoformat())
+        )
+    with sign_in(site.url, "regie", site.password("regie")) as c:
+        page = c.get("/periode").text
+    start = page.index('id="map-realised"')
+    svg = page[start : page.index("</svg>", start)]
+    assert svg.count('class="gm"') == 342
+    housed = re.findall(r'data-code="(GM\d+)" fill="([^"]+)"[^>]*><title>[^<]*gehuisvest', svg)
+    assert [c for c, _ in housed if c == own] == [own]
