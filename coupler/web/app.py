@@ -441,13 +441,21 @@ def create_app(
         hid = request.path_params["household"]
         view = household_view(state.ledger, b, hid, user.municipality)
         svg = household_map(view)
+        housing = None
+        if user.municipality is not None:
+            mine = municipality_couplings(state.ledger, user.municipality)
+            match = mine[mine["coupling_id"] == view["coupling"]["id"]]
+            housing = match.to_dict("records")[0] if len(match) else None
         return state.render(
             request,
-            "household.html",
+            "household_gemeente.html" if housing else "household.html",
             session,
             user,
             view=view,
             svg=svg,
+            housing=housing,
+            events=EVENTS,
+            today=today_utc().isoformat(),
             ok=request.query_params.get("ok"),
         )
 

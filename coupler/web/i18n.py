@@ -319,6 +319,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "en": "reason (required for a refusal)",
     },
     "housing.submit": {"nl": "Vastleggen", "en": "Record"},
+    "housing.household": {"nl": "Huisvesting", "en": "Housing"},
+    "housing.all": {"nl": "alle koppelingen", "en": "all couplings"},
     "event.offered": {"nl": "woning aangeboden", "en": "dwelling offered"},
     "event.housed": {"nl": "gehuisvest", "en": "housed"},
     "event.refused": {"nl": "geweigerd", "en": "refused"},

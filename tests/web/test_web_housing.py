@@ -162,3 +162,29 @@ def test_period_page_maps_are_inline_svg(site) -> None:
     assert svg.count('class="gm"') == 342
     housed = re.findall(r'data-code="(GM\d+)" fill="([^"]+)"[^>]*><title>[^<]*gehuisvest', svg)
     assert [c for c, _ in housed if c == own] == [own]
+
+
+def test_household_page_shows_housing_to_its_municipality(site) -> None:
+    """A gemeente user's household page of one of its approved couplings shows the housing
+    section with the event form; the regievoerder's page of the same household has none."""
+    from urllib.parse import quote
+
+    _give_own_an_approved_coupling(site)
+    with site.ledger.read() as conn:
+        household = (
+            conn.execute(
+                sa.select(t.couplings.c.household_id).where(
+                    (t.couplings.c.batch_id == site.demo.batch_id)
+                    & (t.couplings.c.municipality == _own(site))
+                )
+            )
+            .scalars()
+            .first()
+        )
+    path = f"/batch/{site.demo.batch_id}/household/{quote(household, safe='')}"
+    with sign_in(site.url, "gemeente", site.password("gemeente")) as c:
+        page = c.get(path).text
+    assert 'id="housing"' in page and 'action="/gemeente/event"' in page
+    with sign_in(site.url, "regie", site.password("regie")) as c:
+        page = c.get(path).text
+    assert 'id="housing"' not in page and "/gemeente/event" not in page
