@@ -564,7 +564,7 @@ def permit(
                 t.batches.insert().values(
                     period_id=period.id,
                     kind="kansrijk",
-                    checksum=f"confirm:{digest}",
+                    checksum=f"confirm:{digest[:56]}",  # batches.checksum is String(64)
                     status="approved",
                     households=len(confirmed),
                     persons=sum(int(p.persons) for p in pvs),
@@ -637,7 +637,7 @@ def permit(
                 t.batches.insert().values(
                     period_id=period.id,
                     kind="replan",
-                    checksum=f"replan:{digest}:{n}",
+                    checksum=f"replan:{digest[:48]}:{n}",
                     status="proposed",
                     households=len(pvs),
                     persons=sum(int(p.persons) for p in pvs),

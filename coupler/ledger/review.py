@@ -447,8 +447,8 @@ def period_overview(ledger: Ledger, municipality: str | None) -> dict[str, Any] 
         "provinces": prov,
         "regions": reg,
         "batches": batches,
-        "omkoppeling_waiting": int((om["review"].isna()).sum()) if len(om) else 0,
-        "kansrijk_waiting": int((kr["review"].isna()).sum()) if len(kr) else 0,
+        "omkoppeling_waiting": int((om["decision"] == "proposed").sum()) if len(om) else 0,
+        "kansrijk_waiting": int((kr["status"] == "active").sum()) if len(kr) else 0,
     }
 
 

@@ -15,6 +15,8 @@ import io
 import logging
 import os
 import secrets
+import shutil
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -23,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
+import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.datastructures import FormData
@@ -34,14 +37,26 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from coupler.errors import CouplerError
 from coupler.excel import safe_frame
 from coupler.ledger import Ledger, LedgerError, approve, withdraw
+from coupler.ledger import schema as t
+from coupler.ledger.housing import (
+    EVENTS,
+    municipality_couplings,
+    overdue,
+    parse_date,
+    realised_taakstelling,
+    record_event,
+    today_utc,
+)
+from coupler.ledger.kansrijk import permit as kansrijk_permit
+from coupler.ledger.omkoppeling import decide as omkoppeling_decide
 from coupler.ledger.review import (
     Filters,
     NotVisible,
     audit_view,
     batch_view,
-    decide_queue,
     export_review,
     household_view,
     kansrijk_queue,
@@ -49,6 +64,7 @@ from coupler.ledger.review import (
     period_overview,
     set_override,
 )
+from coupler.ledger.review import names as review_names
 from coupler.ledger.users import User, authenticate, get_user
 from coupler.web.auth import COOKIE, Sessions, Throttle
 from coupler.web.i18n import DEFAULT, LANGUAGES, translate
@@ -291,7 +307,53 @@ def create_app(
     @page
     async def period(request: Request, session: dict[str, Any], user: User) -> Response:
         view = period_overview(state.ledger, user.municipality)
-        return state.render(request, "period.html", session, user, view=view)
+        lang = session.get("lang", DEFAULT)
+        figures = [] if view is None else period_maps(state.ledger, view, user.municipality, lang)
+        if user.municipality is None or view is None:
+            return state.render(request, "period.html", session, user, view=view, maps=figures)
+        return state.render(
+            request,
+            "period_gemeente.html",
+            session,
+            user,
+            view=view,
+            maps=figures,
+            housing=municipality_view(state.ledger, user.municipality),
+            events=EVENTS,
+            today=today_utc().isoformat(),
+            ok=request.query_params.get("ok"),
+        )
+
+    @page
+    async def housing_event(request: Request, session: dict[str, Any], user: User) -> Response:
+        """A ``gemeente:`` user records a housing event for one of its own couplings."""
+        form = await state.form(request, session)
+        own = user.municipality
+        if own is None:
+            raise _Forbidden  # only a municipality reports its own housing events
+        household_id = _text(form, "household_id")
+        mine = municipality_couplings(state.ledger, own)
+        if household_id not in set(mine["household_id"].astype(str)):
+            raise _Forbidden  # another municipality's household (or none at all)
+        event = _text(form, "event")
+        if event not in EVENTS:
+            raise LedgerError("choose an event: offered, housed, refused or inburgering")
+        when = parse_date(_text(form, "date"))
+        if when is None:
+            raise LedgerError("give the date as YYYY-MM-DD")
+        try:
+            record_event(
+                state.as_user(user),
+                household_id,
+                own,
+                event,
+                when,
+                reason=_text(form, "reason")[:500] or None,
+            )
+        except CouplerError as exc:
+            problems = getattr(exc, "problems", [])
+            raise LedgerError("; ".join(p.message for p in problems) or str(exc)) from None
+        return RedirectResponse(f"/periode?ok={event}#housing", status_code=303)
 
     def _filters(request: Request) -> Filters:
         q = request.query_params
@@ -379,13 +441,21 @@ def create_app(
         hid = request.path_params["household"]
         view = household_view(state.ledger, b, hid, user.municipality)
         svg = household_map(view)
+        housing = None
+        if user.municipality is not None:
+            mine = municipality_couplings(state.ledger, user.municipality)
+            match = mine[mine["coupling_id"] == view["coupling"]["id"]]
+            housing = match.to_dict("records")[0] if len(match) else None
         return state.render(
             request,
-            "household.html",
+            "household_gemeente.html" if housing else "household.html",
             session,
             user,
             view=view,
             svg=svg,
+            housing=housing,
+            events=EVENTS,
+            today=today_utc().isoformat(),
             ok=request.query_params.get("ok"),
         )
 
@@ -414,24 +484,75 @@ def create_app(
                 user,
                 rows=rows.to_dict("records"),
                 ok=request.query_params.get("ok"),
+                replan=request.query_params.get("batch"),
             )
 
         return handler
 
+    def _item(request: Request) -> int:
+        try:
+            return int(request.path_params["item"])
+        except ValueError:
+            raise HTTPException(404) from None
+
     @page
     async def decide(request: Request, session: dict[str, Any], user: User) -> Response:
+        """Approve or reject an omkoppeling proposal through the ledger: an approved move
+        re-couples the household and moves the quota (:func:`coupler.ledger.omkoppeling.decide`).
+        """
         form = await state.form(request, session)
         decider(user)
         queue = request.path_params["queue"]
-        if queue not in ("omkoppeling", "kansrijk"):
+        if queue == "kansrijk":
+            return await permit_decision(request, form, user)
+        if queue != "omkoppeling":
             raise HTTPException(404)
-        try:
-            item = int(request.path_params["item"])
-        except ValueError:
-            raise HTTPException(404) from None
+        item = _item(request)
         decision = _text(form, "decision")
-        decide_queue(state.as_user(user), queue, item, decision, _text(form, "reason"))
-        return RedirectResponse(f"/{queue}?ok=1", status_code=303)
+        if decision not in ("approved", "rejected"):
+            raise LedgerError("a decision is approved or rejected")
+        reason = _text(form, "reason")[:500] or None
+        try:
+            omkoppeling_decide(
+                state.as_user(user), [item], approve=decision == "approved", reason=reason
+            )
+        except LedgerError as exc:
+            raise LedgerError(str(exc).replace("--reason", "a reason")) from None
+        done = "recoupled" if decision == "approved" else "declined"
+        return RedirectResponse(f"/omkoppeling?ok={done}", status_code=303)
+
+    async def permit_decision(request: Request, form: FormData, user: User) -> Response:
+        """Settle a Kansrijke Koppeling with the IND's permit decision through
+        :func:`coupler.ledger.kansrijk.permit`: granted confirms (or re-plans) the coupling,
+        refused releases the reservation."""
+        item = _item(request)
+        decision = _text(form, "decision")
+        if decision not in ("granted", "refused"):
+            raise LedgerError("a permit decision is granted or refused")
+        with state.ledger.read() as conn:
+            row = conn.execute(
+                sa.select(t.provisional.c.household_id, t.provisional.c.status).where(
+                    t.provisional.c.id == item
+                )
+            ).first()
+        if row is None:
+            raise HTTPException(404)
+        if row.status != "active":
+            raise LedgerError(f"this Kansrijke Koppeling is {row.status}; it was settled before")
+        folder = Path(tempfile.mkdtemp(prefix="coupler-permit-"))
+        path = folder / "permit.csv"
+        try:
+            pd.DataFrame({"household_id": [row.household_id], "decision": [decision]}).to_csv(
+                path, index=False
+            )
+            report = kansrijk_permit(state.as_user(user), path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        outcome = str(report["outcome"].iloc[0]) if len(report) else decision
+        query = {"ok": outcome}
+        if "batch" in report.columns and pd.notna(report["batch"].iloc[0]):
+            query["batch"] = str(int(report["batch"].iloc[0]))
+        return RedirectResponse("/kansrijk?" + urlencode(query), status_code=303)
 
     def _audit(request: Request, user: User, limit: int | None) -> pd.DataFrame:
         if user.municipality is not None:
@@ -476,6 +597,7 @@ def create_app(
         Route("/logout", logout, methods=["POST"]),
         Route("/lang/{lang}", language),
         Route("/periode", period),
+        Route("/gemeente/event", housing_event, methods=["POST"]),
         Route("/batch/{batch}", batch),
         Route("/batch/{batch}/approve", batch_approve, methods=["POST"]),
         Route("/batch/{batch}/withdraw", batch_withdraw, methods=["POST"]),
@@ -493,6 +615,98 @@ def create_app(
     app = Starlette(routes=routes, middleware=[Middleware(_Headers)])
     app.state.review = state
     return app
+
+
+def period_maps(
+    ledger: Ledger, view: dict[str, Any], municipality: str | None, lang: str
+) -> list[dict[str, str]]:
+    """Inline-SVG choropleths for the Periode page (:mod:`coupler.analysis.maps`, no script):
+    the fill share (coupled / target) of each municipality the reader may see, and the realised
+    share (housed / target) once the ledger holds housing events."""
+    from coupler.analysis import maps
+    from coupler.scenario import load_scenario
+
+    with ledger.read() as conn:
+        period = ledger.period(conn, view["status"]["period"])
+    cities = maps.largest_cities(load_scenario(period.scenario, None)[0].to_dict("records"))
+    m = view["municipalities"]
+    fill = {
+        str(r["code"]): (None if pd.isna(r["fill"]) else float(r["fill"]))
+        for r in m.to_dict("records")
+    }
+    tips = {
+        str(r["code"]): translate(
+            "map.fill_tip", lang, name=r["municipality"], coupled=r["coupled"], target=r["target"]
+        )
+        for r in m.to_dict("records")
+    }
+    out = [
+        {
+            "id": "map-fill",
+            "title": translate("map.fill", lang),
+            "svg": maps.choropleth(
+                fill,
+                maps.share_scale(translate("map.fill_scale", lang)),
+                tips=tips,
+                cities=cities,
+                label=translate("map.fill", lang),
+            ),
+        }
+    ]
+    realised = realised_taakstelling(ledger, period.name, municipality=municipality)
+    if int(realised["housed"].sum()) > 0:
+        share = {
+            str(r.municipality): (r.housed / r.target if r.target > 0 else None)
+            for r in realised.itertuples(index=False)
+        }
+        tips = {
+            str(r.municipality): translate(
+                "map.realised_tip", lang, name=r.name, housed=r.housed, target=r.target
+            )
+            for r in realised.itertuples(index=False)
+        }
+        out.append(
+            {
+                "id": "map-realised",
+                "title": translate("map.realised", lang),
+                "svg": maps.choropleth(
+                    share,
+                    maps.realised_scale(translate("map.realised_scale", lang)),
+                    tips=tips,
+                    cities=cities,
+                    label=translate("map.realised", lang),
+                ),
+            }
+        )
+    return out
+
+
+def municipality_view(ledger: Ledger, municipality: str) -> dict[str, Any]:
+    """One municipality's housing follow-up, every query filtered to ``municipality``: its
+    couplings (size, composition, hard criteria, expected arrival, events), its realised
+    taakstelling against the quota and its overdue list."""
+    couplings = municipality_couplings(ledger, municipality)
+    with ledger.read() as conn:
+        period = ledger.period(conn, None)
+        nm = review_names(conn, period.id)["name"].to_dict()
+    rows = []
+    for r in couplings.to_dict("records"):
+        r["criteria"] = [
+            (part.split(":")[0], nm.get(part.split(":")[1], part.split(":")[1]))
+            for part in str(r["hard_criteria"] or "").split(";")
+            if ":" in part
+        ]
+        rows.append(r)
+    realised = realised_taakstelling(ledger, period.name, municipality=municipality)
+    late = overdue(ledger, municipality=municipality)
+    return {
+        "municipality": municipality,
+        "name": nm.get(municipality, municipality),
+        "period": period.name,
+        "couplings": rows,
+        "realised": realised.to_dict("records"),
+        "overdue": late.to_dict("records"),
+    }
 
 
 def server_config(app: Starlette, host: str, port: int, **options: Any) -> Any:
@@ -541,4 +755,4 @@ class _Headers(BaseHTTPMiddleware):
         return response
 
 
-__all__ = ["CSP", "SECURITY_HEADERS", "create_app", "server_config"]
+__all__ = ["CSP", "SECURITY_HEADERS", "create_app", "municipality_view", "server_config"]

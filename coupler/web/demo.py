@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from coupler.generate import generate_cases
 from coupler.ledger import Ledger, Pacing, approve, open_period, propose
 from coupler.ledger import schema as t
+from coupler.ledger.kansrijk import propose_provisional  # defines provisional_context, likewise
+from coupler.ledger.omkoppeling import omkoppel
 from coupler.ledger.users import add_user
 
 
@@ -92,8 +94,6 @@ def build_demo(
 
 
 def _omkoppeling(ledger: Ledger, folder: Path, households: list[str]) -> None:
-    from coupler.ledger.omkoppeling import omkoppel
-
     rows = [
         {
             "request_id": f"R{i + 1:02d}",
@@ -120,8 +120,6 @@ def _omkoppeling(ledger: Ledger, folder: Path, households: list[str]) -> None:
 
 
 def _kansrijk(ledger: Ledger, folder: Path, municipalities: pd.DataFrame, seed: int) -> None:
-    from coupler.ledger.kansrijk import propose_provisional
-
     hh, cr = generate_cases(municipalities, persons=12, seed=seed + 2)
     hh["household_id"] = "K" + hh["household_id"].astype(str)
     cr["household_id"] = "K" + cr["household_id"].astype(str)

@@ -207,8 +207,128 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "queue.approve": {"nl": "Akkoord", "en": "Approve"},
     "queue.reject": {"nl": "Afwijzen", "en": "Reject"},
     "queue.decided": {"nl": "Het besluit is vastgelegd.", "en": "The decision was recorded."},
+    "omkoppeling.hint": {
+        "nl": "Akkoord verplaatst de koppeling en de taakstelling direct. Een reden is nodig bij "
+        "afwijzen en bij een verplaatsing die een ander hard criterium breekt.",
+        "en": "Approve moves the coupling and the quota at once. A reason is needed to reject, "
+        "and to approve a move that breaks another hard criterion.",
+    },
+    "omkoppeling.reason_when": {
+        "nl": "reden (verplicht bij afwijzen)",
+        "en": "reason (required to reject)",
+    },
+    "omkoppeling.breaks": {"nl": "breekt", "en": "breaks"},
+    "omkoppeling.done_recoupled": {
+        "nl": "Omgekoppeld: de koppeling en de taakstelling zijn verplaatst.",
+        "en": "Recoupled: the coupling and the quota were moved.",
+    },
+    "omkoppeling.done_declined": {
+        "nl": "Het voorstel is afgewezen; de koppeling blijft staan.",
+        "en": "The proposal was rejected; the coupling stays.",
+    },
+    "omk.proposed": {"nl": "voorgesteld", "en": "proposed"},
+    "omk.rejected": {"nl": "voldoet niet aan de regels", "en": "fails the rules"},
+    "omk.recoupled": {"nl": "omgekoppeld", "en": "recoupled"},
+    "omk.declined": {"nl": "afgewezen", "en": "rejected"},
+    "kansrijk.hint": {
+        "nl": "Leg het besluit van de IND vast: verleend bevestigt de koppeling (of plant het "
+        "huishouden opnieuw als de gemeente geen ruimte meer heeft of een criterium breekt), "
+        "geweigerd geeft de reservering vrij.",
+        "en": "Record the IND's decision: granted confirms the coupling (or re-plans the household "
+        "when the municipality has no room left or a criterion breaks), refused releases the "
+        "reservation.",
+    },
+    "kansrijk.granted": {"nl": "Vergunning verleend", "en": "Permit granted"},
+    "kansrijk.refused": {"nl": "Vergunning geweigerd", "en": "Permit refused"},
+    "kansrijk.done_confirmed": {
+        "nl": "Vergunning verleend: de koppeling is bevestigd en volledig aangerekend.",
+        "en": "Permit granted: the coupling is confirmed and charged in full.",
+    },
+    "kansrijk.done_replan": {
+        "nl": "Vergunning verleend, maar de koppeling past niet meer: het huishouden is opnieuw "
+        "gepland in een voorgestelde batch.",
+        "en": "Permit granted, but the coupling no longer fits: the household was re-planned in "
+        "a proposed batch.",
+    },
+    "kansrijk.done_refused": {
+        "nl": "Vergunning geweigerd: de reservering is vrijgegeven.",
+        "en": "Permit refused: the reservation was released.",
+    },
+    "kstatus.active": {"nl": "wacht op vergunning", "en": "awaiting permit"},
+    "kstatus.confirmed": {"nl": "bevestigd", "en": "confirmed"},
+    "kstatus.replanned": {"nl": "opnieuw gepland", "en": "re-planned"},
+    "kstatus.refused": {"nl": "geweigerd", "en": "refused"},
     "rule.pass": {"nl": "voldoet", "en": "pass"},
     "rule.fail": {"nl": "voldoet niet", "en": "fail"},
+    # --- maps on the Periode page
+    "map.fill": {"nl": "Vulgraad per gemeente", "en": "Fill share per municipality"},
+    "map.fill_scale": {
+        "nl": "vulgraad (gekoppeld / opgave)",
+        "en": "fill share (coupled / target)",
+    },
+    "map.fill_tip": {
+        "nl": "{name}: {coupled} van {target} gekoppeld",
+        "en": "{name}: {coupled} of {target} coupled",
+    },
+    "map.realised": {"nl": "Gerealiseerd per gemeente", "en": "Realised per municipality"},
+    "map.realised_scale": {
+        "nl": "gerealiseerd (gehuisvest / opgave)",
+        "en": "realised (housed / target)",
+    },
+    "map.realised_tip": {
+        "nl": "{name}: {housed} van {target} gehuisvest",
+        "en": "{name}: {housed} of {target} housed",
+    },
+    "map.source": {
+        "nl": "Grenzen: Bron: CBS, Kadaster (PDOK), CC BY 4.0. Grijs: geen gegevens.",
+        "en": "Borders: Bron: CBS, Kadaster (PDOK), CC BY 4.0. Grey: no data.",
+    },
+    # --- municipality view (housing follow-up)
+    "housing.title": {"nl": "Huisvesting — {name}", "en": "Housing — {name}"},
+    "housing.saved": {"nl": "De gebeurtenis is vastgelegd.", "en": "The event was recorded."},
+    "housing.realised": {
+        "nl": "Gerealiseerde taakstelling {period}",
+        "en": "Realised taakstelling {period}",
+    },
+    "housing.quota": {"nl": "taakstelling", "en": "quota"},
+    "housing.backlog": {"nl": "achterstand", "en": "backlog"},
+    "housing.target": {"nl": "opgave", "en": "target"},
+    "housing.housed": {"nl": "gehuisvest", "en": "housed"},
+    "housing.carry": {"nl": "over naar volgende periode", "en": "carried to next period"},
+    "housing.overdue": {
+        "nl": "Te laat: nog geen woning aangeboden",
+        "en": "Overdue: no dwelling offered yet",
+    },
+    "housing.overdue_none": {"nl": "Niets te laat.", "en": "Nothing overdue."},
+    "housing.couplings": {"nl": "Gekoppelde huishoudens", "en": "Coupled households"},
+    "housing.no_couplings": {
+        "nl": "Nog geen goedgekeurde koppelingen.",
+        "en": "No approved couplings yet.",
+    },
+    "housing.composition": {"nl": "volwassenen / kinderen", "en": "adults / children"},
+    "housing.coupled_on": {"nl": "gekoppeld op", "en": "coupled on"},
+    "housing.days_waiting": {"nl": "dagen wachtend", "en": "days waiting"},
+    "housing.expected": {"nl": "verwachte komst", "en": "expected arrival"},
+    "housing.state": {"nl": "stand", "en": "state"},
+    "housing.events": {"nl": "gebeurtenissen", "en": "events"},
+    "housing.record": {"nl": "vastleggen", "en": "record"},
+    "housing.event": {"nl": "gebeurtenis", "en": "event"},
+    "housing.date": {"nl": "datum", "en": "date"},
+    "housing.reason": {
+        "nl": "reden (verplicht bij weigering)",
+        "en": "reason (required for a refusal)",
+    },
+    "housing.submit": {"nl": "Vastleggen", "en": "Record"},
+    "housing.household": {"nl": "Huisvesting", "en": "Housing"},
+    "housing.all": {"nl": "alle koppelingen", "en": "all couplings"},
+    "event.offered": {"nl": "woning aangeboden", "en": "dwelling offered"},
+    "event.housed": {"nl": "gehuisvest", "en": "housed"},
+    "event.refused": {"nl": "geweigerd", "en": "refused"},
+    "event.inburgering": {"nl": "inburgering gestart", "en": "inburgering started"},
+    "hstate.coupled": {"nl": "gekoppeld", "en": "coupled"},
+    "hstate.offered": {"nl": "woning aangeboden", "en": "dwelling offered"},
+    "hstate.housed": {"nl": "gehuisvest", "en": "housed"},
+    "hstate.refused": {"nl": "geweigerd", "en": "refused"},
     # --- audit
     "audit.title": {"nl": "Audit", "en": "Audit"},
     "audit.export": {"nl": "Exporteer CSV", "en": "Export CSV"},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -40,9 +41,9 @@ def _artifacts() -> Path:
     return d
 
 
-def _roomy(site, household: str) -> tuple[str, str]:
-    """(code, name) of the municipality with the most room after the proposed batch, other
-    than the household's own."""
+def _roomy(site, household: str) -> tuple[str, str, int, int]:
+    """(code, name, room, persons): the municipality with the most room after the proposed
+    batch, other than the household's own, and the household's size."""
     with site.ledger.read() as conn:
         q = quota_state(conn, site.ledger.open_period(conn).id).set_index("municipality")
         rows = conn.execute(
@@ -52,23 +53,30 @@ def _roomy(site, household: str) -> tuple[str, str]:
         ).all()
     planned: dict[str, int] = {}
     own = None
+    size = 0
     for h, m, p in rows:
         if m:
             planned[m] = planned.get(m, 0) + p
         if h == household:
-            own = m
+            own, size = m, int(p)
     room = (q["available"] - q["reserved"]).sub(
         __import__("pandas").Series(planned, dtype="float64"), fill_value=0
     )
     room = room.drop(own, errors="ignore")
     code = str(room.idxmax())
-    return code, str(q.at[code, "name"])
+    return code, str(q.at[code, "name"]), int(room.max()), size
+
+
+def _fits(roomy: tuple[str, str, int, int]) -> bool:
+    return roomy[3] <= roomy[2]
 
 
 def test_review_round_trip_in_chromium(site) -> None:
-    """Sign in as regievoerder, filter the broken couplings, open one, override it with a reason,
+    """Sign in as regievoerder, filter the broken couplings, open one (a move to a municipality
+    without room is refused and nothing is saved), override a household that fits with a reason,
     approve the batch (a reason is required for the breaks) and find all of it in the ledger;
-    then sign in as the gemeente user and see only couplings to its municipality."""
+    then sign in as the gemeente user, see only couplings to its municipality, and on its
+    municipality view (only its own approved couplings) record a dwelling offer."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     out = _artifacts()
     backend = site.ledger.engine.dialect.name
@@ -98,15 +106,40 @@ def test_review_round_trip_in_chromium(site) -> None:
             page.screenshot(path=str(out / f"{backend}-2-batch-broken.png"), full_page=True)
 
             first = page.locator("#couplings a.hh").first
-            household = first.inner_text()
+            broken = first.inner_text()
             first.click()
-            assert page.locator("#household-id").inner_text() == household
+            assert page.locator("#household-id").inner_text() == broken
             assert page.locator("#criteria tbody tr").count() >= 1
             assert page.locator("svg.map circle.radius").count() >= 1
             assert page.locator("#side-by-side thead th").count() >= 3
             page.screenshot(path=str(out / f"{backend}-3-huishouden.png"), full_page=True)
 
-            code, name = _roomy(site, household)
+            # The demo's quotas are tight (so that criteria break): a move to a municipality
+            # without room for the household is refused with a message, and nothing is saved.
+            _, full, room, size = _roomy(site, broken)
+            if size > room:
+                page.fill("#override-municipality", full)
+                page.fill("#override-reason", "werk binnen 50 km")
+                page.click("#override")
+                page.wait_for_load_state()
+                assert "places left" in page.locator("main").inner_text()
+                assert page.locator("#pending").count() == 0
+
+            # Override a household that fits the roomiest other municipality.
+            with site.ledger.read() as conn:
+                ids = (
+                    conn.execute(
+                        sa.select(t.couplings.c.household_id)
+                        .where(t.couplings.c.batch_id == b)
+                        .order_by(t.couplings.c.household_id)
+                    )
+                    .scalars()
+                    .all()
+                )
+            household = next(h for h in ids if _fits(_roomy(site, h)))
+            page.goto(f"{site.url}/batch/{b}/household/{quote(household, safe='')}")
+            assert page.locator("#household-id").inner_text() == household
+            code, name, _, _ = _roomy(site, household)
             page.fill("#override-municipality", name)
             page.fill("#override-reason", "werk binnen 50 km")
             page.click("#override")
@@ -171,7 +204,39 @@ def test_review_round_trip_in_chromium(site) -> None:
             assert all(c.strip().startswith(own_name) for c in cells)
             assert page.locator("#approve").count() == 0
             page.screenshot(path=str(out / f"{backend}-5-gemeente.png"), full_page=True)
+
+            # The municipality view: only its own approved couplings; record a dwelling offer.
+            with site.ledger.read() as conn:
+                approved = {
+                    str(h): str(m)
+                    for h, m in conn.execute(
+                        sa.select(t.couplings.c.household_id, t.couplings.c.municipality).where(
+                            t.couplings.c.status == "approved"
+                        )
+                    )
+                }
+            page.goto(f"{site.url}/periode")
+            assert page.locator("#map-fill svg.map path.gm").count() == 342
+            listed = page.locator("#housing-couplings td.hh").all_inner_texts()
+            assert sorted(listed) == sorted(h for h, m in approved.items() if m == own)
+            row = page.locator("#housing-couplings tbody tr").first
+            offered = row.locator("td.hh").inner_text()
+            row.locator("select[name=event]").select_option("offered")
+            row.locator("button[type=submit]").click()
+            page.locator("#message").wait_for(state="visible", timeout=60_000)
+            row = page.locator("#housing-couplings tbody tr", has_text=offered).first
+            assert row.locator("td.state").inner_text() == "woning aangeboden"
+            page.screenshot(path=str(out / f"{backend}-6-gemeente-huisvesting.png"), full_page=True)
             context.close()
+            from coupler.ledger.housing import housing_events
+
+            with site.ledger.read() as conn:
+                events = conn.execute(
+                    sa.select(
+                        housing_events.c.household_id, housing_events.c.event, housing_events.c.by
+                    )
+                ).all()
+            assert [tuple(e) for e in events] == [(offered, "offered", "gemeente")]
         finally:
             browser.close()
     assert all(r.startswith(site.url) for r in requests)
