@@ -75,6 +75,7 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "col.month": {"nl": "maand", "en": "month"},
     "col.households": {"nl": "huishoudens", "en": "households"},
     "col.persons": {"nl": "personen", "en": "persons"},
+    "count.person": {"nl": "persoon", "en": "person"},
     "col.created": {"nl": "voorgesteld", "en": "proposed"},
     "col.household": {"nl": "huishouden", "en": "household"},
     "col.azc": {"nl": "azc", "en": "azc"},
