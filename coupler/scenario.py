@@ -45,14 +45,14 @@ def load_scenario(
     folder = embedded_scenario() if scenario is None else Path(scenario)
     if not folder.is_dir():
         raise InputError(Problem(str(scenario), "scenario folder not found"))
-    mfile = _find(folder, "municipalities")
+    mfile = find_table(folder, "municipalities")
     if mfile is None:
         raise InputError(Problem(str(folder), "has no municipalities.csv (or .xlsx / .parquet)"))
     if total is not None and not 0 <= total <= MAX_COUNT:
         raise InputError(Problem("--total", f"must be between 0 and {MAX_COUNT:,}; got {total}"))
     options: dict[str, Any] = {"sheet": sheet, "ignore_columns": ignore_columns}
     municipalities = fill_quotas(io.load_municipalities(mfile, **options), total, mfile.name)
-    dfile = _find(folder, "demand")
+    dfile = find_table(folder, "demand")
     demand = io.load_demand(dfile, municipalities, **options) if dfile is not None else None
     return municipalities, demand
 
@@ -60,15 +60,18 @@ def load_scenario(
 def has_quota_column(scenario: PathLike | None = None) -> bool:
     """True when the scenario's municipalities carry their own (official) quotas."""
     folder = embedded_scenario() if scenario is None else Path(scenario)
-    mfile = _find(folder, "municipalities")
+    mfile = find_table(folder, "municipalities")
     if mfile is None:
         return False
     m = io.load_municipalities(mfile)
     return "quota" in m and bool(m["quota"].notna().any())
 
 
-def _find(folder: Path, stem: str) -> Path | None:
-    for suffix in (".csv", ".xlsx", ".parquet"):
+def find_table(
+    folder: Path, stem: str, suffixes: tuple[str, ...] = (".csv", ".xlsx", ".parquet")
+) -> Path | None:
+    """``folder/stem`` with the first of ``suffixes`` that exists, or None."""
+    for suffix in suffixes:
         p = folder / f"{stem}{suffix}"
         if p.is_file():
             return p

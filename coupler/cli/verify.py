@@ -14,18 +14,10 @@ from coupler import io
 from coupler.errors import InputError, Problem
 from coupler.policy import Policy
 from coupler.quota import DEFAULT_NATIONAL_TOTAL, proportional_quotas
-from coupler.scenario import embedded_scenario
+from coupler.scenario import embedded_scenario, find_table
 from coupler.verify import verify_plan
 
 _SUFFIXES = (".csv", ".xlsx", ".parquet", ".txt")
-
-
-def _find(folder: Path, stem: str) -> Path | None:
-    for suffix in _SUFFIXES:
-        p = folder / f"{stem}{suffix}"
-        if p.is_file():
-            return p
-    return None
 
 
 def _municipalities(path: Path, total: int | None) -> pd.DataFrame:
@@ -64,7 +56,7 @@ def _plan(path: Path) -> pd.DataFrame:
 def _opt(path: Path | None, inputs: Path | None, stem: str) -> Path | None:
     if path is not None:
         return path
-    return _find(inputs, stem) if inputs is not None else None
+    return find_table(inputs, stem, _SUFFIXES) if inputs is not None else None
 
 
 @click.command()
@@ -157,7 +149,11 @@ def verify(
     if plan is None and out_dir is not None:
         # The saved assignment holds the ids as read; plan.csv holds them made safe for Excel.
         saved = out_dir / "inputs" / "assignment.parquet"
-        plan = saved if saved.is_file() else _find(out_dir, "plan") or out_dir / "plan.csv"
+        plan = (
+            saved
+            if saved.is_file()
+            else find_table(out_dir, "plan", _SUFFIXES) or out_dir / "plan.csv"
+        )
     if plan is None:
         raise click.UsageError("give --out DIR (a solve output folder) or --plan FILE")
     households = _opt(households, inputs, "households")
@@ -173,11 +169,11 @@ def verify(
         if policy_file is None and folder is not None and (folder / "policy.toml").is_file():
             policy_file = folder / "policy.toml"
     if scenario is not None:
-        mfile = _find(scenario, "municipalities")
-    elif inputs is not None and _find(inputs, "municipalities") is not None:
-        mfile = _find(inputs, "municipalities")
+        mfile = find_table(scenario, "municipalities", _SUFFIXES)
+    elif inputs is not None and find_table(inputs, "municipalities") is not None:
+        mfile = find_table(inputs, "municipalities")
     else:
-        mfile = _find(embedded_scenario(), "municipalities")
+        mfile = find_table(embedded_scenario(), "municipalities")
     if mfile is None:
         raise InputError(Problem(str(scenario), "has no municipalities.csv"))
     if total is None and out_dir is not None and (out_dir / "summary.json").is_file():

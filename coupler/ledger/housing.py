@@ -70,9 +70,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +80,7 @@ import sqlalchemy as sa
 
 from coupler.errors import InputError, PolicyError, Problem
 from coupler.io import Checker, Places, read_table
+from coupler.io.rules import read_rules, read_toml
 from coupler.ledger import schema as t
 from coupler.ledger.store import Ledger, LedgerError, quota_state
 
@@ -133,23 +133,17 @@ class HousingRules:
     def from_file(cls, path: str | os.PathLike[str]) -> HousingRules:
         """Read the ``[housing]`` table of a TOML file (other tables are ignored)."""
         name = Path(path).name
-        try:
-            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PolicyError(Problem(name, "file not found")) from None
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise PolicyError(Problem(name, f"is not valid TOML: {exc}")) from None
-        table = raw.get("housing", {})
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(table) - known)
-        if bad:
-            raise PolicyError(
-                Problem(name, f"unknown key [housing] {bad[0]}; known: {', '.join(sorted(known))}")
-            )
-        try:
-            return cls(**table)
-        except PolicyError as exc:
-            raise PolicyError([Problem(name, p.message) for p in exc.problems]) from None
+        problems: list[Problem] = []
+        rules = read_rules(
+            cls,
+            read_toml(Path(path)).get("housing", {}),
+            table="[housing]",
+            source=name,
+            problems=problems,
+        )
+        if problems:
+            raise PolicyError(problems)
+        return rules
 
 
 @dataclass(frozen=True)
