@@ -60,6 +60,9 @@ class MipSolution:
     #: Whether the wall-clock limit stopped the solver. A plan found so is not reproducible (a
     #: busy machine stops earlier); a node limit (``max_nodes``) stops at the same point always.
     hit_time_limit: bool = False
+    #: Reduced cost per column of an optimal LP (no integer column), when the backend gives
+    #: them (HiGHS); None otherwise.
+    reduced_cost: np.ndarray | None = None
 
     @property
     def gap(self) -> float:

@@ -37,6 +37,7 @@ import numpy as np
 
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipBackend, MipProblem, MipSolution
+from coupler.engine.classes import count_classes, improve_by_classes
 from coupler.engine.flow import FlowRelaxation, flow_penalties, solve_relaxation
 from coupler.engine.lagrange import knapsack_bound
 from coupler.engine.lns import improve_windows
@@ -218,6 +219,61 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
             flow = solve_relaxation(model, uncoupled=st.uncoupled)
             seconds["relaxation"] += time.perf_counter() - t2
 
+    tried_classes = False
+    used_method = ""
+
+    def try_classes(plan: np.ndarray, st: Stage1) -> tuple[np.ndarray, float] | None:
+        # The exact class model (whole households packed into alike municipalities): its LP is
+        # a much tighter bound, and MIPs over the pairs its reduced costs keep close the gap.
+        nonlocal tried_classes, used_method
+        tried_classes = True
+        t3 = time.perf_counter()
+        hint = np.inf
+        if (
+            st.broken == 0
+            and st.uncoupled == 0
+            and model.persons <= _KNAPSACK_PERSONS
+            and count_classes(model, allow_broken=False) > model.n_municipalities // 2
+        ):
+            # Few alike municipalities: the class LP is the plain LP, and the knapsack bound is
+            # the stronger one (it tells the class MIPs when to stop).
+            hint = knapsack(model.evaluate(plan).objective)
+        better = improve_by_classes(
+            model,
+            plan,
+            mip,
+            get_backend("highs"),
+            allow_broken=st.broken > 0,
+            max_broken=st.broken,
+            max_uncoupled=st.uncoupled,
+            gap=gap,
+            seed=seed,
+            deadline=clock.deadline,
+            say=say,
+            on_time_limit=lambda: clock.hit("classes"),
+            bound=hint,
+        )
+        seconds["classes"] = time.perf_counter() - t3
+        if better is not None:
+            used_method += "+classes"
+        return better
+
+    knapsack_value: float | None = None
+
+    def knapsack(lower: float) -> float:
+        # The household-integral Lagrangian bound (one knapsack per municipality), once.
+        nonlocal knapsack_value
+        if knapsack_value is None:
+            t4 = time.perf_counter()
+            say("tightening the bound: one knapsack per municipality (Lagrangian)")
+            knapsack_value = knapsack_bound(
+                model, flow, steps=_KNAPSACK_STEPS, lower=lower, deadline=clock.deadline
+            )
+            if clock.left() < 0:
+                clock.hit("knapsack bound")
+            seconds["bound"] = seconds.get("bound", 0.0) + time.perf_counter() - t4
+        return knapsack_value
+
     zero = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
     stage1: Stage1 | None = None
     if flow.lp_broken > 1e-6 or flow.lp_uncoupled > 0.5:
@@ -261,6 +317,15 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
             and _gap(model, assignment, flow, stage1 or zero) > gap
             and params.polish_time > 0
         ):
+            classes = try_classes(assignment, stage1 or zero)
+            if classes is not None:
+                assignment, mip_bound = classes
+        if (
+            assignment is not None
+            and not tried_classes
+            and _gap(model, assignment, flow, stage1 or zero) > gap
+            and params.polish_time > 0
+        ):
             # The node limit stops the MIP; the overall deadline only guards against runaway
             # time (``polish_time`` would stop it at a load-dependent point: it only switches
             # the polishing MIPs on).
@@ -276,6 +341,16 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         say("falling back to the penalised MIP over every pair")
         assignment, status = _fallback(model, flow, mip, clock, gap, seed)
         used_method += "+fallback"
+        if (
+            not model.has_side_constraints
+            and not tried_classes
+            and not _over_budget(model, assignment, stage1)
+            and params.polish_time > 0
+        ):
+            classes = try_classes(assignment, stage1)
+            if classes is not None:
+                assignment, mip_bound = classes
+                status = Status.OPTIMAL
     seconds["mip" if used_method.endswith("mip") else "rounding"] = time.perf_counter() - t
 
     # The relaxation's bound is on the penalised objective. Unless it broke nothing and left
@@ -284,7 +359,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     mixes = stage1.broken > 0 or abs(flow.lp_uncoupled - stage1.uncoupled) > 0.5
     bound = min(np.inf if mixes else _bound(model, flow, stage1), mip_bound)
     value = model.evaluate(assignment)
-    if mixes:
+    if mixes and max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap:
         # Lagrangian over the penalty per broken person; at least two relaxations, even past
         # the deadline, so that a soft bound is always reported.
         t = time.perf_counter()
@@ -298,17 +373,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         and model.persons <= _KNAPSACK_PERSONS
     ):
         # Small batches: the household-integral Lagrangian bound is much tighter than the LP's.
-        t = time.perf_counter()
-        say("tightening the bound: one knapsack per municipality (Lagrangian)")
-        bound = min(
-            bound,
-            knapsack_bound(
-                model, flow, steps=_KNAPSACK_STEPS, lower=value.objective, deadline=clock.deadline
-            ),
-        )
-        if clock.left() < 0:
-            clock.hit("knapsack bound")
-        seconds["bound"] = time.perf_counter() - t
+        bound = min(bound, knapsack(value.objective))
     if (
         not model.has_side_constraints
         and max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap

@@ -1,0 +1,626 @@
+"""An exact, smaller MIP: municipalities that look alike to every household are one class.
+
+Two municipalities belong to one *class* when every household sees them the same: the same soft
+value, the same usable pairs and the same broken criteria (their columns of ``value``,
+``forbidden`` and ``breaks`` are equal). Batches scored per labour-market region (participation
+scores, labour demand) have one class per region, or a few when hard criteria cut a region by
+distance; with soft parts that differ per municipality every class is one municipality.
+
+Within a class only the capacities (and fill targets) differ, so which municipality of the class
+a household gets does not change the objective: what matters is whether the households given to
+the class can be *packed* into its municipalities. The model is therefore exact with
+
+* ``x[h, k]``: household h goes to class k (binary, one per usable pair);
+* per class of several municipalities, an *arc-flow* packing network (Valério de Carvalho's
+  formulation of bin packing): one path per municipality from node (first level, 0) through
+  "take one more household of size s" arcs, level by level from the largest size down (so each
+  multiset of sizes is one path, without order symmetry), to the municipality's kind
+  (capacity, fill target) at its number of persons; the households of size s given to the class
+  equal the flow on its size-s arcs;
+* a class of one municipality keeps the plain capacity row (and the fill-shortfall column).
+
+An integral flow splits into paths, one per municipality, and the households of each size are
+then placed on the paths' slots (any household fits any slot of its size: the class's
+municipalities look alike to it). So every solution is a plan of the same objective, and the
+LP relaxation is a valid bound that is usually much stronger than the transportation relaxation
+(it sees whole households and the packing). :func:`improve_by_classes` uses it: the LP gives the
+bound and reduced costs; MIPs over the pairs whose reduced cost is small, warm-started from the
+current plan, give better plans; once every pair that could still pay off is in, the MIP's own
+bound is valid for the whole model.
+
+Side constraints (bands, dwelling types) are not expressible per class; the engine calls this
+only without them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from coupler.engine.base import MipBackend, MipProblem
+from coupler.model import CouplingModel
+
+#: Classes whose largest capacity exceeds this many persons are split into single municipalities
+#: (plain capacity rows): their packing networks would be large and capacity rarely binds there.
+MAX_PACKING_CAPACITY = 250
+#: The class model is built only up to this many household-class columns.
+MAX_COLUMNS = 250_000
+#: Branch-and-bound nodes per improving MIP (a work limit: the same plan on every machine).
+MIP_NODES = 1_000
+#: The first improving MIP keeps at most this many pairs per household (the cheapest by reduced
+#: cost, at least MIN_PAIRS in all); each next one twice as many.
+FIRST_PAIRS_PER_HOUSEHOLD = 5.0
+MIN_PAIRS = 2_000
+#: At most this many improving MIPs.
+MAX_ROUNDS = 5
+#: The first improving MIP keeps pairs whose reduced cost is within this share of the gap left;
+#: each next one doubles it, until every pair that could still pay off is in.
+FIRST_SHARE = 1 / 16
+
+
+@dataclass(frozen=True, eq=False)
+class _Packing:
+    """The arc-flow network of one class of several municipalities (column offsets into x)."""
+
+    members: np.ndarray  # municipality indices
+    sizes: np.ndarray  # household sizes, largest first (one level each)
+    width: int  # nodes per level: 0..width-1 persons
+    item_level: np.ndarray
+    item_from: np.ndarray
+    item_col: int  # first column of the size arcs
+    down_level: np.ndarray
+    down_at: np.ndarray
+    down_col: int
+    end_at: np.ndarray
+    end_kind: np.ndarray
+    end_col: int
+    kinds: np.ndarray  # (capacity, target) per kind
+
+
+@dataclass(frozen=True, eq=False)
+class ClassModel:
+    """The class MIP of a model and how to read a plan from (or write one into) its columns."""
+
+    problem: MipProblem
+    classes: tuple[np.ndarray, ...]  # municipalities per class
+    pair_h: np.ndarray  # household per x column
+    pair_k: np.ndarray  # class per x column
+    class_of: np.ndarray  # class per municipality
+    packings: dict[int, _Packing]
+    u_col: int  # first uncoupled column, -1 if none
+    n_households: int
+
+    @property
+    def n_x(self) -> int:
+        return int(len(self.pair_h))
+
+    def assignment(self, model: CouplingModel, x: np.ndarray) -> np.ndarray:
+        """The plan of an integral solution ``x`` (municipality per household, -1 uncoupled)."""
+        out = np.full(self.n_households, -1, dtype=np.int64)
+        on = x[: self.n_x] > 0.5
+        size = model.size.astype(np.int64)
+        for k, members in enumerate(self.classes):
+            hs = self.pair_h[on & (self.pair_k == k)]
+            pk = self.packings.get(k)
+            if pk is None:
+                out[hs] = members[0]
+                continue
+            out[hs] = _unpack(model, pk, x, hs, size)
+        return out
+
+    def start(self, model: CouplingModel, plan: np.ndarray) -> np.ndarray | None:
+        """Columns of ``plan`` (a warm start), or None when the plan uses a pair not modelled."""
+        x = np.zeros(self.problem.n_cols)
+        n_k = len(self.classes)
+        on = np.flatnonzero(plan >= 0)
+        key = self.pair_h * n_k + self.pair_k
+        want = on * n_k + self.class_of[plan[on]]
+        pos = np.searchsorted(key, want)
+        if (pos >= len(key)).any() or (key[np.minimum(pos, len(key) - 1)] != want).any():
+            return None
+        x[pos] = 1.0
+        if self.u_col >= 0:
+            x[self.u_col + np.flatnonzero(plan < 0)] = 1.0
+        size = model.size.astype(np.int64)
+        for pk in self.packings.values():
+            if not _pack(model, pk, plan, size, x):
+                return None
+        return x
+
+
+def build_class_model(
+    model: CouplingModel,
+    *,
+    allow_broken: bool,
+    max_broken: int | None,
+    allow_uncoupled: bool,
+    max_uncoupled: int | None,
+) -> ClassModel | None:
+    """The class MIP of ``model`` (see the module docstring); None when it would be too large.
+
+    Parameters
+    ----------
+    allow_broken
+        Whether pairs that break a hard criterion are columns (under ``max_broken``).
+    max_broken, max_uncoupled
+        Budgets in the shortage order's measure and in persons (None: no row).
+    allow_uncoupled
+        Whether households may stay uncoupled (one column each).
+    """
+    n_h = model.n_households
+    size = model.size.astype(np.int64)
+    usable = ~model.forbidden if allow_broken else ~model.forbidden & ~model.breaks
+    class_of = _classes(model, usable)
+    groups: list[np.ndarray] = []
+    for k in range(int(class_of.max(initial=-1)) + 1):
+        members = np.flatnonzero(class_of == k)
+        if len(members) > 1 and int(model.cap[members].max()) > MAX_PACKING_CAPACITY:
+            groups.extend(members[i : i + 1] for i in range(len(members)))
+        else:
+            groups.append(members)
+    class_of = np.empty(model.n_municipalities, dtype=np.int64)
+    for k, members in enumerate(groups):
+        class_of[members] = k
+    first = np.array([g[0] for g in groups], dtype=np.int64)
+    pair_h, pair_k = np.nonzero(usable[:, first])
+    pair_h = pair_h.astype(np.int64)
+    pair_k = pair_k.astype(np.int64)
+    n_x = len(pair_h)
+    if n_x > MAX_COLUMNS:
+        return None
+
+    b = _Builder()
+    b.columns(model.value[pair_h, first[pair_k]], np.ones(n_x), integer=True)
+    u_col = -1
+    if allow_uncoupled:
+        # Leaving a household out scores 0 (as in the objective); the budget row limits it.
+        u_col = b.columns(np.zeros(n_h), np.ones(n_h), integer=True)
+    # Assignment: every household once (or uncoupled).
+    rows = [pair_h]
+    cols = [np.arange(n_x)]
+    if u_col >= 0:
+        rows.append(np.arange(n_h))
+        cols.append(u_col + np.arange(n_h))
+    b.rows(np.concatenate(rows), np.concatenate(cols), None, np.ones(n_h), np.ones(n_h))
+
+    lam = float(model.fill_weight)
+    order = np.argsort(pair_k, kind="stable")
+    starts = np.searchsorted(pair_k[order], np.arange(len(groups) + 1))
+    packings: dict[int, _Packing] = {}
+    for k, members in enumerate(groups):
+        sel = order[starts[k] : starts[k + 1]]
+        if len(members) == 1:
+            m = int(members[0])
+            b.rows(np.zeros(len(sel), np.int64), sel, size[pair_h[sel]], [-np.inf], [model.cap[m]])
+            if lam > 0 and model.target[m] > 0:
+                s_col = b.columns(np.array([-lam]), np.array([np.inf]), integer=False)
+                b.rows(
+                    np.zeros(len(sel) + 1, np.int64),
+                    np.append(sel, s_col),
+                    np.append(size[pair_h[sel]], 1.0),
+                    [model.target[m]],
+                    [np.inf],
+                )
+            continue
+        packings[k] = _packing(model, b, members, sel, pair_h, size, lam)
+
+    if max_broken is not None and allow_broken:
+        hit = np.flatnonzero(model.breaks[pair_h, first[pair_k]])
+        b.rows(
+            np.zeros(len(hit), np.int64),
+            hit,
+            model.broken_weight[pair_h[hit]].astype(np.float64),
+            [-np.inf],
+            [float(max_broken)],
+        )
+    if u_col >= 0 and max_uncoupled is not None:
+        b.rows(
+            np.zeros(n_h, np.int64),
+            u_col + np.arange(n_h),
+            size.astype(np.float64),
+            [-np.inf],
+            [float(max_uncoupled)],
+        )
+    return ClassModel(
+        problem=b.problem(),
+        classes=tuple(groups),
+        pair_h=pair_h,
+        pair_k=pair_k,
+        class_of=class_of,
+        packings=packings,
+        u_col=u_col,
+        n_households=n_h,
+    )
+
+
+def improve_by_classes(
+    model: CouplingModel,
+    assignment: np.ndarray,
+    mip: MipBackend,
+    lp: MipBackend,
+    *,
+    allow_broken: bool,
+    max_broken: int,
+    max_uncoupled: int,
+    gap: float,
+    seed: int,
+    deadline: float,
+    say: Callable[[str], None] = lambda _: None,
+    on_time_limit: Callable[[], None] = lambda: None,
+    bound: float = float("inf"),
+) -> tuple[np.ndarray, float] | None:
+    """A plan at least as good as ``assignment`` within the budgets, and a proven bound.
+
+    The bound is on the soft objective (``soft - fill * shortfall``) of every plan with at most
+    ``max_broken`` broken (shortage-order measure) and ``max_uncoupled`` uncoupled persons.
+    ``lp`` must return reduced costs for an LP (HiGHS); ``mip`` solves the improving MIPs, each
+    stopped by ``MIP_NODES`` (``deadline`` is a safety net; ``on_time_limit`` is called when it
+    stopped one). ``bound`` is a bound known already (it only stops the MIPs earlier).
+    Returns None when the class model is too large or finds nothing.
+    """
+    cm = build_class_model(
+        model,
+        allow_broken=allow_broken,
+        max_broken=max_broken if allow_broken else None,
+        allow_uncoupled=max_uncoupled > 0,
+        max_uncoupled=max_uncoupled if max_uncoupled > 0 else None,
+    )
+    if cm is None:
+        return None
+    start = cm.start(model, assignment)
+    if start is None:
+        return None
+    problem = cm.problem
+    say(
+        f"closing the gap: {len(cm.classes)} classes of alike municipalities, "
+        f"{cm.n_x:,} household-class pairs"
+    )
+    relaxed = dataclasses.replace(problem, integer=np.zeros(problem.n_cols, dtype=bool))
+    sol = lp.solve(relaxed, time_limit=max(1.0, deadline - time.perf_counter()), gap=0.0, seed=seed)
+    if sol.x is None or sol.reduced_cost is None:
+        return None
+    plan = assignment
+    best = _objective(model, plan)
+    bound = min(float(sol.objective), bound)
+    rc = np.abs(sol.reduced_cost[: cm.n_x])
+    used = (sol.x[: cm.n_x] > 1e-9) | (start[: cm.n_x] > 0.5)
+    cutoff: float | None = None
+    pairs_per_household = FIRST_PAIRS_PER_HOUSEHOLD
+    n_free = model.n_households
+    rounds = 0
+    while True:
+        gap_abs = bound - best
+        if gap_abs <= gap * max(1.0, abs(best)):
+            break
+        left = deadline - time.perf_counter()
+        if left < 0.2:
+            on_time_limit()
+            break
+        cutoff = gap_abs if cutoff is None else min(gap_abs, cutoff)
+        if rounds == 0:
+            cutoff = FIRST_SHARE * gap_abs
+        keep = used | (rc <= cutoff + 1e-9)
+        limit = max(MIN_PAIRS, int(pairs_per_household * n_free))
+        complete = cutoff >= gap_abs  # every pair that could still pay off is in
+        if int(keep.sum()) > limit:
+            # Too many pairs for a quick MIP: the cheapest ones (by reduced cost) only.
+            extra = np.flatnonzero(keep & ~used)
+            extra = extra[np.argsort(rc[extra], kind="stable")[: max(0, limit - int(used.sum()))]]
+            keep = used.copy()
+            keep[extra] = True
+            cutoff = float(rc[extra].max(initial=0.0))
+            complete = False
+        hi = problem.col_hi.copy()
+        hi[: cm.n_x][~keep] = 0.0
+        x0 = cm.start(model, plan)
+        sub = dataclasses.replace(problem, col_hi=hi, start=x0)
+        res = mip.solve(sub, time_limit=left, gap=gap / 2, seed=seed, max_nodes=MIP_NODES)
+        if res.hit_time_limit:
+            on_time_limit()
+        if res.x is not None:
+            cand = cm.assignment(model, res.x)
+            value = _objective(model, cand)
+            ok = _within(model, cand, max_broken, max_uncoupled)
+            if ok and abs(value - res.objective) > 1e-6 * max(1.0, abs(value)):
+                ok = False  # the plan read back does not match the MIP: trust neither
+            if ok and value > best + 1e-9:
+                plan, best = cand, value
+            if ok and complete and np.isfinite(res.bound):
+                # Pairs left out cost more than the gap, so no better plan uses them.
+                bound = min(bound, max(float(res.bound), best))
+        say(
+            f"  pairs within {cutoff:.4g} of the bound's reduced costs: {int(keep.sum()):,}; "
+            f"plan {best:,.4f}, bound {bound:,.4f}"
+        )
+        rounds += 1
+        if complete or res.hit_time_limit or rounds >= MAX_ROUNDS:
+            break
+        cutoff *= 2
+        pairs_per_household *= 2
+    return plan, bound
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def count_classes(model: CouplingModel, *, allow_broken: bool) -> int:
+    """How many classes of alike municipalities ``model`` has (before any split by capacity)."""
+    usable = ~model.forbidden if allow_broken else ~model.forbidden & ~model.breaks
+    return int(_classes(model, usable).max(initial=-1)) + 1
+
+
+def _classes(model: CouplingModel, usable: np.ndarray) -> np.ndarray:
+    """Class per municipality: equal value, usable and breaks columns (and target with fill)."""
+    value = np.ascontiguousarray(model.value.T)
+    use = np.ascontiguousarray(usable.T)
+    brk = np.ascontiguousarray(model.breaks.T)
+    seen: dict[tuple[bytes, bytes, bytes], int] = {}
+    out = np.empty(model.n_municipalities, dtype=np.int64)
+    for m in range(model.n_municipalities):
+        key = (value[m].tobytes(), use[m].tobytes(), brk[m].tobytes())
+        out[m] = seen.setdefault(key, len(seen))
+    return out
+
+
+def _packing(
+    model: CouplingModel,
+    b: _Builder,
+    members: np.ndarray,
+    sel: np.ndarray,
+    pair_h: np.ndarray,
+    size: np.ndarray,
+    lam: float,
+) -> _Packing:
+    """Add the arc-flow network of one class of several municipalities."""
+    caps = model.cap[members].astype(np.int64)
+    targets = model.target[members] if lam > 0 else np.zeros(len(members))
+    kinds, counts = np.unique(np.stack([caps, targets], axis=1), axis=0, return_counts=True)
+    width = int(caps.max()) + 1
+    sizes = np.unique(size[pair_h[sel]])[::-1]
+    levels = len(sizes)
+    item_level = np.concatenate(
+        [np.full(max(0, width - int(s)), lv, np.int64) for lv, s in enumerate(sizes)]
+        or [np.zeros(0, np.int64)]
+    )
+    item_from = np.concatenate(
+        [np.arange(max(0, width - int(s)), dtype=np.int64) for s in sizes]
+        or [np.zeros(0, np.int64)]
+    )
+    item_size = sizes[item_level] if len(item_level) else np.zeros(0, np.int64)
+    down_level = np.repeat(np.arange(max(0, levels - 1), dtype=np.int64), width)
+    down_at = np.tile(np.arange(width, dtype=np.int64), max(0, levels - 1))
+    end_kind = np.concatenate([np.full(int(c) + 1, j, np.int64) for j, (c, _) in enumerate(kinds)])
+    end_at = np.concatenate([np.arange(int(c) + 1, dtype=np.int64) for c, _ in kinds])
+    end_cost = -lam * np.maximum(kinds[end_kind, 1] - end_at, 0.0)
+    n_i, n_d, n_e = len(item_level), len(down_level), len(end_at)
+    item_col = b.columns(np.zeros(n_i), np.full(n_i, np.inf), integer=True)
+    down_col = b.columns(np.zeros(n_d), np.full(n_d, np.inf), integer=True)
+    end_col = b.columns(end_cost, np.full(n_e, np.inf), integer=True)
+    # Households of each size given to the class = flow on that level's arcs.
+    hsize = size[pair_h[sel]]
+    for lv, s in enumerate(sizes):
+        xs = sel[hsize == s]
+        arcs = item_col + np.flatnonzero(item_level == lv)
+        b.rows(
+            np.zeros(len(xs) + len(arcs), np.int64),
+            np.concatenate([xs, arcs]),
+            np.concatenate([np.ones(len(xs)), -np.ones(len(arcs))]),
+            [0.0],
+            [0.0],
+        )
+    # Flow conservation at every node (level, persons): in - out = -paths at the source.
+    last = max(0, levels - 1)
+    node_rows = np.concatenate(
+        [
+            item_level * width + item_from + item_size,
+            item_level * width + item_from,
+            (down_level + 1) * width + down_at,
+            down_level * width + down_at,
+            last * width + end_at,
+        ]
+    )
+    node_cols = np.concatenate(
+        [
+            item_col + np.arange(n_i),
+            item_col + np.arange(n_i),
+            down_col + np.arange(n_d),
+            down_col + np.arange(n_d),
+            end_col + np.arange(n_e),
+        ]
+    )
+    node_vals = np.concatenate(
+        [np.ones(n_i), -np.ones(n_i), np.ones(n_d), -np.ones(n_d), -np.ones(n_e)]
+    )
+    rhs = np.zeros(max(1, levels) * width)
+    rhs[0] = -float(len(members))
+    b.rows(node_rows, node_cols, node_vals, rhs, rhs)
+    # Paths ending at each kind = its municipalities.
+    b.rows(
+        end_kind,
+        end_col + np.arange(n_e),
+        None,
+        counts.astype(np.float64),
+        counts.astype(np.float64),
+    )
+    return _Packing(
+        members=members,
+        sizes=sizes,
+        width=width,
+        item_level=item_level,
+        item_from=item_from,
+        item_col=item_col,
+        down_level=down_level,
+        down_at=down_at,
+        down_col=down_col,
+        end_at=end_at,
+        end_kind=end_kind,
+        end_col=end_col,
+        kinds=kinds,
+    )
+
+
+def _kind_slots(model: CouplingModel, pk: _Packing) -> list[list[int]]:
+    """Municipalities of each kind (capacity, target), in index order."""
+    lam = float(model.fill_weight)
+    slots: list[list[int]] = [[] for _ in range(len(pk.kinds))]
+    for m in pk.members:
+        t = model.target[m] if lam > 0 else 0.0
+        j = int(np.flatnonzero((pk.kinds[:, 0] == model.cap[m]) & (pk.kinds[:, 1] == t))[0])
+        slots[j].append(int(m))
+    return slots
+
+
+def _unpack(
+    model: CouplingModel, pk: _Packing, x: np.ndarray, households: np.ndarray, size: np.ndarray
+) -> np.ndarray:
+    """Municipality per household of ``households`` (given to this class) from the flow."""
+    width = pk.width
+    last = len(pk.sizes) - 1
+    out_arcs: dict[int, list[tuple[int, int]]] = {}
+    for kind, col, level, at in (
+        (0, pk.item_col, pk.item_level, pk.item_from),
+        (1, pk.down_col, pk.down_level, pk.down_at),
+        (2, pk.end_col, np.full(len(pk.end_at), last), pk.end_at),
+    ):
+        flow = np.rint(x[col : col + len(at)]).astype(np.int64)
+        for a in np.flatnonzero(flow > 0):
+            out_arcs.setdefault(int(level[a]) * width + int(at[a]), []).extend(
+                [(kind, int(a))] * int(flow[a])
+            )
+    slots = _kind_slots(model, pk)
+    pool = {int(s): list(households[size[households] == s]) for s in np.unique(size[households])}
+    result = np.full(len(households), -1, dtype=np.int64)
+    where = {int(h): i for i, h in enumerate(households)}
+    for _ in range(len(pk.members)):
+        node: int = 0
+        taken: list[int] = []
+        while True:
+            kind, arc = out_arcs[node].pop()
+            if kind == 0:
+                s = int(pk.sizes[pk.item_level[arc]])
+                taken.append(s)
+                node += s
+            elif kind == 1:
+                node += width
+            else:
+                m = slots[int(pk.end_kind[arc])].pop()
+                break
+        for s in taken:
+            result[where[int(pool[s].pop())]] = m
+    return result
+
+
+def _pack(
+    model: CouplingModel, pk: _Packing, plan: np.ndarray, size: np.ndarray, x: np.ndarray
+) -> bool:
+    """Write the flow of ``plan``'s households in this class into ``x``; False if impossible."""
+    width = pk.width
+    last = len(pk.sizes) - 1
+    item = {
+        (int(lv), int(i)): a
+        for a, (lv, i) in enumerate(zip(pk.item_level, pk.item_from, strict=True))
+    }
+    down = {
+        (int(lv), int(i)): a
+        for a, (lv, i) in enumerate(zip(pk.down_level, pk.down_at, strict=True))
+    }
+    end = {(int(j), int(i)): a for a, (j, i) in enumerate(zip(pk.end_kind, pk.end_at, strict=True))}
+    slots = _kind_slots(model, pk)
+    kind_of = {m: j for j, ms in enumerate(slots) for m in ms}
+    for m in pk.members:
+        here = np.sort(size[plan == m])[::-1]
+        at = 0
+        for lv, s in enumerate(pk.sizes):
+            for _ in range(int((here == s).sum())):
+                a = item.get((lv, at))
+                if a is None:
+                    return False
+                x[pk.item_col + a] += 1.0
+                at += int(s)
+            if lv < last:
+                x[pk.down_col + down[(lv, at)]] += 1.0
+        if at != int(here.sum()):
+            return False  # a size this class's network does not know
+        e = end.get((kind_of[int(m)], at))
+        if e is None:
+            return False
+        x[pk.end_col + e] += 1.0
+    del width
+    return True
+
+
+def _objective(model: CouplingModel, plan: np.ndarray) -> float:
+    return float(model.evaluate(plan).objective)
+
+
+def _within(model: CouplingModel, plan: np.ndarray, max_broken: int, max_uncoupled: int) -> bool:
+    v = model.evaluate(plan)
+    usable = ~model.forbidden[np.flatnonzero(plan >= 0), plan[plan >= 0]]
+    return bool(
+        v.broken_measure <= max_broken
+        and v.uncoupled_persons <= max_uncoupled
+        and (v.assigned <= model.cap).all()
+        and usable.all()
+    )
+
+
+class _Builder:
+    """Columns and rows of a sparse MIP, added in blocks."""
+
+    def __init__(self) -> None:
+        self._c: list[np.ndarray] = []
+        self._hi: list[np.ndarray] = []
+        self._int: list[np.ndarray] = []
+        self._n = 0
+        self._r: list[np.ndarray] = []
+        self._k: list[np.ndarray] = []
+        self._v: list[np.ndarray] = []
+        self._lo_r: list[np.ndarray] = []
+        self._hi_r: list[np.ndarray] = []
+        self._m = 0
+
+    def columns(self, cost: np.ndarray, upper: np.ndarray, *, integer: bool) -> int:
+        """Add columns (lower bound 0); returns the index of the first."""
+        first = self._n
+        self._c.append(np.asarray(cost, dtype=np.float64))
+        self._hi.append(np.asarray(upper, dtype=np.float64))
+        self._int.append(np.full(len(cost), integer))
+        self._n += len(cost)
+        return first
+
+    def rows(
+        self,
+        row: np.ndarray,
+        col: np.ndarray,
+        val: np.ndarray | None,
+        lo: np.ndarray | list[float],
+        hi: np.ndarray | list[float],
+    ) -> None:
+        """Add ``len(lo)`` rows; entries (row, col, val) with rows numbered from 0 here."""
+        lo_a = np.asarray(lo, dtype=np.float64)
+        self._r.append(np.asarray(row, dtype=np.int64) + self._m)
+        self._k.append(np.asarray(col, dtype=np.int64))
+        self._v.append(np.ones(len(row)) if val is None else np.asarray(val, dtype=np.float64))
+        self._lo_r.append(lo_a)
+        self._hi_r.append(np.asarray(hi, dtype=np.float64))
+        self._m += len(lo_a)
+
+    def problem(self) -> MipProblem:
+        A = sp.csr_matrix(
+            (np.concatenate(self._v), (np.concatenate(self._r), np.concatenate(self._k))),
+            shape=(self._m, self._n),
+        )
+        return MipProblem(
+            c=np.concatenate(self._c),
+            A=A,
+            row_lo=np.concatenate(self._lo_r),
+            row_hi=np.concatenate(self._hi_r),
+            col_lo=np.zeros(self._n),
+            col_hi=np.concatenate(self._hi),
+            integer=np.concatenate(self._int),
+        )
