@@ -94,6 +94,7 @@ class ClassModel:
     packings: dict[int, _Packing]
     u_col: int  # first uncoupled column, -1 if none
     n_households: int
+    shortfall_col: dict[int, int]  # fill-shortfall column per single-municipality class
 
     @property
     def n_x(self) -> int:
@@ -127,6 +128,10 @@ class ClassModel:
         if self.u_col >= 0:
             x[self.u_col + np.flatnonzero(plan < 0)] = 1.0
         size = model.size.astype(np.int64)
+        if self.shortfall_col:
+            assigned = model.evaluate(plan).assigned
+            for m, col in self.shortfall_col.items():
+                x[col] = max(0.0, float(model.target[m]) - float(assigned[m]))
         for pk in self.packings.values():
             if not _pack(model, pk, plan, size, x):
                 return None
@@ -192,6 +197,7 @@ def build_class_model(
     order = np.argsort(pair_k, kind="stable")
     starts = np.searchsorted(pair_k[order], np.arange(len(groups) + 1))
     packings: dict[int, _Packing] = {}
+    shortfall_col: dict[int, int] = {}
     for k, members in enumerate(groups):
         sel = order[starts[k] : starts[k + 1]]
         if len(members) == 1:
@@ -199,6 +205,7 @@ def build_class_model(
             b.rows(np.zeros(len(sel), np.int64), sel, size[pair_h[sel]], [-np.inf], [model.cap[m]])
             if lam > 0 and model.target[m] > 0:
                 s_col = b.columns(np.array([-lam]), np.array([np.inf]), integer=False)
+                shortfall_col[m] = s_col
                 b.rows(
                     np.zeros(len(sel) + 1, np.int64),
                     np.append(sel, s_col),
@@ -235,6 +242,7 @@ def build_class_model(
         packings=packings,
         u_col=u_col,
         n_households=n_h,
+        shortfall_col=shortfall_col,
     )
 
 
