@@ -7,7 +7,8 @@ is not timed. :meth:`Workload.load` then reads them back through :func:`coupler.
 a user's run would, and is timed as the ``load`` phase.
 
 >>> sorted(WORKLOADS)
-['end-of-period', 'half-year', 'monthly', 'shortage', 'side', 'stress', 'tight', 'tiny']
+['end-of-period', 'half-year', 'monthly', 'shortage', 'shortage-small', 'side', 'small', 'stress', 'tight',
+ 'tiny']
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from coupler import (
 from coupler.geo import distance_matrix
 from coupler.quota import proportional_quotas
 
-Kind = Literal["plain", "shortage", "side", "tight", "end-of-period"]
+Kind = Literal["plain", "shortage", "side", "tight", "end-of-period", "small", "shortage-small"]
 
 #: The shortage workload: job-holders pointing at this municipality, in a 50 km area whose
 #: remaining quota is cut (DOMAIN.md section 3 uses the same example).
@@ -48,6 +49,12 @@ SIDE_DWELLING_SLACK = 1.25
 SIDE_BAND_FILL = (0.95, 1.05)
 #: The tight workload: remaining quota this many times the batch's persons, divided by population.
 TIGHT_SLACK = 1.1
+#: The shortage-small workload: this share of households holds a qualifying job at
+#: SHORTAGE_CENTRE; the remaining quota is this many times the batch's persons (by population),
+#: and the 50 km area around the centre keeps this share of it.
+SHORTAGE_SMALL_JOBS = 0.35
+SHORTAGE_SMALL_SLACK = 1.3
+SHORTAGE_SMALL_KEEP = 0.3
 #: The end-of-period workload: five of six monthly batches are approved; each municipality has
 #: used its share of them times a factor drawn uniformly from this range (uneven progress).
 END_OF_PERIOD_USE = (0.8, 1.15)
@@ -112,6 +119,14 @@ class Workload:
             policy = {"quota": {"fill_balance": 0.0}}
         elif self.kind == "end-of-period":
             remaining = _end_of_period(municipalities, self.persons, seed)
+        elif self.kind == "small":
+            households = households[["household_id", "size", "azc"]].copy()
+            criteria = criteria.iloc[0:0]
+        elif self.kind == "shortage-small":
+            households, criteria, remaining = _shortage_small(municipalities, households, seed)
+            scores = folder / "scores.csv"
+            _region_scores(municipalities, households, seed).to_csv(scores, index=False)
+            policy = {"quota": {"fill_balance": 0.0}}
         households.to_csv(folder / "households.csv", index=False)
         criteria.to_csv(folder / "criteria.csv", index=False)
         return PreparedCase(
@@ -214,6 +229,38 @@ def _tight(
     return hh, criteria.iloc[0:0], remaining
 
 
+def _shortage_small(
+    municipalities: pd.DataFrame, households: pd.DataFrame, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Ids and sizes; a share of households with a qualifying job at SHORTAGE_CENTRE; a
+    remaining quota of SHORTAGE_SMALL_SLACK x persons, cut inside the centre's 50 km area."""
+    rng = np.random.default_rng(40_000 + seed)
+    hh = households[["household_id", "size"]].copy()
+    names = municipalities["name"].astype(str).to_numpy()
+    centre = int(np.flatnonzero(names == SHORTAGE_CENTRE)[0])
+    ids = hh["household_id"].to_numpy()[rng.random(len(hh)) < SHORTAGE_SMALL_JOBS]
+    criteria = pd.DataFrame(
+        {
+            "household_id": ids,
+            "kind": "work",
+            "municipality": str(municipalities["code"].iloc[centre]),
+            "hours_per_week": 24.0,
+            "contract_signed": pd.array([True] * len(ids), dtype="boolean"),
+            "payslip_seen": pd.array([True] * len(ids), dtype="boolean"),
+        }
+    )
+    km = distance_matrix(
+        municipalities["lat"].to_numpy(float), municipalities["lon"].to_numpy(float)
+    )
+    remaining = proportional_quotas(
+        municipalities["population"].to_numpy(float),
+        math.ceil(SHORTAGE_SMALL_SLACK * int(hh["size"].sum())),
+    )
+    area = km[centre] <= 50.0
+    remaining[area] = np.floor(remaining[area] * SHORTAGE_SMALL_KEEP).astype(np.int64)
+    return hh, criteria, remaining
+
+
 def _region_scores(
     municipalities: pd.DataFrame, households: pd.DataFrame, seed: int
 ) -> pd.DataFrame:
@@ -289,6 +336,22 @@ WORKLOADS: dict[str, Workload] = {
             description=(
                 f"~420 households, participation scores only, fill balance off, remaining quota "
                 f"{TIGHT_SLACK} x persons"
+            ),
+        ),
+        Workload(
+            "small",
+            600,
+            kind="small",
+            description="~300 households (fewer than municipalities), ids, sizes and an azc only",
+        ),
+        Workload(
+            "shortage-small",
+            600,
+            kind="shortage-small",
+            description=(
+                f"~300 households, participation scores only, fill balance off, "
+                f"{SHORTAGE_SMALL_JOBS:.0%} with a job at {SHORTAGE_CENTRE}, whose 50 km area "
+                f"keeps {SHORTAGE_SMALL_KEEP:.0%} of a quota of {SHORTAGE_SMALL_SLACK} x persons"
             ),
         ),
         Workload(

@@ -134,3 +134,34 @@ def test_tight_and_end_of_period_tiers(tmp_path: Path) -> None:
     assert int(inst.remaining.sum()) == math.ceil(TIGHT_SLACK * int(inst.sizes.sum()))
     inst, _ = WORKLOADS["end-of-period"].prepare(0, tmp_path / "e").load()
     assert int(inst.sizes.sum()) <= int(inst.remaining.sum()) < 28_000
+
+
+def test_small_and_shortage_small_tiers(tmp_path: Path) -> None:
+    """The small tier keeps ids, sizes and an azc only (no criteria); the shortage-small tier has
+    ids and sizes, participation scores, fill balance off, qualifying jobs at the shortage
+    centre only, and a quota of SHORTAGE_SMALL_SLACK x persons cut inside the centre's area so
+    that hard criteria must break."""
+    import math
+
+    from benchmarks.workloads import SHORTAGE_SMALL_KEEP, SHORTAGE_SMALL_SLACK
+    from coupler import build_model, load_scenario
+    from coupler.geo import distance_matrix
+
+    inst, policy = WORKLOADS["small"].scaled(200).prepare(0, tmp_path / "s").load()
+    assert len(inst.criteria) == 0 and inst.households["azc"].notna().all()
+    assert policy.quota.fill_balance > 0
+
+    inst, policy = WORKLOADS["shortage-small"].scaled(300).prepare(0, tmp_path / "x").load()
+    assert policy.quota.fill_balance == 0.0 and inst.scores is not None
+    assert set(inst.criteria["kind"].astype(str)) == {"work"}
+    assert inst.criteria["municipality"].nunique() == 1
+    persons = int(inst.sizes.sum())
+    m, _ = load_scenario()
+    centre = int((m["name"].astype(str) == "Eindhoven").to_numpy().argmax())
+    km = distance_matrix(m["lat"].to_numpy(float), m["lon"].to_numpy(float))[centre]
+    area = km <= 50.0
+    assert int(inst.remaining.sum()) < math.ceil(SHORTAGE_SMALL_SLACK * persons)
+    assert int(inst.remaining[area].sum()) <= SHORTAGE_SMALL_KEEP * SHORTAGE_SMALL_SLACK * persons
+    model = build_model(inst, policy)
+    workers = model.has_hard
+    assert int(model.size[workers].sum()) > int(inst.remaining[area].sum())  # some must break

@@ -56,11 +56,11 @@ MIP_NODES = 1_000
 #: cost, at least MIN_PAIRS in all); each next one twice as many.
 FIRST_PAIRS_PER_HOUSEHOLD = 5.0
 MIN_PAIRS = 2_000
-#: At most this many improving MIPs.
+#: At most this many improving MIPs, and together at most this many pair columns per
+#: household (at least PAIRS_BUDGET_MIN): work limits, so that plans do not depend on the clock.
 MAX_ROUNDS = 5
-#: The first improving MIP keeps pairs whose reduced cost is within this share of the gap left;
-#: each next one doubles it, until every pair that could still pay off is in.
-FIRST_SHARE = 1 / 16
+PAIRS_BUDGET_PER_HOUSEHOLD = 20
+PAIRS_BUDGET_MIN = 8_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,10 +297,11 @@ def improve_by_classes(
     bound = min(float(sol.objective), bound)
     rc = np.abs(sol.reduced_cost[: cm.n_x])
     used = (sol.x[: cm.n_x] > 1e-9) | (start[: cm.n_x] > 0.5)
-    cutoff: float | None = None
-    pairs_per_household = FIRST_PAIRS_PER_HOUSEHOLD
-    n_free = model.n_households
+    cheapest = np.argsort(rc, kind="stable")
+    limit = max(MIN_PAIRS, int(FIRST_PAIRS_PER_HOUSEHOLD * model.n_households))
+    budget = max(PAIRS_BUDGET_MIN, PAIRS_BUDGET_PER_HOUSEHOLD * model.n_households)
     rounds = 0
+    spent = 0
     while True:
         gap_abs = bound - best
         if gap_abs <= gap * max(1.0, abs(best)):
@@ -309,20 +310,13 @@ def improve_by_classes(
         if left < 0.2:
             on_time_limit()
             break
-        cutoff = gap_abs if cutoff is None else min(gap_abs, cutoff)
-        if rounds == 0:
-            cutoff = FIRST_SHARE * gap_abs
-        keep = used | (rc <= cutoff + 1e-9)
-        limit = max(MIN_PAIRS, int(pairs_per_household * n_free))
-        complete = cutoff >= gap_abs  # every pair that could still pay off is in
-        if int(keep.sum()) > limit:
-            # Too many pairs for a quick MIP: the cheapest ones (by reduced cost) only.
-            extra = np.flatnonzero(keep & ~used)
-            extra = extra[np.argsort(rc[extra], kind="stable")[: max(0, limit - int(used.sum()))]]
-            keep = used.copy()
-            keep[extra] = True
-            cutoff = float(rc[extra].max(initial=0.0))
-            complete = False
+        # The cheapest pairs (by reduced cost) among those that could still pay off.
+        could = cheapest[(rc[cheapest] <= gap_abs + 1e-9) & ~used[cheapest]]
+        take = could[: max(0, limit - int(used.sum()))]
+        keep = used.copy()
+        keep[take] = True
+        complete = len(take) == len(could)  # every pair that could still pay off is in
+        cutoff = float(rc[take].max(initial=0.0))
         hi = problem.col_hi.copy()
         hi[: cm.n_x][~keep] = 0.0
         x0 = cm.start(model, plan)
@@ -346,10 +340,10 @@ def improve_by_classes(
             f"plan {best:,.4f}, bound {bound:,.4f}"
         )
         rounds += 1
-        if complete or res.hit_time_limit or rounds >= MAX_ROUNDS:
+        spent += int(keep.sum())
+        if complete or res.hit_time_limit or rounds >= MAX_ROUNDS or spent >= budget:
             break
-        cutoff *= 2
-        pairs_per_household *= 2
+        limit *= 2
     return plan, bound
 
 
