@@ -4,6 +4,10 @@ brute force: it is exact, its LP bounds every plan, and it closes the gap from p
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +190,48 @@ def test_engine_reaches_the_optimum_on_region_scored_tight_batches(seed: int) ->
     assert (res.uncoupled_persons, res.broken_persons) == (best.uncoupled, best.broken)
     assert res.objective == pytest.approx(best.objective, abs=1e-6)
     assert res.bound >= best.objective - 1e-6
+
+
+def test_class_path_is_deterministic_while_every_core_is_busy(tmp_path: Path) -> None:
+    """A region-scored tight batch (the benchmark's tight tier, 300 persons) goes through the
+    class model; solved again while busy loops occupy every core it gives the same plan and
+    bound, and no step was stopped by the clock (work limits decide the plan)."""
+    from benchmarks.workloads import WORKLOADS
+
+    inst, policy = WORKLOADS["tight"].scaled(300).prepare(1, tmp_path / "t").load()
+    model = build_model(inst, policy)
+    quiet = solve(model)
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        busy = solve(model)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert "classes" in quiet.method
+    assert "time_limit_hit" not in quiet.info and "time_limit_hit" not in busy.info
+    assert busy.method == quiet.method
+    assert np.array_equal(busy.assignment, quiet.assignment)
+    assert busy.bound == quiet.bound
+    assert quiet.bound >= quiet.objective
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tiny_quotas_leave_only_the_minimum_uncoupled(seed: int, tmp_path: Path) -> None:
+    """A region-scored batch of 300 persons against 330 places spread over 342 municipalities
+    (most can take 0 or 1 person, so large families cannot all be placed): rounding and repair
+    fail, and the plan still leaves exactly stage 1's proven minimum of persons uncoupled, with
+    the optimal soft score the exact class MIP finds under that budget."""
+    from benchmarks.workloads import WORKLOADS
+
+    inst, policy = WORKLOADS["tight"].scaled(300).prepare(seed, tmp_path / "t").load()
+    model = build_model(inst, policy)
+    res = solve(model)
+    assert res.lower_bounds_proven
+    assert res.uncoupled_persons == res.uncoupled_lower_bound > 0
+    plan, objective = _solve_exact(model, res.uncoupled_persons, 0)
+    assert res.objective >= objective * (1 - 1e-3) - 1e-9
+    assert res.bound >= objective - 1e-6

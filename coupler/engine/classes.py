@@ -44,6 +44,7 @@ import scipy.sparse as sp
 
 from coupler.engine.base import MipBackend, MipProblem
 from coupler.model import CouplingModel
+from coupler.result import Status
 
 #: Classes whose largest capacity exceeds this many persons are split into single municipalities
 #: (plain capacity rows): their packing networks would be large and capacity rarely binds there.
@@ -280,9 +281,9 @@ def improve_by_classes(
     )
     if cm is None:
         return None
-    start = cm.start(model, assignment)
-    if start is None:
-        return None
+    # A plan over the budgets (a fallback's) is no start: the MIPs then look for one within.
+    valid = _within(model, assignment, max_broken, max_uncoupled)
+    start = cm.start(model, assignment) if valid else None
     problem = cm.problem
     say(
         f"closing the gap: {len(cm.classes)} classes of alike municipalities, "
@@ -293,10 +294,12 @@ def improve_by_classes(
     if sol.x is None or sol.reduced_cost is None:
         return None
     plan = assignment
-    best = _objective(model, plan)
+    best = _objective(model, plan) if start is not None else -np.inf
     bound = min(float(sol.objective), bound)
     rc = np.abs(sol.reduced_cost[: cm.n_x])
-    used = (sol.x[: cm.n_x] > 1e-9) | (start[: cm.n_x] > 0.5)
+    used = sol.x[: cm.n_x] > 1e-9
+    if start is not None:
+        used |= start[: cm.n_x] > 0.5
     cheapest = np.argsort(rc, kind="stable")
     limit = max(MIN_PAIRS, int(FIRST_PAIRS_PER_HOUSEHOLD * model.n_households))
     budget = max(PAIRS_BUDGET_MIN, PAIRS_BUDGET_PER_HOUSEHOLD * model.n_households)
@@ -304,7 +307,7 @@ def improve_by_classes(
     spent = 0
     while True:
         gap_abs = bound - best
-        if gap_abs <= gap * max(1.0, abs(best)):
+        if np.isfinite(best) and gap_abs <= gap * max(1.0, abs(best)):
             break
         left = deadline - time.perf_counter()
         if left < 0.2:
@@ -319,7 +322,7 @@ def improve_by_classes(
         cutoff = float(rc[take].max(initial=0.0))
         hi = problem.col_hi.copy()
         hi[: cm.n_x][~keep] = 0.0
-        x0 = cm.start(model, plan)
+        x0 = cm.start(model, plan) if np.isfinite(best) else None
         sub = dataclasses.replace(problem, col_hi=hi, start=x0)
         res = mip.solve(sub, time_limit=left, gap=gap / 2, seed=seed, max_nodes=MIP_NODES)
         if res.hit_time_limit:
@@ -332,18 +335,23 @@ def improve_by_classes(
                 ok = False  # the plan read back does not match the MIP: trust neither
             if ok and value > best + 1e-9:
                 plan, best = cand, value
-            if ok and complete and np.isfinite(res.bound):
+            if ok and complete and np.isfinite(res.bound) and np.isfinite(best):
                 # Pairs left out cost more than the gap, so no better plan uses them.
                 bound = min(bound, max(float(res.bound), best))
+        found = f"plan {best:,.4f}" if np.isfinite(best) else "no plan within the budgets yet"
         say(
             f"  pairs within {cutoff:.4g} of the bound's reduced costs: {int(keep.sum()):,}; "
-            f"plan {best:,.4f}, bound {bound:,.4f}"
+            f"{found}, bound {bound:,.4f}"
         )
         rounds += 1
         spent += int(keep.sum())
+        if res.x is None and res.status is Status.INFEASIBLE and complete:
+            break  # no plan within the budgets at all (cannot happen after stage 1)
         if complete or res.hit_time_limit or rounds >= MAX_ROUNDS or spent >= budget:
             break
         limit *= 2
+    if not np.isfinite(best):
+        return None
     return plan, bound
 
 

@@ -230,10 +230,11 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         t3 = time.perf_counter()
         hint = np.inf
         alike = count_classes(model, allow_broken=st.broken > 0) <= model.n_municipalities // 2
-        if not alike and model.fill_weight > 0:
+        if not alike and model.fill_weight > 0 and not _over_budget(model, plan, st):
             # Without alike municipalities the class model is the plain MIP; with the fill
-            # balance on, the flow-priced polish and the window search did better (measured on
-            # 300-household batches with an azc each).
+            # balance on, the flow-priced polish and the window search improved plans better
+            # (measured on 300-household batches with an azc each). A plan over stage 1's
+            # budgets (a fallback's) still goes to the class model, which finds one within.
             tried_classes = False
             return None
         if (
@@ -348,12 +349,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         say("falling back to the penalised MIP over every pair")
         assignment, status = _fallback(model, flow, mip, clock, gap, seed)
         used_method += "+fallback"
-        if (
-            not model.has_side_constraints
-            and not tried_classes
-            and not _over_budget(model, assignment, stage1)
-            and params.polish_time > 0
-        ):
+        if not model.has_side_constraints and not tried_classes and params.polish_time > 0:
             classes = try_classes(assignment, stage1)
             if classes is not None:
                 assignment, mip_bound = classes
