@@ -345,15 +345,17 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 assignment, mip_bound = better
                 used_method += "+mip"
     stage1 = stage1 or zero
+    if assignment is None and not model.has_side_constraints and params.polish_time > 0:
+        # Rounding and repair failed (tight quotas): the class model, when small enough, finds
+        # a plan within stage 1's budgets itself (a greedy plan is its start, even over them).
+        classes = try_classes(_greedy(model, flow), stage1)
+        if classes is not None:
+            assignment, mip_bound = classes
+            status = Status.OPTIMAL
     if assignment is None:
         say("falling back to the penalised MIP over every pair")
         assignment, status = _fallback(model, flow, mip, clock, gap, seed)
         used_method += "+fallback"
-        if not model.has_side_constraints and not tried_classes and params.polish_time > 0:
-            classes = try_classes(assignment, stage1)
-            if classes is not None:
-                assignment, mip_bound = classes
-                status = Status.OPTIMAL
     seconds["mip" if used_method.endswith("mip") else "rounding"] = time.perf_counter() - t
 
     # The relaxation's bound is on the penalised objective. Unless it broke nothing and left
