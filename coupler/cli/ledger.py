@@ -779,7 +779,7 @@ def _decide_command(approve_it: bool) -> click.Command:
         report = decide(ledger, list(proposals), approve=approve_it, reason=reason, dry_run=dry_run)
         for r in report.to_dict("records"):
             click.echo(
-                f"omkoppeling {r['proposal']} ({r['household_id']}): {r['decision']} "
+                f"omkoppeling {r['proposal']}: {r['decision']} "
                 f"{r['old_municipality']} -> {r['new_municipality']}"
                 + (f"; breaks {r['breaks']} (reason recorded)" if r["breaks"] else "")
                 + (" [dry run]" if dry_run else "")
