@@ -608,8 +608,8 @@ def approve(
             raise LedgerError(
                 f"{_count(n, 'coupling')} of batch {batch_id} "
                 f"{'breaks' if n == 1 else 'break'} a hard criterion; approving "
-                f"{'it' if n == 1 else 'them'} needs --reason (`coupler batch show {batch_id}` "
-                "lists them)"
+                f"{'it' if n == 1 else 'them'} needs --reason (see `coupler batch show "
+                f"{batch_id}`)"
             )
         need = coupled.groupby("municipality")["persons"].sum()
         avail = state["available"].reindex(need.index)
