@@ -215,7 +215,8 @@ def test_batch_messages_name_rows_not_households(tmp_path: Path, seen: Seen) -> 
 def test_kansrijk_messages_name_rows_not_households(tmp_path: Path, seen: Seen) -> None:
     """Kansrijke Koppeling: proposing a household that is coupled or provisionally coupled,
     updating or settling a household without an active provisional coupling, and a second
-    decision for one household each name the file, row and column, never the household."""
+    decision for one household each name the file, row and column, never the household; a
+    successful update reports each household by its row."""
     from coupler.ledger.kansrijk import permit, propose_provisional, update_provisional
 
     ledger, db = new_ledger(tmp_path)
@@ -246,6 +247,14 @@ def test_kansrijk_messages_name_rows_not_households(tmp_path: Path, seen: Seen) 
     assert "other.csv, row 3, column 'household_id': this household has no active" in text
     r = seen.cli("kansrijk", "update", "--households", str(other), *db)
     assert "row 3, column 'household_id'" in r.stderr
+    # A successful update reports by row too.
+    grown = tmp_path / "grown.csv"
+    pd.DataFrame({"household_id": [f"{MARK}-K2", f"{MARK}-K1"], "size": [1, 4]}).to_csv(
+        grown, index=False
+    )
+    ok = CliRunner().invoke(main, ["kansrijk", "update", "--households", str(grown), *db])
+    seen.texts += [ok.stdout, ok.stderr]
+    assert ok.exit_code == 0 and "row 3: 2 -> 4 persons" in ok.stdout, ok.output
     decisions = tmp_path / "permit.csv"
     pd.DataFrame(
         {

@@ -917,12 +917,15 @@ def kansrijk_update(
     ledger: Ledger, households: str, criteria: str | None, reason: str | None
 ) -> None:
     """Record a household that changed before the permit; its reservation follows its size."""
+    from coupler.ledger.batches import source_rows
     from coupler.ledger.kansrijk import update_provisional
 
     report = update_provisional(ledger, households, criteria, reason=reason)
-    for r in report.itertuples(index=False):
+    # By the row of the file, not the household id (no personal value on the screen).
+    rows = source_rows(households, len(report))
+    for row, r in zip(rows, report.itertuples(index=False), strict=True):
         click.echo(
-            f"{r.household_id}: {r.persons_before} -> {r.persons} persons, "
+            f"row {row}: {r.persons_before} -> {r.persons} persons, "
             f"{r.criteria_before} -> {r.criteria} criteria"
         )
 
