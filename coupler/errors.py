@@ -1,8 +1,8 @@
 """Error types shared by every stage.
 
 A user's mistake is an :class:`InputError` carrying every :class:`Problem` found, each naming the
-file, the row (as a spreadsheet shows it: the header is row 1) and the column. Messages never
-echo personal data beyond the pseudonymous household id.
+file, the row (as a spreadsheet shows it: the header is row 1) and the column. Messages must never
+echo personal data: no cell of a personal table, not even the pseudonymous household id.
 """
 
 from __future__ import annotations

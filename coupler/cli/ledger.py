@@ -779,7 +779,7 @@ def _decide_command(approve_it: bool) -> click.Command:
         report = decide(ledger, list(proposals), approve=approve_it, reason=reason, dry_run=dry_run)
         for r in report.to_dict("records"):
             click.echo(
-                f"omkoppeling {r['proposal']} ({r['household_id']}): {r['decision']} "
+                f"omkoppeling {r['proposal']}: {r['decision']} "
                 f"{r['old_municipality']} -> {r['new_municipality']}"
                 + (f"; breaks {r['breaks']} (reason recorded)" if r["breaks"] else "")
                 + (" [dry run]" if dry_run else "")
@@ -917,12 +917,15 @@ def kansrijk_update(
     ledger: Ledger, households: str, criteria: str | None, reason: str | None
 ) -> None:
     """Record a household that changed before the permit; its reservation follows its size."""
+    from coupler.ledger.batches import source_rows
     from coupler.ledger.kansrijk import update_provisional
 
     report = update_provisional(ledger, households, criteria, reason=reason)
-    for r in report.itertuples(index=False):
+    # By the row of the file, not the household id (no personal value on the screen).
+    rows = source_rows(households, len(report))
+    for row, r in zip(rows, report.itertuples(index=False), strict=True):
         click.echo(
-            f"{r.household_id}: {r.persons_before} -> {r.persons} persons, "
+            f"row {row}: {r.persons_before} -> {r.persons} persons, "
             f"{r.criteria_before} -> {r.criteria} criteria"
         )
 

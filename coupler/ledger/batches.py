@@ -32,12 +32,13 @@ from coupler.engine import solve
 from coupler.errors import InputError, Problem
 from coupler.excel import write_xlsx
 from coupler.instance import Instance
+from coupler.io import read_table
 from coupler.jsonsafe import dumps
 from coupler.ledger import explanations
 from coupler.ledger import schema as t
 from coupler.ledger.context import BatchContext
 from coupler.ledger.periods import period_total
-from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
+from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state, select_frame
 from coupler.policy import Policy
 from coupler.result import Result
 from coupler.rundir import write_file
@@ -137,6 +138,133 @@ def _approved_batches(conn: sa.Connection, period_id: int) -> int:
     )
 
 
+def source_rows(source: PathLike | pd.DataFrame, n: int) -> list[int]:
+    """The spreadsheet row (header = row 1) of each of the ``n`` rows read from ``source``.
+
+    A file is read again for its row numbers (blank rows are skipped, as when it was loaded); a
+    frame's rows are numbered as if it were written out with a header (position + 2).
+    """
+    if not isinstance(source, pd.DataFrame):
+        rows = [int(r) for r in read_table(source).index]
+        if len(rows) == n:
+            return rows
+    return list(range(2, n + 2))
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What a proposal starts from: the open period, its quota state and who is taken already."""
+
+    period: sa.Row[Any]
+    state: pd.DataFrame  # quota_state of the period
+    coupled: dict[str, int]  # household id -> batch id of its approved coupling
+    provisional: set[str]  # household ids with an active provisional coupling
+    approved_batches: int  # approved batches (kind "batch") of the period so far
+
+    def refuse_taken(self, source: PathLike | pd.DataFrame, ids: Sequence[str]) -> None:
+        """Refuse households already coupled or provisionally coupled.
+
+        Raises
+        ------
+        InputError
+            One problem per such household, naming ``source``, its row and the column
+            ``household_id``, never the id itself.
+        """
+        taken = [i for i, h in enumerate(ids) if h in self.coupled or h in self.provisional]
+        if not taken:
+            return
+        file = str(source) if not isinstance(source, pd.DataFrame) else "households"
+        rows = source_rows(source, len(ids))
+        problems = []
+        for i in taken:
+            h = ids[i]
+            message = (
+                f"this household is already coupled (batch {self.coupled[h]})"
+                if h in self.coupled
+                else "this household has a provisional coupling; settle it with "
+                "`coupler kansrijk permit`"
+            )
+            problems.append(Problem(file, message, row=rows[i], column="household_id"))
+        raise InputError(problems)
+
+
+def open_proposal(ledger: Ledger) -> Opening:
+    """Read what a proposal (a batch or Kansrijke Koppelingen) starts from, in one read."""
+    with ledger.read() as conn:
+        period = ledger.open_period(conn)
+        return Opening(
+            period,
+            quota_state(conn, period.id),
+            coupled_households(conn),
+            active_provisional(conn),
+            _approved_batches(conn, period.id),
+        )
+
+
+def open_batch(
+    tx: Tx,
+    period_id: int,
+    *,
+    kind: str,
+    checksum: str,
+    status: str,
+    households: int,
+    persons: int,
+    **values: Any,
+) -> int:
+    """Insert a batch row of the period, created by the command's user now; its id.
+
+    An ``approved`` batch is decided at once (by the same user, at the same time); ``values``
+    are the other columns (month, pacing, summary).
+    """
+    decided = {"decided_at": tx.at, "decided_by": tx.who} if status == "approved" else {}
+    return int(
+        tx.conn.execute(
+            t.batches.insert().values(
+                period_id=period_id,
+                kind=kind,
+                checksum=checksum,
+                status=status,
+                households=households,
+                persons=persons,
+                created_at=tx.at,
+                created_by=tx.who,
+                **decided,
+                **values,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
+    )
+
+
+def open_proposed_batch(
+    tx: Tx,
+    period_id: int,
+    result: Result,
+    context: BatchContext,
+    *,
+    kind: str,
+    checksum: str,
+    **values: Any,
+) -> int:
+    """Open a proposed batch: its row, its couplings and criteria (``result``) and the context
+    it was made with; its id."""
+    plan = result.plan
+    batch_id = open_batch(
+        tx,
+        period_id,
+        kind=kind,
+        checksum=checksum,
+        status="proposed",
+        households=len(plan),
+        persons=int(plan["persons"].sum()),
+        summary=dumps(result.to_json()),
+        **values,
+    )
+    _insert_plan(tx, batch_id, result)
+    context.save(tx.conn, batch_id)
+    return batch_id
+
+
 @dataclass(frozen=True)
 class Proposal:
     batch_id: int
@@ -171,12 +299,9 @@ def propose(
     """
     policy = policy or Policy()
     pacing = pacing or Pacing()
-    with ledger.read() as conn:
-        period = ledger.open_period(conn)
-        state = quota_state(conn, period.id)
-        done = coupled_households(conn)
-        provisional = active_provisional(conn)
-        month = pacing.month or min(_approved_batches(conn, period.id) + 1, period.months)
+    opening = open_proposal(ledger)
+    period, state = opening.period, opening.state
+    month = pacing.month or min(opening.approved_batches + 1, period.months)
     if not 1 <= month <= period.months:
         raise LedgerError(f"--month must be between 1 and {period.months}; got {month}")
     inst = load_instance(
@@ -206,24 +331,7 @@ def propose(
             bool(json.loads(existing.pacing or "{}").get("paced")),
             json.loads(existing.summary or "{}"),
         )
-    source = str(households) if not isinstance(households, pd.DataFrame) else "households"
-    clash = [
-        Problem(
-            source, f"household '{h}' is already coupled (batch {done[h]})", column="household_id"
-        )
-        for h in inst.household_ids
-        if h in done
-    ] + [
-        Problem(
-            source,
-            f"household '{h}' has a provisional coupling; settle it with `coupler kansrijk permit`",
-            column="household_id",
-        )
-        for h in inst.household_ids
-        if h in provisional
-    ]
-    if clash:
-        raise InputError(clash)
+    opening.refuse_taken(households, [str(h) for h in inst.household_ids])
 
     full = _align(inst, state, state["remaining"].to_numpy(dtype=np.int64))
     factor = pacing.factor(month, period.months)
@@ -273,23 +381,16 @@ def propose(
         ).first()
         if again is not None:
             return Proposal(again.id, False, None, month, used_pacing, summary)
-        batch_id = conn.execute(
-            t.batches.insert().values(
-                period_id=period.id,
-                kind="batch",
-                checksum=checksum,
-                status="proposed",
-                month=month,
-                pacing=json.dumps(pacing_info),
-                households=len(plan),
-                persons=int(plan["persons"].sum()),
-                summary=dumps(summary),
-                created_at=tx.at,
-                created_by=tx.who,
-            )
-        ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
-        _insert_plan(tx, batch_id, result)
-        context.save(conn, batch_id)
+        batch_id = open_proposed_batch(
+            tx,
+            period.id,
+            result,
+            context,
+            kind="batch",
+            checksum=checksum,
+            month=month,
+            pacing=json.dumps(pacing_info),
+        )
         explanations.record(tx, batch_id, chosen, result)
         tx.checkpoint("propose")
         tx.audit(
@@ -351,6 +452,16 @@ def _latest_batch(conn: sa.Connection, period_id: int, status: str) -> int:
     return int(row.id)
 
 
+def batch_couplings(conn: sa.Connection, batch_id: int, *columns: str) -> pd.DataFrame:
+    """The couplings of a batch, in the order they were proposed, with ``columns``."""
+    return select_frame(
+        conn,
+        sa.select(*(t.couplings.c[c] for c in columns))
+        .where(t.couplings.c.batch_id == batch_id)
+        .order_by(t.couplings.c.id),
+    )
+
+
 def batch_table(ledger: Ledger, batch_id: int | None = None) -> tuple[sa.Row[Any], pd.DataFrame]:
     """A batch (the latest proposed or else approved one by default) and its couplings."""
     with ledger.read() as conn:
@@ -363,31 +474,17 @@ def batch_table(ledger: Ledger, batch_id: int | None = None) -> tuple[sa.Row[Any
         batch = conn.execute(sa.select(t.batches).where(t.batches.c.id == batch_id)).first()
         if batch is None:
             raise LedgerError(f"no batch {batch_id} in the ledger")
-        rows = pd.DataFrame(
-            conn.execute(
-                sa.select(
-                    t.couplings.c.household_id,
-                    t.couplings.c.persons,
-                    t.couplings.c.proposed,
-                    t.couplings.c.municipality,
-                    t.couplings.c.status,
-                    t.couplings.c.broken,
-                    t.couplings.c.score,
-                    t.couplings.c.reason,
-                )
-                .where(t.couplings.c.batch_id == batch_id)
-                .order_by(t.couplings.c.id)
-            ).all(),
-            columns=[
-                "household_id",
-                "persons",
-                "proposed",
-                "municipality",
-                "status",
-                "broken",
-                "score",
-                "reason",
-            ],
+        rows = batch_couplings(
+            conn,
+            batch_id,
+            "household_id",
+            "persons",
+            "proposed",
+            "municipality",
+            "status",
+            "broken",
+            "score",
+            "reason",
         )
     return batch, rows
 
@@ -416,12 +513,20 @@ def municipality_code(ref: str, names: pd.Series) -> str | None:
     return str(hit[0]) if len(hit) else None
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 household``, ``3 households``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _parse_overrides(overrides: dict[str, str], names: pd.Series) -> dict[str, str]:
     out = {}
     for household, ref in overrides.items():
         c = municipality_code(ref, names)
         if c is None:
-            raise LedgerError(f"--override {household}={ref}: unknown municipality")
+            # The municipality is no personal value; the household (typed by the user) is.
+            raise LedgerError(
+                f"--override: unknown municipality '{ref[:40]}' for a household you gave"
+            )
         out[household.strip()] = c
     return out
 
@@ -471,42 +576,40 @@ def approve(
         over = dict(zip(pending["household_id"], pending["municipality"], strict=True))
         reasons = {**dict(zip(pending["household_id"], pending["reason"], strict=True)), **reasons}
         over.update(_parse_overrides(overrides, state["name"]))
-        plan = pd.DataFrame(
-            conn.execute(
-                sa.select(
-                    t.couplings.c.id,
-                    t.couplings.c.household_id,
-                    t.couplings.c.persons,
-                    t.couplings.c.municipality,
-                    t.couplings.c.status,
-                    t.couplings.c.broken,
-                ).where(t.couplings.c.batch_id == batch_id)
-            ).all(),
-            columns=["id", "household_id", "persons", "municipality", "status", "broken"],
+        plan = batch_couplings(
+            conn, batch_id, "id", "household_id", "persons", "municipality", "status", "broken"
         )
-        unknown = sorted(set(over) - set(plan["household_id"]))
+        unknown = set(over) - set(plan["household_id"])
         if unknown:
-            raise LedgerError(f"--override: household '{unknown[0]}' is not in batch {batch_id}")
+            # The ids were typed by the user: say how many, never which (no personal value).
+            raise LedgerError(
+                f"--override: {_count(len(unknown), 'household')} you gave "
+                f"{'is' if len(unknown) == 1 else 'are'} not in batch {batch_id}"
+            )
         for h, code in over.items():
             plan.loc[plan["household_id"] == h, ["municipality", "status"]] = [code, "proposed"]
         coupled = plan[plan["status"] == "proposed"].copy()
         done = coupled_households(conn)
         again = [h for h in coupled["household_id"] if h in done]
         if again:
+            batches = ", ".join(str(b) for b in sorted({done[h] for h in again}))
             raise LedgerError(
-                f"{len(again)} households of batch {batch_id} were coupled meanwhile "
-                f"(e.g. '{again[0]}' in batch {done[again[0]]}); propose the rest again"
+                f"{_count(len(again), 'household')} of batch {batch_id} "
+                f"{'was' if len(again) == 1 else 'were'} coupled meanwhile (in batch {batches}); "
+                "propose the rest again"
             )
         # Every coupling as it will be approved, judged with the batch's own context.
         context = BatchContext.load(conn, batch_id)
         municipalities, _ = load_scenario(period.scenario, period_total(period))
         broken = context.broken_kinds(municipalities, coupled)
-        why_not_given = sorted(h for h in broken if h not in reasons)
+        why_not_given = [h for h in broken if h not in reasons]
         if why_not_given and not batch_reason:
-            ids = ", ".join(why_not_given[:5])
+            n = len(why_not_given)
             raise LedgerError(
-                f"{len(why_not_given)} couplings break a hard criterion ({ids}"
-                f"{', ...' if len(why_not_given) > 5 else ''}); approving them needs --reason"
+                f"{_count(n, 'coupling')} of batch {batch_id} "
+                f"{'breaks' if n == 1 else 'break'} a hard criterion; approving "
+                f"{'it' if n == 1 else 'them'} needs --reason (see `coupler batch show "
+                f"{batch_id}`)"
             )
         need = coupled.groupby("municipality")["persons"].sum()
         avail = state["available"].reindex(need.index)

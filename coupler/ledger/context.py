@@ -47,6 +47,11 @@ batch_context = sa.Table(
 )
 
 
+def stored_policy(text: str, source: str = "<policy>") -> Policy:
+    """The policy the ledger keeps as TOML text (a batch's or a provisional coupling's)."""
+    return Policy.from_dict(tomllib.loads(text), source=source)
+
+
 def frame_to_json(df: pd.DataFrame) -> str:
     """A canonical frame as JSON records (missing values as null); strict JSON."""
     records = json.loads(df.to_json(orient="records", force_ascii=False))
@@ -146,7 +151,7 @@ class BatchContext:
                     f"batch {batch_id}: the stored distance matrix does not match its hash"
                 )
         return cls(
-            Policy.from_dict(tomllib.loads(row.policy), source=f"batch {batch_id} policy"),
+            stored_policy(row.policy, f"batch {batch_id} policy"),
             agreements,
             distances,
             row.distances_name,

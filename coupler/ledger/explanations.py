@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from coupler.criteria import SOFT_PARTS
 from coupler.explain import alternatives_table, criteria_table, score_table
 from coupler.ledger.schema import metadata
-from coupler.ledger.store import Tx
+from coupler.ledger.store import Tx, select_frame
 from coupler.model import CouplingModel
 from coupler.result import Result
 
@@ -140,19 +140,17 @@ def record(tx: Tx, batch_id: int, model: CouplingModel, result: Result) -> None:
 
 def pending_overrides(conn: sa.Connection, batch_id: int) -> pd.DataFrame:
     """The reviewers' overrides of a proposed batch: household_id, municipality, reason, by, at."""
-    return pd.DataFrame(
-        conn.execute(
-            sa.select(
-                review_overrides.c.household_id,
-                review_overrides.c.municipality,
-                review_overrides.c.reason,
-                review_overrides.c.by,
-                review_overrides.c.at,
-            )
-            .where(review_overrides.c.batch_id == batch_id)
-            .order_by(review_overrides.c.household_id)
-        ).all(),
-        columns=["household_id", "municipality", "reason", "by", "at"],
+    return select_frame(
+        conn,
+        sa.select(
+            review_overrides.c.household_id,
+            review_overrides.c.municipality,
+            review_overrides.c.reason,
+            review_overrides.c.by,
+            review_overrides.c.at,
+        )
+        .where(review_overrides.c.batch_id == batch_id)
+        .order_by(review_overrides.c.household_id),
     )
 
 

@@ -82,7 +82,7 @@ from coupler.errors import InputError, PolicyError, Problem
 from coupler.io import Checker, Places, read_table
 from coupler.io.rules import read_rules, read_toml
 from coupler.ledger import schema as t
-from coupler.ledger.store import Ledger, LedgerError, quota_state
+from coupler.ledger.store import Ledger, LedgerError, quota_state, select_frame
 
 #: The events a municipality reports, in the order they happen on one day.
 EVENTS = ("offered", "housed", "inburgering", "refused")
@@ -213,14 +213,11 @@ def _approved(conn: sa.Connection, municipality: str | None = None) -> pd.DataFr
         t.couplings.c.household_id,
         t.couplings.c.persons,
         t.couplings.c.municipality,
-        t.couplings.c.decided_at,
+        t.couplings.c.decided_at.label("decided"),
     ).where(t.couplings.c.status == "approved")
     if municipality is not None:
         q = q.where(t.couplings.c.municipality == municipality)
-    rows = pd.DataFrame(
-        conn.execute(q.order_by(t.couplings.c.id)).all(),
-        columns=["coupling_id", "batch_id", "household_id", "persons", "municipality", "decided"],
-    )
+    rows = select_frame(conn, q.order_by(t.couplings.c.id))
     rows = rows.drop_duplicates("household_id", keep="last").reset_index(drop=True)
     rows["coupled_on"] = [dt.date.fromisoformat(str(d)[:10]) for d in rows["decided"]]
     return rows.drop(columns="decided")

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,8 @@ from coupler.engine import solve
 from coupler.errors import InputError, Problem
 from coupler.io import Checker, load_criteria, load_households, read_table
 from coupler.ledger import schema as t
-from coupler.ledger.context import BatchContext, frame_from_json, frame_to_json
+from coupler.ledger.batches import open_batch, open_proposal, open_proposed_batch, source_rows
+from coupler.ledger.context import BatchContext, frame_from_json, frame_to_json, stored_policy
 from coupler.ledger.periods import period_total
 from coupler.ledger.store import LedgerError, quota_state
 from coupler.model import build_model
@@ -150,32 +150,17 @@ def propose_provisional(
     probability, municipality (None when not kansrijk or no room), reserved, status
     (``active`` | ``no-room`` | ``below-threshold`` | ``not-kansrijk`` | ``contra-indication``).
     """
-    from coupler.ledger.batches import active_provisional, coupled_households
-
     policy = policy or Policy()
     rules = rules or policy.kansrijk
-    with ledger.read() as conn:
-        period = ledger.open_period(conn)
-        state = quota_state(conn, period.id)
-        done = coupled_households(conn)
-        active = active_provisional(conn)
+    opening = open_proposal(ledger)
+    period, state = opening.period, opening.state
     total = period_total(period)
     municipalities, _ = load_scenario(period.scenario, total)
     # The cases file also carries the columns grant_probabilities reads.
     hh = load_households(households, municipalities, ignore_columns=_case_columns(rules))
     cr = load_criteria(criteria, hh, municipalities) if criteria is not None else None
     screened = screen(households, rules).set_index("household_id")
-    clash = [
-        Problem(
-            str(households),
-            f"household '{h}' is already coupled or provisionally coupled",
-            column="household_id",
-        )
-        for h in hh["household_id"]
-        if h in done or h in active
-    ]
-    if clash:
-        raise InputError(clash)
+    opening.refuse_taken(households, [str(h) for h in hh["household_id"]])
     status = hh["household_id"].map(screened["status"]).to_numpy(dtype=object)
     keep = status == "kansrijk"
     report = pd.DataFrame(
@@ -298,7 +283,7 @@ def _standing(
         breaks = ""
         if s is not None:
             ctx = BatchContext(
-                Policy.from_dict(tomllib.loads(s.policy)),
+                stored_policy(s.policy),
                 (),
                 None,
                 None,
@@ -399,14 +384,20 @@ def update_provisional(
                 sa.select(t.provisional).where(t.provisional.c.status == "active")
             )
         }
-        unknown = [h for h in hh["household_id"] if h not in active]
+        ids = [str(h) for h in hh["household_id"]]
+        unknown = [i for i, h in enumerate(ids) if h not in active]
         if unknown:
+            rows = source_rows(households, len(ids))
             raise InputError(
-                Problem(
-                    str(households),
-                    f"household '{unknown[0]}' has no active provisional coupling",
-                    column="household_id",
-                )
+                [
+                    Problem(
+                        str(households),
+                        "this household has no active provisional coupling",
+                        row=rows[i],
+                        column="household_id",
+                    )
+                    for i in unknown
+                ]
             )
         stored = _stored(conn, [active[h].id for h in hh["household_id"]])
         out = []
@@ -475,14 +466,12 @@ def permit(
     decision, outcome (confirmed | replan | refused), municipality and, for re-planned
     households, the batch holding the new proposal.
     """
-    from coupler.ledger.batches import _insert_plan
-
     file = os.fspath(decisions)
     c = Checker(file, read_table(decisions, known=("household_id", "decision")), personal=True)
     c.require(["household_id", "decision"])
     c.finish()
     ids = c.text("household_id", required=True)
-    c.unique(ids, "household_id", lambda k: f"a second decision for household '{k}'")
+    c.unique(ids, "household_id", lambda k: "a second decision for the same household")
     words = c.choice("decision", tuple(DECISION_WORDS), required=True)
     verdict = [None if w is None else DECISION_WORDS[w] for w in words]
     with ledger.read() as conn:
@@ -495,7 +484,7 @@ def permit(
         period = ledger.open_period(conn)
     for row, h in zip(c.rows, ids, strict=True):
         if h is not None and h not in active:
-            c.add(f"household '{h}' has no active provisional coupling", row, "household_id")
+            c.add("this household has no active provisional coupling", row, "household_id")
     c.finish()
     digest = hashlib.sha256(Path(decisions).read_bytes()).hexdigest()
     fallback = (policy or Policy()).to_toml()
@@ -560,25 +549,18 @@ def permit(
 
         if confirmed:
             pvs = [p for p, _ in confirmed]
-            bid = conn.execute(
-                t.batches.insert().values(
-                    period_id=period.id,
-                    kind="kansrijk",
-                    checksum=f"confirm:{digest[:56]}",  # batches.checksum is String(64)
-                    status="approved",
-                    households=len(confirmed),
-                    persons=sum(int(p.persons) for p in pvs),
-                    created_at=tx.at,
-                    created_by=tx.who,
-                    decided_at=tx.at,
-                    decided_by=tx.who,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
+            bid = open_batch(
+                tx,
+                period.id,
+                kind="kansrijk",
+                checksum=f"confirm:{digest[:56]}",  # batches.checksum is String(64)
+                status="approved",
+                households=len(confirmed),
+                persons=sum(int(p.persons) for p in pvs),
+            )
             hh, cr = frames(pvs)
             inst = load_instance(hh, cr, scenario=period.scenario, total=period_total(period))
-            BatchContext.of(inst, Policy.from_dict(tomllib.loads(policy_of(pvs[0])))).save(
-                conn, bid
-            )
+            BatchContext.of(inst, stored_policy(policy_of(pvs[0]))).save(conn, bid)
             for pv, mun in confirmed:
                 cid = conn.execute(
                     t.couplings.insert().values(
@@ -625,7 +607,7 @@ def permit(
         for pv in replan:
             groups.setdefault(policy_of(pv), []).append(pv)
         for n, (text, pvs) in enumerate(groups.items()):
-            pol = Policy.from_dict(tomllib.loads(text))
+            pol = stored_policy(text)
             hh, cr = frames(pvs)
             inst = load_instance(hh, cr, scenario=period.scenario, total=period_total(period))
             rem = np.floor(room.clip(lower=0) + 1e-9).reindex(inst.codes)
@@ -633,21 +615,14 @@ def permit(
                 raise LedgerError("the scenario's municipalities differ from the period's")
             model = build_model(inst.with_remaining(rem.to_numpy(dtype=np.int64)), pol)
             result = solve(model).require_plan()
-            bid = conn.execute(
-                t.batches.insert().values(
-                    period_id=period.id,
-                    kind="replan",
-                    checksum=f"replan:{digest[:48]}:{n}",
-                    status="proposed",
-                    households=len(pvs),
-                    persons=sum(int(p.persons) for p in pvs),
-                    summary=json.dumps(result.to_json(), default=str),
-                    created_at=tx.at,
-                    created_by=tx.who,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index, unused-ignore]
-            _insert_plan(tx, bid, result)
-            BatchContext.of(inst, pol).save(conn, bid)
+            bid = open_proposed_batch(
+                tx,
+                period.id,
+                result,
+                BatchContext.of(inst, pol),
+                kind="replan",
+                checksum=f"replan:{digest[:48]}:{n}",
+            )
             where = result.plan.set_index("household_id")["municipality"]
             for pv in pvs:
                 conn.execute(

@@ -58,7 +58,7 @@ import sqlalchemy as sa
 from coupler.criteria import hard_criteria
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipProblem
-from coupler.errors import InputError
+from coupler.errors import InputError, Problem
 from coupler.io import Checker, Places, read_table
 from coupler.ledger.context import BatchContext
 from coupler.ledger.periods import period_total
@@ -127,15 +127,14 @@ def load_requests(
         c.finish()
     places = Places(municipalities)
     ids = c.text("request_id", required=True)
-    c.unique(ids, "request_id", lambda k: f"duplicate request_id '{k}'")
+    # The requests file is personal: messages name row and column, never a cell.
+    c.unique(ids, "request_id", lambda k: "duplicate request_id")
     households = c.text("household_id", required=True)
-    c.unique(households, "household_id", lambda k: f"a second request for household '{k}'")
+    c.unique(households, "household_id", lambda k: "a second request for the same household")
     if coupled is not None:
         for row, h in zip(c.rows, households, strict=True):
             if h is not None and h not in coupled:
-                c.add(
-                    f"household '{h}' has no approved coupling in the ledger", row, "household_id"
-                )
+                c.add("the household has no approved coupling in the ledger", row, "household_id")
     columns: dict[str, list[Any]] = {
         "row": list(c.rows),
         "request_id": ids,
@@ -158,7 +157,7 @@ def load_requests(
     for row, year in zip(c.rows, columns["contract_year"], strict=True):
         if year is not None and year not in rules.bijstandsnorm:
             c.add(
-                f"no bijstandsnorm configured for {year} (configured: {known})",
+                f"no bijstandsnorm configured for this contract_year (configured: {known})",
                 row,
                 "contract_year",
             )
@@ -227,7 +226,7 @@ def check_request(r: Mapping[str, Any], rules: OmkoppelRules) -> dict[str, tuple
     excluded = rules.excluded(str(r["job_type"]))
     out["job_type"] = (
         excluded is None,
-        f"job type '{r['job_type']}' is excluded (matches '{excluded}' in the policy's list)"
+        f"job type is excluded (matches '{excluded}' in the policy's list)"
         if excluded
         else "job type is not on the policy's excluded list",
     )
@@ -410,24 +409,37 @@ def omkoppel(
                 )
             ).all()
         }
-        if done:
-            raise LedgerError(
-                f"request '{sorted(done)[0]}' was already decided; requests are decided once"
-            )
-        pending = {
-            h
-            for (h,) in conn.execute(
-                sa.select(t.omkoppelingen.c.household_id).where(
+        pending = dict(
+            conn.execute(
+                sa.select(t.omkoppelingen.c.household_id, t.omkoppelingen.c.id).where(
                     t.omkoppelingen.c.decision == "proposed"
                 )
             ).all()
-        }
-        waiting = sorted(set(req["household_id"]) & pending)
-        if waiting:
-            raise LedgerError(
-                f"household '{waiting[0]}' has an omkoppeling proposal awaiting a decision; "
-                "approve or reject it first"
+        )
+        # Rows and proposal numbers, never a request or household id (personal cells).
+        file = os.fspath(requests)
+        refused = [
+            Problem(
+                file,
+                "this request was already decided; requests are decided once",
+                row,
+                "request_id",
             )
+            for row, rid in zip(req["row"], req["request_id"], strict=True)
+            if rid in done
+        ] + [
+            Problem(
+                file,
+                f"the household has omkoppeling proposal {pending[h]} awaiting a decision; "
+                "approve or reject it first",
+                row,
+                "household_id",
+            )
+            for row, h in zip(req["row"], req["household_id"], strict=True)
+            if h in pending
+        ]
+        if refused:
+            raise InputError(sorted(refused, key=lambda p: p.row or 0))
         checks = [check_request(r, rules) for r in req.to_dict("records")]
         req["eligible"] = [all(ok for ok, _ in ch.values()) for ch in checks]
         req["persons"] = [int(coupled[h].persons) for h in req["household_id"]]
@@ -622,8 +634,8 @@ def decide(
                     )
                 if room[r.new_municipality] < coupling.persons:
                     raise LedgerError(
-                        f"omkoppeling {pid}: {r.new_municipality} has no room left for "
-                        f"{coupling.persons} persons; nothing was changed"
+                        f"omkoppeling {pid}: {r.new_municipality} has no room left for the "
+                        "household; nothing was changed"
                     )
                 room[r.new_municipality] -= coupling.persons
                 room[r.old_municipality] += coupling.persons

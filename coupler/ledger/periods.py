@@ -36,7 +36,7 @@ from coupler.ledger.housing import (
     period_dates,
     today_utc,
 )
-from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state
+from coupler.ledger.store import Ledger, LedgerError, Tx, quota_state, select_frame
 from coupler.scenario import has_quota_column, load_scenario
 
 _NAME = re.compile(r"^(\d{4})-H([12])$")
@@ -346,9 +346,7 @@ def period_status(
 
 def audit_trail(ledger: Ledger) -> pd.DataFrame:
     with ledger.read() as conn:
-        return pd.DataFrame(
-            conn.execute(sa.select(t.audit).order_by(t.audit.c.id)).mappings().all()
-        )
+        return select_frame(conn, sa.select(t.audit).order_by(t.audit.c.id))
 
 
 __all__ = ["Tx", "audit_trail", "check_name", "close_period", "open_period", "period_status"]

@@ -33,7 +33,7 @@ from coupler.ledger.explanations import (
     review_households,
     review_overrides,
 )
-from coupler.ledger.store import Ledger, LedgerError, quota_state
+from coupler.ledger.store import Ledger, LedgerError, quota_state, select_frame
 
 PathLike = str | os.PathLike[str]
 
@@ -67,17 +67,15 @@ class Filters:
 
 def names(conn: sa.Connection, period_id: int) -> pd.DataFrame:
     """Code, name, province, lat, lon of the period's municipalities, indexed by code."""
-    return pd.DataFrame(
-        conn.execute(
-            sa.select(
-                t.quotas.c.municipality,
-                t.quotas.c.name,
-                t.quotas.c.province,
-                t.quotas.c.lat,
-                t.quotas.c.lon,
-            ).where(t.quotas.c.period_id == period_id)
-        ).all(),
-        columns=["code", "name", "province", "lat", "lon"],
+    return select_frame(
+        conn,
+        sa.select(
+            t.quotas.c.municipality.label("code"),
+            t.quotas.c.name,
+            t.quotas.c.province,
+            t.quotas.c.lat,
+            t.quotas.c.lon,
+        ).where(t.quotas.c.period_id == period_id),
     ).set_index("code", drop=False)
 
 
@@ -158,7 +156,7 @@ def visible_batches(ledger: Ledger, municipality: str | None) -> pd.DataFrame:
                 review_overrides.c.municipality == municipality
             )
             q = q.where(t.batches.c.id.in_(mine) | t.batches.c.id.in_(moved))
-        return pd.DataFrame(conn.execute(q).mappings().all())
+        return select_frame(conn, q)
 
 
 def _resolve(ref: str | None, nm: pd.DataFrame) -> str | None:
@@ -379,8 +377,8 @@ def set_override(
         room = int(state.at[code, "available"] - state.at[code, "reserved"]) - int(planned)
         if row.persons > room:
             raise LedgerError(
-                f"{state.at[code, 'name']} has {max(room, 0)} places left for this batch; "
-                f"the household needs {row.persons}"
+                f"{state.at[code, 'name']} has {max(room, 0)} places left for this batch, "
+                "fewer than the household needs"
             )
         conn.execute(
             review_overrides.delete().where(
@@ -562,10 +560,7 @@ def audit_view(
     if limit is not None:
         q = q.limit(limit)
     with ledger.read() as conn:
-        return pd.DataFrame(
-            conn.execute(q).mappings().all(),
-            columns=["id", "at", "who", "command", "action", "subject", "detail", "reason"],
-        )
+        return select_frame(conn, q)
 
 
 # --- Excel round trip -------------------------------------------------------------------------

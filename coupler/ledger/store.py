@@ -331,6 +331,13 @@ def make_engine(url: str) -> sa.Engine:
         raise LedgerError(f"cannot use database URL: {why}") from None
 
 
+def select_frame(conn: sa.Connection, query: sa.Select[Any]) -> pd.DataFrame:
+    """The rows of ``query`` as a DataFrame with one column per selected column, named by its
+    label (``.label(...)`` renames one); the columns are there also when no row matches."""
+    result = conn.execute(query)
+    return pd.DataFrame(result.all(), columns=list(result.keys()))
+
+
 def quota_state(
     conn: sa.Connection, period_id: int, *, reserve: bool = True, municipality: str | None = None
 ) -> pd.DataFrame:
@@ -347,23 +354,21 @@ def quota_state(
     def only(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
         return column == municipality if municipality is not None else sa.true()
 
-    q = pd.DataFrame(
-        conn.execute(
-            sa.select(
-                t.quotas.c.municipality,
-                t.quotas.c.name,
-                t.quotas.c.province,
-                t.quotas.c.lat,
-                t.quotas.c.lon,
-                t.quotas.c.quota,
-                t.quotas.c.backlog,
-                t.quotas.c.carry,
-            )
-            .where(t.quotas.c.period_id == period_id)
-            .where(only(t.quotas.c.municipality))
-            .order_by(t.quotas.c.municipality)
-        ).all(),
-        columns=["municipality", "name", "province", "lat", "lon", "quota", "backlog", "carry"],
+    q = select_frame(
+        conn,
+        sa.select(
+            t.quotas.c.municipality,
+            t.quotas.c.name,
+            t.quotas.c.province,
+            t.quotas.c.lat,
+            t.quotas.c.lon,
+            t.quotas.c.quota,
+            t.quotas.c.backlog,
+            t.quotas.c.carry,
+        )
+        .where(t.quotas.c.period_id == period_id)
+        .where(only(t.quotas.c.municipality))
+        .order_by(t.quotas.c.municipality),
     )
     used = dict(
         conn.execute(

@@ -408,7 +408,10 @@ def create_app(
         form = await state.form(request, session)
         decider(user)
         b = _batch_id(request)
-        approve(state.as_user(user), b, reason=_text(form, "reason") or None)
+        try:
+            approve(state.as_user(user), b, reason=_text(form, "reason") or None)
+        except LedgerError as exc:
+            raise LedgerError(str(exc).replace("--reason", "a reason")) from None
         return RedirectResponse(f"/batch/{b}?ok=approved", status_code=303)
 
     @page

@@ -161,3 +161,30 @@ def test_only_a_regievoerder_acts_on_the_queues(site) -> None:
     assert _coupling(site, p.coupling_id).municipality == p.old_municipality
     with site.ledger.read() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.audit)).scalar_one() == audits
+
+
+def test_batch_approval_refusal_names_no_household(site) -> None:
+    """Approving the demo's proposed batch (some of its couplings break a hard criterion) without
+    a reason is refused with a message that counts the couplings and names none of the batch's
+    households, in the page and in every log line; nothing is approved."""
+    with site.ledger.read() as conn:
+        batch = conn.execute(
+            sa.select(t.batches.c.id).where(t.batches.c.status == "proposed")
+        ).scalar_one()
+        ids = [
+            h
+            for (h,) in conn.execute(
+                sa.select(t.couplings.c.household_id).where(t.couplings.c.batch_id == batch)
+            )
+        ]
+    with sign_in(site.url, "regie", site.password("regie")) as c:
+        page = c.get(f"/batch/{batch}").text
+        r = c.post(f"/batch/{batch}/approve", data={"csrf": csrf_of(page), "reason": ""})
+    assert r.status_code == 400 and "a hard criterion; approving" in r.text, r.text
+    assert ids and not [h for h in ids if h in r.text]
+    assert not [line for line in site.log for h in ids if h in line]
+    with site.ledger.read() as conn:
+        status = conn.execute(
+            sa.select(t.batches.c.status).where(t.batches.c.id == batch)
+        ).scalar_one()
+    assert status == "proposed"
