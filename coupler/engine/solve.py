@@ -9,10 +9,16 @@
 3. round: households the flow keeps whole stay; the few split households are placed whole and
    every single person is re-flowed exactly (unit supplies make that flow integral);
 4. when the gap is still open, move whole households by a vectorised local search
-   (:mod:`coupler.engine.local`), then solve the MIP over the pairs that reduced-cost fixing cannot
-   exclude, if there are few enough;
+   (:mod:`coupler.engine.local`); then, when the batch is small enough, the exact *class model*
+   (:mod:`coupler.engine.classes`: municipalities that look alike to every household form one
+   class, packed whole by an arc-flow network) gives a tighter LP bound, and MIPs over the pairs
+   its reduced costs keep close the gap (batches scored per labour-market region, tight quotas,
+   shortage); otherwise the MIP over the pairs that reduced-cost fixing against the flow cannot
+   exclude, if there are few enough; then the knapsack bound and a window search
+   (:mod:`coupler.engine.lns`) while the gap is open;
 5. if rounding cannot meet the stage-1 budgets, re-place split households and their neighbours by a
-   small MIP; the last resort is the penalised MIP over every pair.
+   small MIP, then the class model from a greedy plan; the last resort is the penalised MIP over
+   the pairs that matter, warm-started from the greedy plan.
 
 With side constraints (dwelling types, bands) the fast plan is kept when it meets them; otherwise
 the stage-2 MIP runs over the relaxation's candidate pairs, warm-started from the rounded plan. The
@@ -20,7 +26,8 @@ flow bound stays valid because side constraints only remove plans. ``method="mip
 whole model as one MIP with the chosen backend.
 
 Determinism: every step that decides which plan is returned is bounded by work, not by time
-(branch-and-bound nodes per MIP, a count of bisection and subgradient steps, a count of windows),
+(branch-and-bound nodes per MIP, a count of bisection and subgradient steps, of windows and of
+class-model pairs),
 so the same inputs and seed give the same plan on an idle or a busy machine. The wall clock
 (``time_limit``) is only an outer safety net; when it stops a step, the result says so (status
 ``feasible``, ``info["time_limit_hit"]`` naming the steps) because the plan may then differ
@@ -37,7 +44,7 @@ import numpy as np
 
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipBackend, MipProblem, MipSolution
-from coupler.engine.classes import count_classes, improve_by_classes
+from coupler.engine.classes import count_classes, improve_by_classes, improve_class_windows
 from coupler.engine.flow import FlowRelaxation, flow_penalties, solve_relaxation
 from coupler.engine.lagrange import knapsack_bound
 from coupler.engine.lns import improve_windows
@@ -386,21 +393,40 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         and params.polish_time > 0
     ):
         t = time.perf_counter()
-        say("closing the gap: re-solving windows of municipalities exactly (window search)")
-        assignment = improve_windows(
-            model,
-            assignment,
-            mip,
-            bound=bound,
-            gap=gap,
-            deadline=clock.deadline,  # a count of windows bounds it (deterministic plans)
-            seed=seed,
-            allow_broken=stage1.broken > 0,
-            say=say,
-            on_time_limit=lambda: clock.hit("windows"),
-        )
+        alike = count_classes(model, allow_broken=stage1.broken > 0)
+        if tried_classes and alike <= model.n_municipalities // 2:
+            # Alike municipalities: windows of whole classes (regions) move households between
+            # them with the packing exact, where windows of single municipalities stall.
+            say("closing the gap: re-solving windows of classes exactly (class windows)")
+            assignment = improve_class_windows(
+                model,
+                assignment,
+                mip,
+                allow_broken=stage1.broken > 0,
+                bound=bound,
+                gap=gap,
+                seed=seed,
+                deadline=clock.deadline,  # a count of windows bounds it (deterministic plans)
+                say=say,
+                on_time_limit=lambda: clock.hit("class windows"),
+            )
+            used_method += "+classwindows"
+        else:
+            say("closing the gap: re-solving windows of municipalities exactly (window search)")
+            assignment = improve_windows(
+                model,
+                assignment,
+                mip,
+                bound=bound,
+                gap=gap,
+                deadline=clock.deadline,  # a count of windows bounds it (deterministic plans)
+                seed=seed,
+                allow_broken=stage1.broken > 0,
+                say=say,
+                on_time_limit=lambda: clock.hit("windows"),
+            )
+            used_method += "+windows"
         value = model.evaluate(assignment)
-        used_method += "+windows"
         seconds["windows"] = time.perf_counter() - t
     info: dict[str, object] = {}
     if clock.hits:
