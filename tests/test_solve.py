@@ -202,3 +202,19 @@ def test_hitting_the_time_limit_is_reported(batch_400: CouplingModel) -> None:
     assert "polish" in hit and "windows" in hit
     assert res.to_json()["time_limit_hit"] == res.info["time_limit_hit"]
     assert res.uncoupled_persons == 0 and res.broken_persons == 0
+
+
+def test_exactly_stage1_uncoupled_needs_more_than_the_candidate_arcs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A small shortage batch (benchmark tier shortage-small, 300 persons, seed 5) where stage 1
+    proves that some persons must stay uncoupled: the relaxation re-solved with exactly that
+    many uncoupled could not be carried by its first candidate arcs and raised "min-cost flow
+    failed"; now it falls back to every usable pair, and the plan leaves exactly the proven
+    minimum uncoupled and broken."""
+    from benchmarks.workloads import WORKLOADS
+
+    inst, policy = WORKLOADS["shortage-small"].scaled(300).prepare(5, tmp_path / "s").load()
+    res = solve(build_model(inst, policy))
+    assert res.has_plan and res.lower_bounds_proven
+    assert res.uncoupled_persons == res.uncoupled_lower_bound > 0
+    assert res.broken_persons == res.broken_lower_bound
+    assert res.bound >= res.objective

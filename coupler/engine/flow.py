@@ -198,6 +198,12 @@ def solve_relaxation(
         if status == smcf.INFEASIBLE and not with_unc:
             with_unc = True
             continue
+        if status == smcf.INFEASIBLE and not dense:
+            # With exactly ``uncoupled`` persons left out, the candidate arcs alone may not
+            # carry everybody else: price nothing, use every usable pair once.
+            cand = np.isfinite(cost)
+            dense = True
+            continue
         if status != smcf.OPTIMAL:
             raise CouplerError(f"min-cost flow failed with status {status}")
         flows = smcf.flows(np.arange(len(starts), dtype=np.int32))
