@@ -26,7 +26,12 @@ from hypothesis import strategies as st
 
 from coupler import SolveParams, build_model, solve
 from coupler.engine.backends import get_backend
-from coupler.engine.classes import build_class_model, count_classes, improve_by_classes
+from coupler.engine.classes import (
+    build_class_model,
+    count_classes,
+    improve_by_classes,
+    improve_class_windows,
+)
 from coupler.model import CouplingModel
 
 HIGHS = get_backend("highs")
@@ -235,3 +240,35 @@ def test_tiny_quotas_leave_only_the_minimum_uncoupled(seed: int, tmp_path: Path)
     plan, objective = _solve_exact(model, res.uncoupled_persons, 0)
     assert res.objective >= objective * (1 - 1e-3) - 1e-9
     assert res.bound >= objective - 1e-6
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_class_windows_reach_the_optimum_when_one_window_covers_every_class(seed: int) -> None:
+    """With two classes (two regions), one window of classes frees every household, so the
+    class windows reach the brute-force optimum from a poor plan and never add uncoupled or
+    broken persons."""
+    rng = np.random.default_rng(70 + seed)
+    model = _region_case(rng, n_households=6, fill=0.0, job=False, quota=(4, 7))
+    best = brute_force(model)
+    assert best.uncoupled == 0 and best.broken == 0
+    poor = np.full(model.n_households, -1, dtype=np.int64)
+    room = model.cap.astype(np.int64).copy()
+    for h in np.argsort(-model.size, kind="stable"):
+        fits = np.flatnonzero(room >= model.size[h])
+        m = int(fits[np.argmin(model.value[h, fits])])
+        poor[h] = m
+        room[m] -= int(model.size[h])
+    out = improve_class_windows(
+        model,
+        poor,
+        HIGHS,
+        allow_broken=False,
+        bound=float("inf"),
+        gap=0.0,
+        seed=seed,
+        deadline=float("inf"),
+    )
+    v = model.evaluate(out)
+    assert v.uncoupled_persons == 0 and v.broken_persons == 0
+    assert (v.assigned <= model.cap).all()
+    assert v.objective == pytest.approx(best.objective, abs=1e-6)

@@ -35,6 +35,7 @@ only without them.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -493,13 +494,16 @@ def count_classes(model: CouplingModel, *, allow_broken: bool) -> int:
 
 def _classes(model: CouplingModel, usable: np.ndarray) -> np.ndarray:
     """Class per municipality: equal value, usable and breaks columns (and target with fill)."""
-    value = np.ascontiguousarray(model.value.T)
-    use = np.ascontiguousarray(usable.T)
-    brk = np.ascontiguousarray(model.breaks.T)
+    # Column by column (no transposed copy of the whole matrices: memory stays flat).
     seen: dict[tuple[bytes, bytes, bytes], int] = {}
     out = np.empty(model.n_municipalities, dtype=np.int64)
+    breaks = model.breaks
     for m in range(model.n_municipalities):
-        key = (value[m].tobytes(), use[m].tobytes(), brk[m].tobytes())
+        key = (
+            hashlib.sha256(np.ascontiguousarray(model.value[:, m]).tobytes()).digest(),
+            np.packbits(usable[:, m]).tobytes(),
+            np.packbits(breaks[:, m]).tobytes(),
+        )
         out[m] = seen.setdefault(key, len(seen))
     return out
 
