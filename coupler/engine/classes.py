@@ -47,8 +47,8 @@ from coupler.engine.base import MipBackend, MipProblem
 from coupler.model import CouplingModel, restrict
 from coupler.result import Status
 
-#: Classes whose largest capacity exceeds this many persons are split into single municipalities
-#: (plain capacity rows): their packing networks would be large and capacity rarely binds there.
+#: Members of a class whose capacity exceeds this many persons are classes of their own (plain
+#: capacity rows): their packing networks would be large and capacity rarely binds there.
 MAX_PACKING_CAPACITY = 250
 #: The class model is built only up to this many household-class columns.
 MAX_COLUMNS = 250_000
@@ -172,8 +172,12 @@ def build_class_model(
     groups: list[np.ndarray] = []
     for k in range(int(class_of.max(initial=-1)) + 1):
         members = np.flatnonzero(class_of == k)
-        if len(members) > 1 and int(model.cap[members].max()) > MAX_PACKING_CAPACITY:
-            groups.extend(members[i : i + 1] for i in range(len(members)))
+        large = model.cap[members] > MAX_PACKING_CAPACITY
+        if len(members) > 1 and large.any():
+            # Members too large for a packing network are classes of their own.
+            groups.extend(members[i : i + 1] for i in np.flatnonzero(large))
+            if (~large).any():
+                groups.append(members[~large])
         else:
             groups.append(members)
     class_of = np.empty(model.n_municipalities, dtype=np.int64)
