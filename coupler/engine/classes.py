@@ -302,10 +302,13 @@ def improve_by_classes(
     )
     relaxed = dataclasses.replace(problem, integer=np.zeros(problem.n_cols, dtype=bool))
     sol = lp.solve(relaxed, time_limit=max(1.0, deadline - time.perf_counter()), gap=0.0, seed=seed)
+    if sol.hit_time_limit:
+        on_time_limit()
     if sol.x is None or sol.reduced_cost is None:
         return None
     plan = assignment
     best = _objective(model, plan) if start is not None else -np.inf
+
     lp_value = float(sol.objective)
     bound = min(lp_value, bound)
     rc = np.abs(sol.reduced_cost[: cm.n_x])

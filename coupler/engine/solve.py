@@ -354,8 +354,9 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     stage1 = stage1 or zero
     if assignment is None and not model.has_side_constraints and params.polish_time > 0:
         # Rounding and repair failed (tight quotas): the class model, when small enough, finds
-        # a plan within stage 1's budgets itself (a greedy plan is its start, even over them).
-        classes = try_classes(_greedy(model, flow), stage1)
+        # a plan within stage 1's budgets, from stage 1's own plan (or a greedy one).
+        begin = stage1.plan if stage1.plan is not None else _greedy(model, flow)
+        classes = try_classes(begin, stage1)
         if classes is not None:
             assignment, mip_bound = classes
             status = Status.OPTIMAL

@@ -37,6 +37,11 @@ class Stage1:
     broken_persons: int = 0
     #: Whether the wall-clock limit (not the node limit) stopped the MIP.
     hit_time_limit: bool = False
+    #: A plan with exactly these uncoupled persons and this broken measure (municipality per
+    #: household, -1 = uncoupled): the MIP's counts per size handed to the pooled households,
+    #: each to its best place with a count left. None when the MIP found no plan. A broken
+    #: household with bans may sit at a banned place here (stage 1 lets it go anywhere).
+    plan: np.ndarray | None = None
 
 
 def solve_stage1(
@@ -207,6 +212,24 @@ def solve_stage1(
     proven = sol.status is Status.OPTIMAL or (
         np.isfinite(sol.bound) and sol.bound - sol.objective < 1 - 1e-6
     )
+    # The plan: specials where x puts them; pooled households (and broken specials) of each
+    # size to the places the counts n[s, m] hold, best value first.
+    plan = np.full(len(size), -1, dtype=np.int64)
+    on = x[:n_x] > 0.5
+    plan[ph[on]] = pm[on]
+    pooled = pool.copy()
+    pooled[hard_sp[x[o_b:o_w] > 0.5]] = True
+    counts = np.rint(x[o_n:o_u]).astype(np.int64).reshape(n_s, n_m)
+    for i, s in enumerate(sizes):
+        left = counts[i].copy()
+        hs = np.flatnonzero(pooled & (size == s))
+        order = hs[np.argsort(-model.value[hs].max(axis=1, initial=0.0), kind="stable")]
+        for h in order:
+            if not left.any():
+                break
+            m = int(np.argmax(np.where(left > 0, model.value[h], -np.inf)))
+            plan[h] = m
+            left[m] -= 1
     return Stage1(
         uncoupled=unc,
         broken=broken,
@@ -215,4 +238,5 @@ def solve_stage1(
         seconds=sol.seconds,
         broken_persons=broken_persons,
         hit_time_limit=sol.hit_time_limit,
+        plan=plan,
     )
