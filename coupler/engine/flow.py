@@ -193,10 +193,10 @@ def solve_relaxation(
     # Full-size temporaries are avoided: the matrices are worked through a block of rows at a
     # time (each row, and below each column, is ranked on its own, so the result is the same).
     k0 = min(arcs_per_household, n_m)
-    all_m = np.arange(n_m)
+    all_h, all_m = np.arange(n_h), np.arange(n_m)
     cand = np.zeros((n_h, n_m), dtype=bool)
     for b in row_blocks(n_h, n_m):
-        rows_b = np.arange(n_h)[b]
+        rows_b = all_h[b]
         best = (
             np.argpartition(cost[b] + _spread(rows_b, all_m), k0 - 1, axis=1)[:, :k0]
             if k0 < n_m
@@ -289,30 +289,24 @@ def solve_relaxation(
             if ok.any() and not cand[add_h[ok], add_m[ok]].all():
                 cand[add_h[ok], add_m[ok]] = True
                 continue
-        # Price every pair not yet a candidate (a block of rows at a time).
+        # Price every pair not yet a candidate, a block of rows at a time, and pick each
+        # violated household's best new arcs on the way. New arcs are added only after the
+        # column pass below, which prices against the same candidate set.
         viol_h = np.zeros(n_h, dtype=bool)
         viol_m = np.zeros(n_m, dtype=bool)
-        for b in row_blocks(n_h, n_m):
-            viol = _reduced_block(cost, cand, d_h, d_m, b, slice(None)) < -0.5
-            viol_h[b] = viol.any(axis=1)
-            viol_m |= viol.any(axis=0)
-            del viol
-        if not viol_h.any() or dense:
-            break
-        if rounds >= max_rounds:
-            # Safety net: every usable pair at once; that flow is optimal by construction.
-            cand = np.isfinite(cost)
-            dense = True
-            continue
-        # New arcs are collected first and added after both passes: the second pass prices
-        # against the same candidate set as the first.
         new_h: list[np.ndarray] = []
         new_m: list[np.ndarray] = []
-        rows = np.flatnonzero(viol_h)
         k = min(add_per_round, n_m)
-        for b in row_blocks(len(rows), n_m):
-            rb = rows[b]
-            sub = _reduced_block(cost, cand, d_h, d_m, rb, slice(None)) + _spread(rb, all_m)
+        for b in row_blocks(n_h, n_m):
+            rc = _reduced_block(cost, cand, d_h, d_m, b, slice(None))
+            viol = rc < -0.5
+            viol_h[b] = viol.any(axis=1)
+            viol_m |= viol.any(axis=0)
+            local = np.flatnonzero(viol_h[b])
+            if len(local) == 0 or dense:
+                continue
+            rb = all_h[b][local]
+            sub = rc[local] + _spread(rb, all_m)
             pick = (
                 np.argpartition(sub, k - 1, axis=1)[:, :k]
                 if k < n_m
@@ -321,11 +315,17 @@ def solve_relaxation(
             ok = sub[np.arange(len(rb))[:, None], pick] < -0.5
             new_h.append(np.repeat(rb, k)[ok.ravel()])
             new_m.append(pick.ravel()[ok.ravel()])
+        if not viol_h.any() or dense:
+            break
+        if rounds >= max_rounds:
+            # Safety net: every usable pair at once; that flow is optimal by construction.
+            cand = np.isfinite(cost)
+            dense = True
+            continue
         # Also the best households of every violated municipality: with tied costs (no soft
         # data) the rows alone all pick the same few places and would need a round per place.
         # A block of columns at a time, every household in each.
         cols = np.flatnonzero(viol_m)
-        all_h = np.arange(n_h)
         k = min(add_per_round, n_h)
         for b in row_blocks(len(cols), n_h):
             cb = cols[b]
