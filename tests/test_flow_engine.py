@@ -8,7 +8,7 @@ import pytest
 from factories import LINE, instance
 
 from coupler import Policy, blocks, build_model, generate_cases, load_instance, load_scenario
-from coupler.engine.flow import SCALE, solve_relaxation
+from coupler.engine.flow import SCALE, _spread, solve_relaxation
 
 
 @pytest.mark.parametrize("fill", [0.0, 0.5])
@@ -67,3 +67,13 @@ def test_blocks_change_no_number(soft: bool, monkeypatch: pytest.MonkeyPatch) ->
     np.testing.assert_array_equal(
         default.reduced_value(model), _dense_reduced_value(model, default)
     )
+
+
+def test_spread_is_the_formula() -> None:
+    """The tie-breaking spread, summed from residues, is ``((h * 7919 + m * 104729) mod 997) /
+    1994`` exactly, for households up to 250,000 and any subset of rows and columns."""
+    h, m = np.arange(250_000), np.arange(342)
+    whole = ((h[:, None] * 7919 + m[None, :] * 104729) % 997) / 1994.0
+    np.testing.assert_array_equal(_spread(h, m), whole)
+    rows, cols = np.array([5, 99_999, 3]), np.array([341, 0])
+    np.testing.assert_array_equal(_spread(rows, cols), whole[np.ix_(rows, cols)])

@@ -110,8 +110,14 @@ def scaled_cost(model: CouplingModel, broken_penalty: float) -> np.ndarray:
 
 
 def _spread(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Tie-breaking spread below half a cost unit for the pairs ``rows`` x ``cols``."""
-    return ((rows[:, None] * 7919 + cols[None, :] * 104729) % 997) / 1994.0
+    """Tie-breaking spread below half a cost unit for the pairs ``rows`` x ``cols``:
+    ``((row * 7919 + col * 104729) mod 997) / 1994``, summed from the residues of row and
+    column (the same integers, so the same numbers, in small integer arithmetic)."""
+    r = (rows * 7919 % 997).astype(np.int16)
+    c = (cols * 104729 % 997).astype(np.int16)
+    s = r[:, None] + c[None, :]
+    np.subtract(s, 997, out=s, where=s >= 997)
+    return s / 1994.0
 
 
 def _reduced_block(
@@ -129,8 +135,14 @@ def _reduced_block(
     """
     c = cost[rows, cols]
     with np.errstate(invalid="ignore"):
-        rc = c + d_h[rows][:, None] - d_m[cols][None, :]
-    rc[cand[rows, cols] | ~np.isfinite(c) | ~np.isfinite(d_m[cols])[None, :]] = 0.0
+        rc = c + d_h[rows][:, None]
+        rc -= d_m[cols][None, :]
+    mask = ~np.isfinite(c)
+    mask |= cand[rows, cols]
+    unpriced = ~np.isfinite(d_m[cols])
+    if unpriced.any():
+        mask |= unpriced[None, :]
+    np.copyto(rc, 0.0, where=mask)
     return rc
 
 
