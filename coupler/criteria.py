@@ -190,8 +190,12 @@ def _gather_reduce(
     for k in range(int(occurrence.max()) + 1):
         sel = occurrence == k
         r = rows[sel]
-        vals = table[idx[sel]]
-        out[r] = out[r] + vals if how == "sum" else np.maximum(out[r], vals)
+        vals = table[idx[sel]]  # updated in place: one temporary per step, not two
+        if how == "sum":
+            vals += out[r]
+        else:
+            np.maximum(vals, out[r], out=vals)
+        out[r] = vals
     return out
 
 
@@ -376,6 +380,12 @@ def soft_parts(
     the whole parts. The labour part aggregates members' sectors by ``policy.soft.aggregation``
     (sum, mean, or any = the best member) and may exceed 1 under sum.
     """
+    r = _rows(instance, policy, rows)
+    return {name: _PARTS[name](r) for name in names}
+
+
+def _rows(instance: Instance, policy: Policy, rows: np.ndarray | None) -> _Rows:
+    """The households ``rows`` (all when ``None``) as the soft parts read them."""
     hh = (
         instance.households
         if rows is None
@@ -384,8 +394,7 @@ def soft_parts(
     sel = np.arange(instance.n_households) if rows is None else np.asarray(rows, dtype=np.int64)
     regions = instance.municipalities["labour_market_region"].astype(str).to_numpy()
     region_names, region_of = np.unique(regions, return_inverse=True)
-    r = _Rows(instance, policy, hh, sel, region_names, region_of)
-    return {name: _PARTS[name](r) for name in names}
+    return _Rows(instance, policy, hh, sel, region_names, region_of)
 
 
 def _blocks(instance: Instance, rows: np.ndarray) -> list[np.ndarray]:
@@ -396,9 +405,10 @@ def _blocks(instance: Instance, rows: np.ndarray) -> list[np.ndarray]:
 def soft_score(instance: Instance, policy: Policy, rows: np.ndarray | None = None) -> np.ndarray:
     """The weighted soft score per (household, municipality): sum of weight x part.
 
-    Computed a block of households at a time and only for parts with a weight, so no part is
-    ever held whole: the memory is the result plus one block's temporaries. The numbers are
-    those of summing whole parts in ``SOFT_PARTS`` order (the same operations per entry).
+    Computed a block of households and one part at a time, and only for parts with a weight,
+    so no part is ever held whole: the memory is the result plus one part of one block and its
+    temporaries. The numbers are those of summing whole parts in ``SOFT_PARTS`` order (the same
+    operations per entry).
     """
     sel = np.arange(instance.n_households) if rows is None else np.asarray(rows, dtype=np.int64)
     w = policy.weights
@@ -407,9 +417,9 @@ def soft_score(instance: Instance, policy: Policy, rows: np.ndarray | None = Non
     start = 0
     for block in _blocks(instance, sel):
         out = total[start : start + len(block)]
-        parts = soft_parts(instance, policy, rows=block, names=names)
+        r = _rows(instance, policy, block)
         for name in names:
-            part = parts.pop(name)
+            part = _PARTS[name](r)
             part *= getattr(w, name)
             out += part
             del part
@@ -435,9 +445,9 @@ def soft_parts_at(
     for block in _blocks(instance, np.unique(h)):
         mine = np.flatnonzero((h >= block[0]) & (h <= block[-1]))
         pos = np.searchsorted(block, h[mine])
-        parts = soft_parts(instance, policy, rows=block, names=names)
+        r = _rows(instance, policy, block)
         for name in names:
-            out[name][mine] = parts.pop(name)[pos, m[mine]]
+            out[name][mine] = _PARTS[name](r)[pos, m[mine]]
     return out
 
 
