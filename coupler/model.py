@@ -309,10 +309,11 @@ def restrict(
 # ---------------------------------------------------------------------------------------------
 # Memory: refuse a model the machine cannot hold, in one line, before allocating it.
 
-#: Peak bytes per (household, municipality) pair of building and solving a model: about 35
-#: measured for build + solve + write (peak RSS 451 MB at 28,000 persons, 654 MB at 60,000 and
-#: 1.5 GB at 200,000, nl-2024), plus a margin. The model keeps the value (8 bytes per pair) and
-#: three bool masks; the flow's cost matrix (8) and blocks of temporaries come on top.
+#: Peak bytes per (household, municipality) pair of loading, building, solving and writing a
+#: model: about 33 measured (peak RSS 408 MB at 28,000 persons, 595 MB at 60,000, 1.40 GB at
+#: 200,000; nl-2024), plus a margin. The model keeps the value (8 bytes per pair) and three
+#: bool masks; the flow's cost matrix (8), its candidate mask and blocks of temporaries
+#: (``coupler.blocks``) come on top.
 BYTES_PER_PAIR = 40
 #: Bytes beyond the pairs (vectors per municipality, the engine's own bookkeeping).
 BYTES_FIXED = 64 * 2**20
