@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from coupler.blocks import row_blocks
 from coupler.instance import Instance
 from coupler.policy import Policy
 from coupler.schema import CRITERION_KINDS, SECTORS
@@ -189,8 +190,12 @@ def _gather_reduce(
     for k in range(int(occurrence.max()) + 1):
         sel = occurrence == k
         r = rows[sel]
-        vals = table[idx[sel]]
-        out[r] = out[r] + vals if how == "sum" else np.maximum(out[r], vals)
+        vals = table[idx[sel]]  # updated in place: one temporary per step, not two
+        if how == "sum":
+            vals += out[r]
+        else:
+            np.maximum(vals, out[r], out=vals)
+        out[r] = vals
     return out
 
 
@@ -204,45 +209,42 @@ def _split_long(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return parts.index.to_numpy(dtype=np.int64), parts.to_numpy(dtype=object)
 
 
-def soft_parts(
-    instance: Instance, policy: Policy, rows: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
-    """Each soft part as a matrix (households x municipalities) of scores in [0, 1].
+@dataclass(frozen=True, eq=False)
+class _Rows:
+    """What every soft part needs about the households it is computed for."""
 
-    ``rows`` limits the computation to some households (explanations); the matrices then have
-    ``len(rows)`` rows in that order. The labour part aggregates members' sectors by
-    ``policy.soft.aggregation`` (sum, mean, or any = the best member) and may exceed 1 under sum.
-    """
-    hh = (
-        instance.households
-        if rows is None
-        else instance.households.iloc[rows].reset_index(drop=True)
-    )
-    sel = np.arange(instance.n_households) if rows is None else np.asarray(rows, dtype=np.int64)
-    n, n_m = len(hh), instance.n_municipalities
-    D = instance.distance_km
-    m = instance.municipalities
-    regions = m["labour_market_region"].astype(str).to_numpy()
-    region_names, region_of = np.unique(regions, return_inverse=True)
-    out: dict[str, np.ndarray] = {}
+    instance: Instance
+    policy: Policy
+    hh: pd.DataFrame  # the households, positions 0..n-1
+    sel: np.ndarray  # their rows in the instance
+    region_names: np.ndarray
+    region_of: np.ndarray  # labour-market region per municipality
 
-    # labour: demand for each member's sector in the municipality's labour-market region
+    @property
+    def n(self) -> int:
+        return len(self.hh)
+
+
+def _labour(r: _Rows) -> np.ndarray:
+    """Demand for each member's sector in the municipality's labour-market region."""
+    instance, hh, n = r.instance, r.hh, r.n
+    n_m = instance.n_municipalities
     labour = np.zeros((n, n_m))
     if instance.demand is not None and len(instance.demand) and "sector" in hh:
-        table = np.zeros((len(region_names), len(SECTORS)))
+        table = np.zeros((len(r.region_names), len(SECTORS)))
         dem = instance.demand
-        r = pd.Index(region_names).get_indexer(dem["labour_market_region"].astype(str))
+        ri = pd.Index(r.region_names).get_indexer(dem["labour_market_region"].astype(str))
         s = pd.Index(SECTORS).get_indexer(dem["sector"].astype(str))
-        keep = (r >= 0) & (s >= 0)
-        table[r[keep], s[keep]] = dem["demand"].to_numpy(dtype=float)[keep]
-        by_muni = table[region_of]  # municipalities x sectors
+        keep = (ri >= 0) & (s >= 0)
+        table[ri[keep], s[keep]] = dem["demand"].to_numpy(dtype=float)[keep]
+        by_muni = table[r.region_of]  # municipalities x sectors
         hi, sector = _split_long(hh["sector"])
         if len(hi):
             sidx = pd.Index(SECTORS).get_indexer(sector)
             known = sidx >= 0
             # sectors x municipalities, with a zero row for unknown sectors
             per_sector = np.vstack([by_muni.T, np.zeros((1, n_m))])
-            agg = policy.soft.aggregation
+            agg = r.policy.soft.aggregation
             labour = _gather_reduce(
                 n,
                 per_sector,
@@ -252,45 +254,63 @@ def soft_parts(
             )
             if agg == "mean":
                 labour /= np.maximum(np.bincount(hi, minlength=n), 1)[:, None]
-    out["labour"] = labour
+    return labour
 
-    # network: near any municipality where the household has a network
-    network = np.zeros((n, n_m))
+
+def _network(r: _Rows) -> np.ndarray:
+    """Near any municipality where the household has a network."""
+    instance, hh, n = r.instance, r.hh, r.n
+    network = np.zeros((n, instance.n_municipalities))
     if "network" in hh:
         hi, codes = _split_long(hh["network"])
         if len(hi):
             mi = pd.Series(codes).map(instance.code_index).to_numpy()
             ok = ~pd.isna(mi)
             network = _gather_reduce(
-                n, _decay(D, policy.soft.network_km), hi[ok], mi[ok].astype(np.int64), "max"
+                n,
+                _decay(instance.distance_km, r.policy.soft.network_km),
+                hi[ok],
+                mi[ok].astype(np.int64),
+                "max",
             )
-    out["network"] = network
+    return network
 
-    # ambition: near the preferred municipality, or inside the preferred region
-    ambition = np.zeros((n, n_m))
-    pm = instance.municipality_codes("preferred_municipality")[sel]
+
+def _ambition(r: _Rows) -> np.ndarray:
+    """Near the preferred municipality, or inside the preferred region."""
+    instance, hh = r.instance, r.hh
+    ambition = np.zeros((r.n, instance.n_municipalities))
+    pm = instance.municipality_codes("preferred_municipality")[r.sel]
     has = pm >= 0
-    ambition[has] = _decay(D, policy.soft.ambition_km)[pm[has]]
+    ambition[has] = _decay(instance.distance_km, r.policy.soft.ambition_km)[pm[has]]
     if "preferred_region" in hh:
-        pr = pd.Index(region_names).get_indexer(hh["preferred_region"].astype("string").fillna(""))
+        pr = pd.Index(r.region_names).get_indexer(
+            hh["preferred_region"].astype("string").fillna("")
+        )
         has = pr >= 0
         ambition[has] = np.maximum(
-            ambition[has], (region_of[None, :] == pr[has, None]).astype(float)
+            ambition[has], (r.region_of[None, :] == pr[has, None]).astype(float)
         )
-    out["ambition"] = ambition
+    return ambition
 
-    # azc: staying near the current azc
-    azc = np.zeros((n, n_m))
-    a = instance.municipality_codes("azc")[sel]
+
+def _azc(r: _Rows) -> np.ndarray:
+    """Staying near the current azc."""
+    instance = r.instance
+    azc = np.zeros((r.n, instance.n_municipalities))
+    a = instance.municipality_codes("azc")[r.sel]
     has = a >= 0
-    azc[has] = _decay(D, policy.soft.azc_km)[a[has]]
-    out["azc"] = azc
+    azc[has] = _decay(instance.distance_km, r.policy.soft.azc_km)[a[has]]
+    return azc
 
-    # participation: supplied per (household, municipality) or (household, region)
-    part = np.zeros((n, n_m))
+
+def _participation(r: _Rows) -> np.ndarray:
+    """Supplied per (household, municipality) or (household, region)."""
+    instance, n = r.instance, r.n
+    part = np.zeros((n, instance.n_municipalities))
     if instance.scores is not None and len(instance.scores):
         sc = instance.scores
-        pos = pd.Series(np.arange(n), index=instance.household_ids[sel])
+        pos = pd.Series(np.arange(n), index=instance.household_ids[r.sel])
         hrow = sc["household_id"].map(pos)
         score = sc["score"].to_numpy(dtype=float)
         reg = (
@@ -300,52 +320,135 @@ def soft_parts(
         )
         by_region = reg.notna().to_numpy() & hrow.notna().to_numpy()
         if by_region.any():
-            ri = pd.Index(region_names).get_indexer(reg[by_region].astype(str))
+            ri = pd.Index(r.region_names).get_indexer(reg[by_region].astype(str))
             hr = hrow[by_region].to_numpy(dtype=np.int64)
             # region rows first (a household may have several regions); municipality rows override
-            per_region = np.zeros((n, len(region_names)))
+            per_region = np.zeros((n, len(r.region_names)))
             per_region[hr, ri] = score[by_region]
-            part = per_region[:, region_of]
+            part = per_region[:, r.region_of]
         by_muni = ~reg.notna().to_numpy() & hrow.notna().to_numpy()
         if by_muni.any():
             mi = sc["municipality"][by_muni].map(instance.code_index).to_numpy(dtype=np.int64)
             part[hrow[by_muni].to_numpy(dtype=np.int64), mi] = score[by_muni]
-    out["participation"] = part
+    return part
 
-    # work_soft: near a job that does not count as a hard criterion
-    work_soft = np.zeros((n, n_m))
+
+def _work_soft(r: _Rows) -> np.ndarray:
+    """Near a job that does not count as a hard criterion."""
+    instance, policy, n = r.instance, r.policy, r.n
+    work_soft = np.zeros((n, instance.n_municipalities))
     c = instance.criteria
     if len(c):
         soft_job = (c["kind"].astype(str).to_numpy() == "work") & ~qualifies_as_hard(c, policy)
         if soft_job.any():
-            pos = pd.Series(np.arange(n), index=instance.household_ids[sel])
+            pos = pd.Series(np.arange(n), index=instance.household_ids[r.sel])
             hr = c["household_id"][soft_job].map(pos)
             ok = hr.notna().to_numpy()
             mi = c["municipality"][soft_job].map(instance.code_index).to_numpy(dtype=np.int64)[ok]
             order = np.argsort(hr[ok].to_numpy(dtype=np.int64), kind="stable")
             work_soft = _gather_reduce(
                 n,
-                _decay(D, policy.hard.radius_km),
+                _decay(instance.distance_km, policy.hard.radius_km),
                 hr[ok].to_numpy(dtype=np.int64)[order],
                 mi[order],
                 "max",
             )
-    out["work_soft"] = work_soft
-    return out
+    return work_soft
+
+
+_PARTS = {
+    "labour": _labour,
+    "network": _network,
+    "ambition": _ambition,
+    "azc": _azc,
+    "participation": _participation,
+    "work_soft": _work_soft,
+}
+
+
+def soft_parts(
+    instance: Instance,
+    policy: Policy,
+    rows: np.ndarray | None = None,
+    names: tuple[str, ...] = SOFT_PARTS,
+) -> dict[str, np.ndarray]:
+    """Each soft part as a matrix (households x municipalities) of scores in [0, 1].
+
+    ``rows`` limits the computation to some households (explanations); the matrices then have
+    ``len(rows)`` rows in that order. ``names`` limits it to some parts. Every entry depends on
+    its own household and municipality only, so the parts of some rows are exactly the rows of
+    the whole parts. The labour part aggregates members' sectors by ``policy.soft.aggregation``
+    (sum, mean, or any = the best member) and may exceed 1 under sum.
+    """
+    r = _rows(instance, policy, rows)
+    return {name: _PARTS[name](r) for name in names}
+
+
+def _rows(instance: Instance, policy: Policy, rows: np.ndarray | None) -> _Rows:
+    """The households ``rows`` (all when ``None``) as the soft parts read them."""
+    hh = (
+        instance.households
+        if rows is None
+        else instance.households.iloc[rows].reset_index(drop=True)
+    )
+    sel = np.arange(instance.n_households) if rows is None else np.asarray(rows, dtype=np.int64)
+    regions = instance.municipalities["labour_market_region"].astype(str).to_numpy()
+    region_names, region_of = np.unique(regions, return_inverse=True)
+    return _Rows(instance, policy, hh, sel, region_names, region_of)
+
+
+def _blocks(instance: Instance, rows: np.ndarray) -> list[np.ndarray]:
+    """``rows`` cut into consecutive blocks (:func:`coupler.blocks.row_blocks`)."""
+    return [rows[b] for b in row_blocks(len(rows), instance.n_municipalities)]
 
 
 def soft_score(instance: Instance, policy: Policy, rows: np.ndarray | None = None) -> np.ndarray:
-    """The weighted soft score per (household, municipality): sum of weight x part."""
-    parts = soft_parts(instance, policy, rows=rows)
+    """The weighted soft score per (household, municipality): sum of weight x part.
+
+    Computed a block of households and one part at a time, and only for parts with a weight,
+    so no part is ever held whole: the memory is the result plus one part of one block and its
+    temporaries. The numbers are those of summing whole parts in ``SOFT_PARTS`` order (the same
+    operations per entry).
+    """
+    sel = np.arange(instance.n_households) if rows is None else np.asarray(rows, dtype=np.int64)
     w = policy.weights
-    total = np.zeros_like(parts["labour"])
-    for name in SOFT_PARTS:
-        weight = getattr(w, name)
-        part = parts.pop(name)
-        if weight:
-            total += weight * part
-        del part
+    names = tuple(name for name in SOFT_PARTS if getattr(w, name))
+    total = np.zeros((len(sel), instance.n_municipalities))
+    start = 0
+    for block in _blocks(instance, sel):
+        out = total[start : start + len(block)]
+        r = _rows(instance, policy, block)
+        for name in names:
+            part = _PARTS[name](r)
+            part *= getattr(w, name)
+            out += part
+            del part
+        start += len(block)
     return total
+
+
+def soft_parts_at(
+    instance: Instance,
+    policy: Policy,
+    households: np.ndarray,
+    municipalities: np.ndarray,
+    names: tuple[str, ...] = SOFT_PARTS,
+) -> dict[str, np.ndarray]:
+    """Each soft part at the pairs ``(households[i], municipalities[i])``.
+
+    Recomputed from the instance for the households named only, a block at a time, so a
+    score per household of a whole batch needs no part held whole.
+    """
+    h = np.asarray(households, dtype=np.int64)
+    m = np.asarray(municipalities, dtype=np.int64)
+    out = {name: np.zeros(len(h)) for name in names}
+    for block in _blocks(instance, np.unique(h)):
+        mine = np.flatnonzero((h >= block[0]) & (h <= block[-1]))
+        pos = np.searchsorted(block, h[mine])
+        r = _rows(instance, policy, block)
+        for name in names:
+            out[name][mine] = _PARTS[name](r)[pos, m[mine]]
+    return out
 
 
 __all__ = [
@@ -354,5 +457,6 @@ __all__ = [
     "HardCriteria",
     "hard_criteria",
     "soft_parts",
+    "soft_parts_at",
     "soft_score",
 ]

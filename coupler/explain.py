@@ -25,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from coupler.criteria import SOFT_PARTS, soft_parts
+from coupler.criteria import SOFT_PARTS, soft_parts, soft_parts_at
 from coupler.errors import InputError, Problem
 from coupler.io import Places
 from coupler.model import CouplingModel
@@ -330,7 +330,9 @@ def explain_broken(model: CouplingModel, result: Result) -> pd.DataFrame:
 
 
 def _parts_at(model: CouplingModel, h: int) -> dict[str, np.ndarray]:
-    return {name: model.parts[name][h] for name in SOFT_PARTS}
+    """Each soft part of household ``h`` at every municipality."""
+    parts = soft_parts(model.instance, model.policy, rows=np.array([h]))
+    return {name: parts[name][0] for name in SOFT_PARTS}
 
 
 def _score_parts(
@@ -357,9 +359,9 @@ def score_table(model: CouplingModel, result: Result) -> pd.DataFrame:
     rows = np.arange(model.n_households)
     am = np.maximum(a, 0)
     w = model.policy.weights
+    parts = soft_parts_at(inst, model.policy, rows, am)
     contrib = {
-        name: np.where(a >= 0, float(getattr(w, name)) * model.parts[name][rows, am], 0.0)
-        for name in SOFT_PARTS
+        name: np.where(a >= 0, float(getattr(w, name)) * parts[name], 0.0) for name in SOFT_PARTS
     }
     out = pd.DataFrame(
         {
@@ -656,9 +658,7 @@ def criteria_table(model: CouplingModel, result: Result) -> pd.DataFrame:
 WHY_NOT: tuple[str, ...] = ("breaks", "no_room", "lower_score", "fill_balance", "swap")
 
 
-def alternatives_table(
-    model: CouplingModel, result: Result, k: int = 3, chunk: int = 2000
-) -> pd.DataFrame:
+def alternatives_table(model: CouplingModel, result: Result, k: int = 3) -> pd.DataFrame:
     """The ``k`` best other municipalities of every household, each with why it was not chosen.
 
     The batch form of ``why_not`` of :func:`explain_household`, computed with arrays for a whole
@@ -734,17 +734,8 @@ def alternatives_table(
     ).astype(object)
 
     weights = model.policy.weights
-    contrib = {name: np.zeros(len(hh)) for name in SOFT_PARTS}
-    for start in range(0, n, chunk):
-        sel = np.arange(start, min(n, start + chunk))
-        mine = np.flatnonzero((hh >= start) & (hh < start + chunk))
-        if not len(mine):
-            continue
-        parts = soft_parts(inst, model.policy, rows=sel)
-        for name in SOFT_PARTS:
-            contrib[name][mine] = (
-                float(getattr(weights, name)) * parts[name][hh[mine] - start, w[mine]]
-            )
+    at = soft_parts_at(inst, model.policy, hh, w)
+    contrib = {name: float(getattr(weights, name)) * at[name] for name in SOFT_PARTS}
     return pd.DataFrame(
         {
             "household_id": inst.household_ids[hh],

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coupler.criteria import SOFT_PARTS, HardCriteria, hard_criteria, soft_parts
+from coupler.criteria import HardCriteria, hard_criteria, soft_score
 from coupler.errors import CouplerError, PolicyError, Problem
 from coupler.instance import Instance
 from coupler.policy import Policy, Weights
@@ -53,7 +53,6 @@ class CouplingModel:
     instance: Instance
     policy: Policy
     hard: HardCriteria
-    parts: dict[str, np.ndarray]  # each soft part (households x municipalities), computed once
     size: np.ndarray
     cap: np.ndarray
     value: np.ndarray
@@ -99,7 +98,7 @@ class CouplingModel:
     def with_capacity(self, remaining: np.ndarray) -> CouplingModel:
         """The same model with another remaining quota per municipality (no rebuild).
 
-        Capacities, fill targets and bands follow from ``remaining``; criteria and soft parts are
+        Capacities, fill targets and bands follow from ``remaining``; criteria and the value are
         reused, so pacing re-solves cost only the solve.
         """
         instance = self.instance.with_remaining(np.asarray(remaining, dtype=np.int64))
@@ -108,9 +107,13 @@ class CouplingModel:
         )
 
     def with_weights(self, weights: Weights) -> CouplingModel:
-        """The same model under other soft weights (no rebuild): the value is re-weighted."""
+        """The same model under other soft weights: only the value is recomputed.
+
+        The soft parts are not kept (a float64 matrix each); the value is summed again from
+        the instance, a block of households at a time (:func:`coupler.criteria.soft_score`).
+        """
         policy = dataclasses.replace(self.policy, weights=weights)
-        return dataclasses.replace(self, policy=policy, value=_weighted(self.parts, weights))
+        return dataclasses.replace(self, policy=policy, value=_value(self.instance, policy))
 
     def evaluate(self, assignment: np.ndarray) -> PlanValue:
         """Objective parts of a plan given as municipality index per household (-1 = uncoupled)."""
@@ -153,9 +156,6 @@ def build_model(instance: Instance, policy: Policy) -> CouplingModel:
     n_h, n_m = instance.n_households, instance.n_municipalities
     check_memory(n_h, n_m)
     hard = hard_criteria(instance, policy)
-    parts = soft_parts(instance, policy)
-    for part in parts.values():
-        part.flags.writeable = False
     size = instance.sizes
 
     forbidden = np.zeros((n_h, n_m), dtype=bool)
@@ -178,9 +178,8 @@ def build_model(instance: Instance, policy: Policy) -> CouplingModel:
         instance=instance,
         policy=policy,
         hard=hard,
-        parts=parts,
         size=size,
-        value=_weighted(parts, policy.weights),
+        value=_value(instance, policy),
         forbidden=forbidden,
         pinned=pinned,
         broken_weight=_broken_weight(hard, size, policy.hard.shortage_order),
@@ -222,15 +221,11 @@ def _broken_weight(hard: HardCriteria, size: np.ndarray, order: tuple[str, ...])
     return w
 
 
-def _weighted(parts: dict[str, np.ndarray], weights: Weights) -> np.ndarray:
-    """The soft score per pair: sum of weight x part (parts with weight 0 skipped)."""
-    total = np.zeros_like(parts[SOFT_PARTS[0]])
-    for name in SOFT_PARTS:
-        weight = getattr(weights, name)
-        if weight:
-            total += weight * parts[name]
-    total.flags.writeable = False
-    return total
+def _value(instance: Instance, policy: Policy) -> np.ndarray:
+    """The soft score per pair under ``policy``'s weights, read-only."""
+    value = soft_score(instance, policy)
+    value.flags.writeable = False
+    return value
 
 
 def _quota_arrays(instance: Instance, policy: Policy, size: np.ndarray) -> dict[str, Any]:
@@ -285,7 +280,7 @@ def restrict(
     """A sub-model over some households with other capacities and fill targets.
 
     Used by the engine to re-optimise a part of a plan while the rest stays fixed. Side
-    constraints and soft parts (only the value is needed) are not carried over.
+    constraints are not carried over; the sub-model's ``instance`` is still the whole one.
     """
     rows = np.asarray(households, dtype=np.int64)
     hard = HardCriteria(
@@ -297,7 +292,6 @@ def restrict(
     return dataclasses.replace(
         model,
         hard=hard,
-        parts={},
         size=model.size[rows],
         cap=np.asarray(cap, dtype=np.int64),
         value=model.value[rows],
@@ -315,10 +309,12 @@ def restrict(
 # ---------------------------------------------------------------------------------------------
 # Memory: refuse a model the machine cannot hold, in one line, before allocating it.
 
-#: Peak bytes per (household, municipality) pair of building and solving a model: about 70
-#: measured for build_model and 81 for build + solve (20,000 and 60,000 persons, nl-2024), plus
-#: a margin.
-BYTES_PER_PAIR = 96
+#: Peak bytes per (household, municipality) pair of loading, building, solving and writing a
+#: model: about 33 measured (peak RSS 408 MB at 28,000 persons, 595 MB at 60,000, 1.40 GB at
+#: 200,000; nl-2024), plus a margin. The model keeps the value (8 bytes per pair) and three
+#: bool masks; the flow's cost matrix (8), its candidate mask and blocks of temporaries
+#: (``coupler.blocks``) come on top.
+BYTES_PER_PAIR = 40
 #: Bytes beyond the pairs (vectors per municipality, the engine's own bookkeeping).
 BYTES_FIXED = 64 * 2**20
 

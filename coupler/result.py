@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from coupler.criteria import SOFT_PARTS
+from coupler.blocks import row_blocks
+from coupler.criteria import SOFT_PARTS, soft_parts_at
 from coupler.errors import CouplerError
 from coupler.instance import Instance
 from coupler.model import CouplingModel
@@ -335,7 +336,7 @@ def plan_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
         .agg(";".join)
     )
     yielded_kinds = ct[ct["yielded"]].groupby("household_id", sort=False)["kind"].agg(";".join)
-    parts = model.parts
+    parts = soft_parts_at(inst, model.policy, rows, am)
     out = pd.DataFrame(
         {
             "household_id": inst.household_ids,
@@ -359,17 +360,23 @@ def plan_table(model: CouplingModel, a: np.ndarray) -> pd.DataFrame:
     out["broken"] = ids.map(broken_kinds).astype(object).fillna("").astype(str)
     out["yielded"] = ids.map(yielded_kinds).astype(object).fillna("").astype(str)
     for name in SOFT_PARTS:
-        out[f"score_{name}"] = np.where(coupled, parts[name][rows, am], 0.0).round(4)
+        out[f"score_{name}"] = np.where(coupled, parts[name], 0.0).round(4)
     score = np.where(coupled, model.value[rows, am], 0.0)
     out["score"] = score.round(6)
-    # Best alternative: the best other usable municipality that keeps every hard criterion met.
-    usable = ~model.forbidden & (model.allowed | ~model.has_hard[:, None])
-    alt_val = np.where(usable, model.value, -np.inf)
-    alt_val[rows[coupled], am[coupled]] = -np.inf
-    best = alt_val.argmax(axis=1)
-    has_alt = np.isfinite(alt_val[rows, best])
+    # Best alternative: the best other usable municipality that keeps every hard criterion met
+    # (a block of households at a time: no temporary of the whole matrix).
+    best: np.ndarray = np.zeros(n_h, dtype=np.int64)
+    best_val = np.zeros(n_h)
+    for b in row_blocks(n_h, model.n_municipalities):
+        usable = ~model.forbidden[b] & (model.allowed[b] | ~model.has_hard[b, None])
+        alt_val = np.where(usable, model.value[b], -np.inf)
+        on = np.flatnonzero(coupled[b])
+        alt_val[on, am[b][on]] = -np.inf
+        best[b] = alt_val.argmax(axis=1)
+        best_val[b] = alt_val[np.arange(alt_val.shape[0]), best[b]]
+    has_alt = np.isfinite(best_val)
     out["best_alternative"] = pd.array(np.where(has_alt, inst.codes[best], None), dtype="string")
-    out["alternative_score_diff"] = np.where(has_alt, alt_val[rows, best] - score, np.nan).round(6)
+    out["alternative_score_diff"] = np.where(has_alt, best_val - score, np.nan).round(6)
     return out
 
 

@@ -8,8 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coupler import Policy, load_instance
-from coupler.criteria import hard_criteria, qualifies_as_hard, soft_parts
+from coupler import Policy, blocks, load_instance
+from coupler.criteria import (
+    SOFT_PARTS,
+    hard_criteria,
+    qualifies_as_hard,
+    soft_parts,
+    soft_parts_at,
+)
 
 DATA = Path(__file__).parent / "data" / "valid"
 
@@ -219,3 +225,40 @@ def test_yielded_criteria_are_named_in_every_output():
     assert plan["yielded"] == "family" and plan["broken"] == ""
     assert result.broken_persons == 0
     assert "1 criteria yielded" in result.summary()
+
+
+def test_parts_at_pairs_and_of_blocks_equal_the_whole_parts(
+    national_instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``soft_parts_at`` (households in any order and repeated, worked through blocks of 100
+    households) returns exactly the entries of the whole parts, and ``soft_parts`` of some rows
+    exactly those rows of the whole parts; also with participation scores by region (several
+    per household) and by municipality."""
+    rng = np.random.default_rng(3)
+    ids = list(national_instance.household_ids[:60])
+    regions = sorted(set(national_instance.municipalities["labour_market_region"]))
+    scores = pd.DataFrame(
+        {
+            "household_id": pd.array(ids * 3, dtype="string"),
+            "municipality": pd.array(
+                [pd.NA] * 120 + list(national_instance.codes[:60]), dtype="string"
+            ),
+            "labour_market_region": pd.array(
+                [regions[i % len(regions)] for i in range(120)] + [pd.NA] * 60, dtype="string"
+            ),
+            "score": rng.random(180).round(3),
+        }
+    )
+    inst = national_instance.replace(scores=scores)
+    policy = Policy()
+    whole = soft_parts(inst, policy)
+    assert whole["participation"].any()
+    h = rng.integers(0, inst.n_households, 5000)
+    m = rng.integers(0, inst.n_municipalities, 5000)
+    monkeypatch.setattr(blocks, "BLOCK_PAIRS", 100 * inst.n_municipalities)
+    at = soft_parts_at(inst, policy, h, m)
+    rows = np.arange(30, 250)
+    some = soft_parts(inst, policy, rows=rows)
+    for name in SOFT_PARTS:
+        np.testing.assert_array_equal(at[name], whole[name][h, m])
+        np.testing.assert_array_equal(some[name], whole[name][rows])

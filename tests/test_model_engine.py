@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from factories import LINE, Crit, instance
 
-from coupler import Policy, build_model
+from coupler import Policy, blocks, build_model
 from coupler.criteria import SOFT_PARTS, soft_parts
 from coupler.policy import Weights
 
@@ -25,7 +26,7 @@ def _inst():  # type: ignore[no-untyped-def]
 
 def test_with_capacity_equals_a_fresh_build() -> None:
     """``model.with_capacity(r)`` has the same capacities, targets and values as building the
-    model from ``instance.with_remaining(r)``, and reuses the criteria and soft parts."""
+    model from ``instance.with_remaining(r)``, and reuses the criteria and the value."""
     inst = _inst()
     policy = Policy().with_(quota={"tolerance": 0.1})
     model = build_model(inst, policy)
@@ -35,7 +36,7 @@ def test_with_capacity_equals_a_fresh_build() -> None:
     for name in ("cap", "target", "value", "forbidden", "size"):
         np.testing.assert_array_equal(getattr(cheap, name), getattr(fresh, name))
     np.testing.assert_array_equal(cheap.instance.remaining, remaining)
-    assert cheap.parts is model.parts
+    assert cheap.value is model.value
     assert cheap.hard is model.hard
 
 
@@ -50,14 +51,22 @@ def test_with_weights_equals_a_fresh_build() -> None:
     assert cheap.policy.weights == weights
 
 
-def test_parts_are_kept_once_and_weighted_into_value() -> None:
-    """The model keeps each soft part as criteria computes it; ``value`` is their weighted sum."""
+def test_value_is_the_weighted_sum_of_whole_parts_bit_for_bit() -> None:
+    """``value`` (summed a block of households at a time, parts with weight 0 skipped) equals
+    summing the whole parts of criteria in ``SOFT_PARTS`` order exactly, also when the blocks
+    are single households; it is read-only and the model keeps no soft part."""
     inst = _inst()
-    policy = Policy()
-    model = build_model(inst, policy)
+    policy = Policy().with_(weights={"ambition": 0.0, "network": 2.0})
     parts = soft_parts(inst, policy)
-    expected = sum(getattr(policy.weights, n) * parts[n] for n in SOFT_PARTS)
+    expected = np.zeros_like(parts["labour"])
     for name in SOFT_PARTS:
-        np.testing.assert_array_equal(model.parts[name], parts[name])
-        assert not model.parts[name].flags.writeable
-    np.testing.assert_allclose(model.value, expected, atol=1e-12)
+        weight = getattr(policy.weights, name)
+        if weight:
+            expected += weight * parts[name]
+    model = build_model(inst, policy)
+    np.testing.assert_array_equal(model.value, expected)
+    assert not model.value.flags.writeable
+    assert not hasattr(model, "parts")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(blocks, "BLOCK_PAIRS", 1)
+        np.testing.assert_array_equal(build_model(inst, policy).value, expected)

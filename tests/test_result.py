@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from coupler import Result, Status
-from coupler.result import make_result
+from coupler import Result, Status, blocks
+from coupler.result import make_result, plan_table
 
 
 def _assignment(result: Result, model) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -126,3 +126,13 @@ def test_uncoupled_household_has_no_place(tiny_shortage) -> None:
     assert pd.isna(row["municipality"]) and not row["coupled"] and row["score"] == 0
     assert res.uncoupled_persons == 1 and res.broken_persons == 0
     assert res.gap == float("inf")
+
+
+def test_plan_table_is_the_same_in_blocks(
+    national_model, national_result: Result, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan table (score parts recomputed at each household's place, best alternative found
+    a block of households at a time) is identical with blocks of 7 households."""
+    monkeypatch.setattr(blocks, "BLOCK_PAIRS", 7 * national_model.n_municipalities)
+    table = plan_table(national_model, national_result.assignment)
+    pd.testing.assert_frame_equal(table, national_result.plan)

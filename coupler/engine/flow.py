@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
+from coupler.blocks import row_blocks
 from coupler.engine.mip import penalties
 from coupler.errors import CouplerError
 from coupler.model import CouplingModel
@@ -61,18 +62,17 @@ class FlowRelaxation:
         whose reduced value exceeds the gap can be left out without losing a better plan.
         """
         size = model.size.astype(np.float64)
-        per_person = (
-            model.value / size[:, None]
-            - self.broken_penalty * model.breaks * (model.broken_weight / size)[:, None]
-        )
-        cost = -np.rint(per_person * SCALE)
+        # In place: one matrix of float64 (and a bool mask), not five.
+        rc = scaled_cost(model, self.broken_penalty)
         with np.errstate(invalid="ignore"):
-            rc = (
-                (cost + self.potential_h[:, None] - self.potential_m[None, :])
-                / SCALE
-                * size[:, None]
-            )
-        rc = np.where(np.isfinite(rc), np.maximum(rc, 0.0), 0.0)
+            rc += self.potential_h[:, None]
+            rc -= self.potential_m[None, :]
+            rc /= SCALE
+            rc *= size[:, None]
+        finite = np.isfinite(rc)
+        np.maximum(rc, 0.0, out=rc)
+        rc[~finite] = 0.0
+        del finite
         rc[model.forbidden] = np.inf
         return rc
 
@@ -90,6 +90,60 @@ class FlowRelaxation:
         out[self.arc_h[pos]] = self.arc_m[pos]
         out[self.split_households()] = -2
         return out
+
+
+def scaled_cost(model: CouplingModel, broken_penalty: float) -> np.ndarray:
+    """Per-person cost of each pair in scaled integer units (minimisation), built in place.
+
+    ``-rint(SCALE * (value / size - broken_penalty * breaks * broken_weight / size))``: breaking
+    a household costs its weight in the shortage order's measure (default: persons). Forbidden
+    pairs are not marked here.
+    """
+    size = model.size.astype(np.int64)
+    cost = model.value / size[:, None]
+    penalty = broken_penalty * (model.broken_weight / size)
+    np.subtract(cost, penalty[:, None], out=cost, where=model.breaks)
+    cost *= SCALE
+    np.rint(cost, out=cost)
+    np.negative(cost, out=cost)
+    return cost
+
+
+def _spread(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Tie-breaking spread below half a cost unit for the pairs ``rows`` x ``cols``:
+    ``((row * 7919 + col * 104729) mod 997) / 1994``, summed from the residues of row and
+    column (the same integers, so the same numbers, in small integer arithmetic)."""
+    r = (rows * 7919 % 997).astype(np.int16)
+    c = (cols * 104729 % 997).astype(np.int16)
+    s = r[:, None] + c[None, :]
+    np.subtract(s, 997, out=s, where=s >= 997)
+    return s / 1994.0
+
+
+def _reduced_block(
+    cost: np.ndarray,
+    cand: np.ndarray,
+    d_h: np.ndarray,
+    d_m: np.ndarray,
+    rows: slice | np.ndarray,
+    cols: slice | np.ndarray,
+) -> np.ndarray:
+    """Reduced costs of the pairs ``rows`` x ``cols``; 0 for candidates and unpriced pairs.
+
+    At most one of ``rows`` and ``cols`` is an index array (the other a slice), so the block is
+    their cross product and only the block is copied.
+    """
+    c = cost[rows, cols]
+    with np.errstate(invalid="ignore"):
+        rc = c + d_h[rows][:, None]
+        rc -= d_m[cols][None, :]
+    mask = ~np.isfinite(c)
+    mask |= cand[rows, cols]
+    unpriced = ~np.isfinite(d_m[cols])
+    if unpriced.any():
+        mask |= unpriced[None, :]
+    np.copyto(rc, 0.0, where=mask)
+    return rc
 
 
 def flow_penalties(model: CouplingModel) -> tuple[float, float]:
@@ -124,11 +178,7 @@ def solve_relaxation(
     if broken_penalty is not None:
         pen_b = float(broken_penalty)
     # Per-person cost matrix in scaled integer units (minimisation); forbidden pairs excluded.
-    # Breaking a household costs its weight in the shortage order's measure (default: persons).
-    per_person = (
-        model.value / size[:, None] - pen_b * model.breaks * (model.broken_weight / size)[:, None]
-    )
-    cost = -np.rint(per_person * SCALE)
+    cost = scaled_cost(model, pen_b)
     cost[model.forbidden] = np.inf
     cost_u = int(round(pen_u * SCALE))
 
@@ -152,16 +202,20 @@ def solve_relaxation(
 
     # Initial candidates: each household's best arcs. Costs are whole units; a spread below half
     # a unit breaks ties (batches without soft data) towards different places per household.
-    spread = ((np.arange(n_h)[:, None] * 7919 + np.arange(n_m)[None, :] * 104729) % 997) / 1994.0
+    # Full-size temporaries are avoided: the matrices are worked through a block of rows at a
+    # time (each row, and below each column, is ranked on its own, so the result is the same).
     k0 = min(arcs_per_household, n_m)
-    best = (
-        np.argpartition(cost + spread, k0 - 1, axis=1)[:, :k0]
-        if k0 < n_m
-        else np.tile(np.arange(n_m), (n_h, 1))
-    )
+    all_h, all_m = np.arange(n_h), np.arange(n_m)
     cand = np.zeros((n_h, n_m), dtype=bool)
-    cand[np.arange(n_h)[:, None], best] = True
-    cand &= np.isfinite(cost)
+    for b in row_blocks(n_h, n_m):
+        rows_b = all_h[b]
+        best = (
+            np.argpartition(cost[b] + _spread(rows_b, all_m), k0 - 1, axis=1)[:, :k0]
+            if k0 < n_m
+            else np.tile(all_m, (len(rows_b), 1))
+        )
+        cand[rows_b[:, None], best] = True
+        cand[b] &= np.isfinite(cost[b])
 
     UNC, T = n_h + n_m, n_h + n_m + 1
     # The uncoupled option's huge cost slows the cost-scaling solver down; leave it out while the
@@ -253,40 +307,56 @@ def solve_relaxation(
             if ok.any() and not cand[add_h[ok], add_m[ok]].all():
                 cand[add_h[ok], add_m[ok]] = True
                 continue
-        # Price every pair not yet a candidate.
-        with np.errstate(invalid="ignore"):
-            rc = cost + d_h[:, None] - d_m[None, :]
-        rc[cand | ~np.isfinite(cost) | ~np.isfinite(d_m)[None, :]] = 0.0
-        viol = rc < -0.5
-        if not viol.any() or dense:
+        # Price every pair not yet a candidate, a block of rows at a time, and pick each
+        # violated household's best new arcs on the way. New arcs are added only after the
+        # column pass below, which prices against the same candidate set.
+        viol_h = np.zeros(n_h, dtype=bool)
+        viol_m = np.zeros(n_m, dtype=bool)
+        new_h: list[np.ndarray] = []
+        new_m: list[np.ndarray] = []
+        k = min(add_per_round, n_m)
+        for b in row_blocks(n_h, n_m):
+            rc = _reduced_block(cost, cand, d_h, d_m, b, slice(None))
+            viol = rc < -0.5
+            viol_h[b] = viol.any(axis=1)
+            viol_m |= viol.any(axis=0)
+            local = np.flatnonzero(viol_h[b])
+            if len(local) == 0 or dense:
+                continue
+            rb = all_h[b][local]
+            sub = rc[local] + _spread(rb, all_m)
+            pick = (
+                np.argpartition(sub, k - 1, axis=1)[:, :k]
+                if k < n_m
+                else np.tile(all_m, (len(rb), 1))
+            )
+            ok = sub[np.arange(len(rb))[:, None], pick] < -0.5
+            new_h.append(np.repeat(rb, k)[ok.ravel()])
+            new_m.append(pick.ravel()[ok.ravel()])
+        if not viol_h.any() or dense:
             break
         if rounds >= max_rounds:
             # Safety net: every usable pair at once; that flow is optimal by construction.
             cand = np.isfinite(cost)
             dense = True
             continue
-        rows = np.flatnonzero(viol.any(axis=1))
-        sub = rc[rows] + spread[rows]
-        k = min(add_per_round, n_m)
-        pick = (
-            np.argpartition(sub, k - 1, axis=1)[:, :k]
-            if k < n_m
-            else np.tile(np.arange(n_m), (len(rows), 1))
-        )
-        ok = sub[np.arange(len(rows))[:, None], pick] < -0.5
-        cand[np.repeat(rows, k)[ok.ravel()], pick.ravel()[ok.ravel()]] = True
         # Also the best households of every violated municipality: with tied costs (no soft
         # data) the rows alone all pick the same few places and would need a round per place.
-        cols = np.flatnonzero(viol.any(axis=0))
-        sub = rc[:, cols] + spread[:, cols]
+        # A block of columns at a time, every household in each.
+        cols = np.flatnonzero(viol_m)
         k = min(add_per_round, n_h)
-        pick = (
-            np.argpartition(sub, k - 1, axis=0)[:k]
-            if k < n_h
-            else np.tile(np.arange(n_h)[:, None], (1, len(cols)))
-        )
-        ok = sub[pick, np.arange(len(cols))[None, :]] < -0.5
-        cand[pick[ok], np.tile(cols, (k, 1))[ok]] = True
+        for b in row_blocks(len(cols), n_h):
+            cb = cols[b]
+            sub = _reduced_block(cost, cand, d_h, d_m, slice(None), cb) + _spread(all_h, cb)
+            pick = (
+                np.argpartition(sub, k - 1, axis=0)[:k]
+                if k < n_h
+                else np.tile(all_h[:, None], (1, len(cb)))
+            )
+            ok = sub[pick, np.arange(len(cb))[None, :]] < -0.5
+            new_h.append(pick[ok])
+            new_m.append(np.tile(cb, (k, 1))[ok])
+        cand[np.concatenate(new_h), np.concatenate(new_m)] = True
 
     # Value of this flow in true (unrounded) units, then the rounding allowance.
     f = f_arc.astype(np.float64)
