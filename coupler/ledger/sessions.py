@@ -53,7 +53,9 @@ def prepare(ledger: Ledger) -> bytes:
     bytes
         The secret.
     """
-    if not all(sa.inspect(ledger.engine).has_table(tb.name) for tb in (web_secret, web_revoked)):
+    with ledger.read() as conn:
+        names = set(sa.inspect(conn).get_table_names())
+    if not {web_secret.name, web_revoked.name} <= names:
         with ledger.write("web prepare") as tx:
             metadata.create_all(tx.conn, tables=[web_secret, web_revoked], checkfirst=True)
     found = current_secret(ledger)
