@@ -96,6 +96,28 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60.0) ->
         time.sleep(0.05)
 
 
+def _paused_approval(
+    target: LedgerTarget, batch: int, tmp_path: Path, seconds: float
+) -> subprocess.Popen[str]:
+    """A `batch approve` process paused for ``seconds`` inside its transaction, after writing
+    its couplings (returns once the pause has started)."""
+    marker = tmp_path / "paused"
+    proc = _cli(
+        target,
+        "batch",
+        "approve",
+        str(batch),
+        "--reason",
+        "test",
+        env={
+            "COUPLER_LEDGER_PAUSE": f"approve:{seconds}",
+            "COUPLER_LEDGER_PAUSE_FILE": str(marker),
+        },
+    )
+    _wait_for(marker, proc)
+    return proc
+
+
 @pytest.fixture()
 def two_proposals(
     tmp_path: Path, ledger_target: LedgerTarget, municipalities: pd.DataFrame
@@ -147,17 +169,7 @@ def test_killed_approval_leaves_ledger_unchanged(
     db, a, _ = two_proposals
     ledger = db.open()
     before = _dump(ledger)
-    marker = tmp_path / "paused"
-    proc = _cli(
-        db,
-        "batch",
-        "approve",
-        str(a),
-        "--reason",
-        "test",
-        env={"COUPLER_LEDGER_PAUSE": "approve:60", "COUPLER_LEDGER_PAUSE_FILE": str(marker)},
-    )
-    _wait_for(marker, proc)
+    proc = _paused_approval(db, a, tmp_path, 60)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -195,18 +207,8 @@ def test_reads_do_not_wait_for_a_write_in_progress(
     `batch show` and the review screen's period overview all complete, see the ledger as it was
     before that write, and leave the writer untouched."""
     db, a, _ = two_proposals
-    marker = tmp_path / "paused"
-    proc = _cli(
-        db,
-        "batch",
-        "approve",
-        str(a),
-        "--reason",
-        "test",
-        env={"COUPLER_LEDGER_PAUSE": "approve:150", "COUPLER_LEDGER_PAUSE_FILE": str(marker)},
-    )
+    proc = _paused_approval(db, a, tmp_path, 150)
     try:
-        _wait_for(marker, proc)
         ledger = db.open(create=False)
         try:
             status = period_status(ledger)
