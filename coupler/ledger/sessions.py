@@ -120,13 +120,13 @@ def revoke(ledger: Ledger, sid: str, until: float) -> None:
         pass  # PostgreSQL: the same session signed out twice at once; it is listed.
 
 
-def is_revoked(ledger: Ledger, sid: str) -> bool:
-    """True when session ``sid`` signed out."""
+def lookup(ledger: Ledger, sid: str) -> tuple[bytes | None, bool]:
+    """The secret now (None when none was made yet) and whether session ``sid`` signed out, in
+    one read (it runs on every request)."""
     with ledger.read() as conn:
-        return (
-            conn.execute(sa.select(web_revoked.c.sid).where(web_revoked.c.sid == sid)).first()
-            is not None
-        )
+        value = conn.execute(sa.select(web_secret.c.secret).where(web_secret.c.id == _ROW)).scalar()
+        listed = conn.execute(sa.select(web_revoked.c.sid).where(web_revoked.c.sid == sid)).first()
+    return (None if value is None else bytes.fromhex(value)), listed is not None
 
 
-__all__ = ["current_secret", "is_revoked", "prepare", "revoke", "rotate_secret"]
+__all__ = ["current_secret", "lookup", "prepare", "revoke", "rotate_secret"]

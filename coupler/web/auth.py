@@ -39,16 +39,16 @@ MAX_LOCK_SECONDS = 900.0
 class SessionStore(Protocol):
     """Where :class:`Sessions` keeps the signing secret and the signed-out session ids."""
 
-    def secret(self) -> bytes:
-        """The secret that signs cookies and CSRF tokens now."""
+    def secret(self, fresh: bool = False) -> bytes:
+        """The signing secret (as recently read as the store likes, or ``fresh``ly)."""
+        ...
+
+    def lookup(self, sid: str) -> tuple[bytes, bool]:
+        """The signing secret now and whether session ``sid`` was revoked."""
         ...
 
     def revoke(self, sid: str, until: float) -> None:
         """Refuse session ``sid`` from now on (at least until ``until``, epoch seconds)."""
-        ...
-
-    def is_revoked(self, sid: str) -> bool:
-        """True when session ``sid`` was revoked."""
         ...
 
 
@@ -59,44 +59,61 @@ class MemoryStore:
     key: bytes
     revoked: set[str] = field(default_factory=set)
 
-    def secret(self) -> bytes:
+    def secret(self, fresh: bool = False) -> bytes:
         return self.key
+
+    def lookup(self, sid: str) -> tuple[bytes, bool]:
+        return self.key, sid in self.revoked
 
     def revoke(self, sid: str, until: float) -> None:
         self.revoked.add(sid)
 
-    def is_revoked(self, sid: str) -> bool:
-        return sid in self.revoked
+
+#: Seconds a :class:`LedgerStore` signs new cookies with the secret it read last, without reading
+#: it again. Reading a session always checks it against the ledger's secret of that moment.
+FRESH_SECONDS = 1.0
 
 
 @dataclass
 class LedgerStore:
     """The secret and revocations in the ledger, shared by every server process on it.
 
-    The secret is read at every use, so a rotation (``coupler user rotate-secret``) takes effect
-    at once in every process. With a ``pepper`` the signing key is HMAC-SHA256(pepper, the
-    ledger's secret): every server on the ledger needs the same pepper.
+    Every session read (:meth:`Sessions.load`) checks, in one query, that its secret is still
+    the ledger's and that it did not sign out, so a rotation (``coupler user rotate-secret``) or
+    a sign-out in any process takes effect at the next request everywhere. With a ``pepper`` the
+    signing key is HMAC-SHA256(pepper, the ledger's secret): every server on the ledger needs the
+    same pepper.
     """
 
     ledger: Ledger
     pepper: bytes | None = None
 
     def __post_init__(self) -> None:
-        sessions.prepare(self.ledger)
+        self._last = (self._key(sessions.prepare(self.ledger)), time.monotonic())
 
-    def secret(self) -> bytes:
-        key = sessions.current_secret(self.ledger)
-        if key is None:  # the row was removed by hand: make a new one (everyone signs in again)
-            key = sessions.prepare(self.ledger)
-        if self.pepper is None:
-            return key
-        return hmac.new(self.pepper, key, hashlib.sha256).digest()
+    def _key(self, secret: bytes | None) -> bytes:
+        if secret is None:  # the row was removed by hand: make a new one (everyone signs in again)
+            secret = sessions.prepare(self.ledger)
+        key = (
+            secret
+            if self.pepper is None
+            else hmac.new(self.pepper, secret, hashlib.sha256).digest()
+        )
+        self._last = (key, time.monotonic())
+        return key
+
+    def secret(self, fresh: bool = False) -> bytes:
+        key, at = self._last
+        if fresh or time.monotonic() - at > FRESH_SECONDS:
+            return self._key(sessions.current_secret(self.ledger))
+        return key
+
+    def lookup(self, sid: str) -> tuple[bytes, bool]:
+        secret, revoked = sessions.lookup(self.ledger, sid)
+        return self._key(secret), revoked
 
     def revoke(self, sid: str, until: float) -> None:
         sessions.revoke(self.ledger, sid, until)
-
-    def is_revoked(self, sid: str) -> bool:
-        return sessions.is_revoked(self.ledger, sid)
 
 
 @dataclass
@@ -106,26 +123,39 @@ class Sessions:
     store: SessionStore
     idle: float = 1800.0
 
-    def _signer(self) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self.store.secret(), salt="coupler-session")
+    def _signer(self, key: bytes) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(key, salt="coupler-session")
 
     def new(self, user: str | None = None, lang: str = "nl") -> dict[str, Any]:
         """A fresh session (a new id: sign-in always starts a new session)."""
         return {"sid": secrets.token_urlsafe(24), "user": user, "lang": lang}
 
     def dump(self, session: dict[str, Any]) -> str:
-        return self._signer().dumps(session)
+        return self._signer(self.store.secret()).dumps(session)
 
-    def load(self, cookie: str | None) -> dict[str, Any] | None:
-        """The session in ``cookie``, or None when absent, forged, signed with another secret,
-        idle too long or revoked."""
-        if not cookie:
-            return None
+    def _verify(self, cookie: str, key: bytes) -> Any:
         try:
-            data = self._signer().loads(cookie, max_age=int(self.idle))
+            return self._signer(key).loads(cookie, max_age=int(self.idle))
         except BadSignature:  # includes SignatureExpired
             return None
-        if not isinstance(data, dict) or self.store.is_revoked(str(data.get("sid"))):
+
+    def load(self, cookie: str | None) -> dict[str, Any] | None:
+        """The session in ``cookie``, or None when absent, forged, signed with another secret
+        than the store's now, idle too long or revoked."""
+        if not cookie:
+            return None
+        key = self.store.secret()
+        data = self._verify(cookie, key)
+        if data is None:
+            # Signed after a rotation this process has not read yet?
+            newer = self.store.secret(fresh=True)
+            if newer == key:
+                return None
+            key, data = newer, self._verify(cookie, newer)
+        if not isinstance(data, dict):
+            return None
+        current, revoked = self.store.lookup(str(data.get("sid")))
+        if revoked or not hmac.compare_digest(current, key):
             return None
         return data
 
