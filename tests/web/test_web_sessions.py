@@ -20,11 +20,17 @@ from webutil import csrf_of, free_port, serving
 from coupler.cli import main
 from coupler.ledger import Ledger
 from coupler.ledger import schema as t
-from coupler.ledger.sessions import current_secret, prepare, web_revoked, web_secret
+from coupler.ledger.sessions import (
+    current_secret,
+    prepare,
+    rotate_secret,
+    web_revoked,
+    web_secret,
+)
 from coupler.ledger.users import disable_user
 from coupler.web import create_app
 from coupler.web.app import server_config
-from coupler.web.auth import COOKIE
+from coupler.web.auth import COOKIE, LedgerStore, Sessions
 from coupler.web.demo import Demo
 
 
@@ -245,3 +251,17 @@ def test_a_short_secret_file_is_refused(tmp_path: Path) -> None:
     )
     assert r.exit_code == 2 and "$COUPLER_SECRET is too short" in r.output
     assert "tooshort-abc" not in r.output
+
+
+def test_a_process_that_has_not_seen_a_rotation_yet_judges_by_the_ledger(fresh) -> None:
+    """Right after a rotation by another process, a store that still holds the old secret
+    refuses a cookie signed with the old one and accepts one signed with the new one."""
+    ledger, _ = fresh
+    late = Sessions(LedgerStore(ledger), idle=600)
+    old = late.dump(late.new("regie"))
+    assert late.load(old) is not None
+    rotate_secret(ledger)
+    prompt = Sessions(LedgerStore(ledger), idle=600)
+    new = prompt.dump(prompt.new("regie"))
+    assert late.load(old) is None
+    assert late.load(new) is not None
