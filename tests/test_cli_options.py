@@ -65,7 +65,7 @@ def test_criteria_without_households_is_a_usage_error(tmp_path: Path, command: l
     [
         (("scenario", "households", "criteria", "persons"), ("solve", "compare", "sweep")),
         (("time_limit", "gap"), ("solve", "compare", "sweep")),
-        (("sheet", "ignore_columns"), ("solve", "compare")),
+        (("sheet", "ignore_columns"), ("solve", "compare", "sweep")),
         (("force",), ("solve", "compare", "sweep", "generate")),
         (("scenario",), ("solve", "generate")),
     ],

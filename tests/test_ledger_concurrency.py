@@ -1,5 +1,6 @@
 """Reliability of the ledger with real processes: concurrent approvals on SQLite never
-over-spend a quota, and a command killed mid-transaction leaves the ledger as it was.
+over-spend a quota, a command killed mid-transaction leaves the ledger as it was, and reads do
+not wait for a write in progress.
 
 Each approval runs as its own ``python -c 'coupler.cli.main()'`` process; a test hook
 (COUPLER_LEDGER_PAUSE=<step>:<seconds>) sleeps inside the transaction so that the processes
@@ -19,11 +20,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from pgutil import LedgerTarget
 
+from coupler.cli import main
 from coupler.generate import generate_cases
-from coupler.ledger import Ledger, Pacing, approve, open_period, propose, quota_state
+from coupler.ledger import (
+    Ledger,
+    Pacing,
+    approve,
+    batch_table,
+    open_period,
+    period_status,
+    propose,
+    quota_state,
+)
 from coupler.ledger import schema as t
+from coupler.ledger.review import period_overview
 
 _CLI = "import sys; from coupler.cli import main; sys.exit(main())"
 
@@ -83,6 +96,28 @@ def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 60.0) ->
         time.sleep(0.05)
 
 
+def _paused_approval(
+    target: LedgerTarget, batch: int, tmp_path: Path, seconds: float
+) -> subprocess.Popen[str]:
+    """A `batch approve` process paused for ``seconds`` inside its transaction, after writing
+    its couplings (returns once the pause has started)."""
+    marker = tmp_path / "paused"
+    proc = _cli(
+        target,
+        "batch",
+        "approve",
+        str(batch),
+        "--reason",
+        "test",
+        env={
+            "COUPLER_LEDGER_PAUSE": f"approve:{seconds}",
+            "COUPLER_LEDGER_PAUSE_FILE": str(marker),
+        },
+    )
+    _wait_for(marker, proc)
+    return proc
+
+
 @pytest.fixture()
 def two_proposals(
     tmp_path: Path, ledger_target: LedgerTarget, municipalities: pd.DataFrame
@@ -134,17 +169,7 @@ def test_killed_approval_leaves_ledger_unchanged(
     db, a, _ = two_proposals
     ledger = db.open()
     before = _dump(ledger)
-    marker = tmp_path / "paused"
-    proc = _cli(
-        db,
-        "batch",
-        "approve",
-        str(a),
-        "--reason",
-        "test",
-        env={"COUPLER_LEDGER_PAUSE": "approve:60", "COUPLER_LEDGER_PAUSE_FILE": str(marker)},
-    )
-    _wait_for(marker, proc)
+    proc = _paused_approval(db, a, tmp_path, 60)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -172,3 +197,31 @@ def test_killed_period_close_leaves_period_open(
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert _dump(ledger) == before
+
+
+def test_reads_do_not_wait_for_a_write_in_progress(
+    two_proposals: tuple[LedgerTarget, int, int], tmp_path: Path
+) -> None:
+    """While another process holds a write transaction open (an approval paused after writing
+    its couplings, longer than SQLite's 60 s lock wait), opening the ledger, `period status`,
+    `batch show` and the review screen's period overview all complete, see the ledger as it was
+    before that write, and leave the writer untouched."""
+    db, a, _ = two_proposals
+    proc = _paused_approval(db, a, tmp_path, 150)
+    try:
+        ledger = db.open(create=False)
+        try:
+            status = period_status(ledger)
+            batch, rows = batch_table(ledger, a)
+            view = period_overview(ledger, None)
+        finally:
+            ledger.close()
+        shown = CliRunner().invoke(main, ["batch", "show", str(a), *db.args])
+        assert proc.poll() is None, "the writer ended before the reads were done"
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert batch.status == "proposed" and (rows["status"] == "proposed").all()
+    assert status["coupled"] == 0
+    assert view is not None and view["status"]["coupled"] == 0
+    assert shown.exit_code == 0, shown.output

@@ -1,6 +1,7 @@
 """A ledger that cannot be confused (coupler.ledger.store): opening refuses a missing, empty,
 truncated, damaged or foreign file with one line naming it; ``ledger check`` finds damage;
-``ledger backup`` refuses a damaged ledger."""
+``ledger backup`` refuses a damaged ledger; SQLite reads take no write lock (WAL, deferred
+transactions)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from coupler.cli import main
 from coupler.ledger import Ledger, LedgerError, approve, check, open_period, propose
+from coupler.ledger import schema as t
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +199,42 @@ def test_backup_of_a_sound_ledger_still_works(sound, tmp_path):
     r = run("ledger", "backup", str(tmp_path / "b.sqlite"), "--db", str(db))
     assert r.exit_code == 0, r.output
     assert run("ledger", "check", "--db", str(tmp_path / "b.sqlite")).exit_code == 0
+
+
+def _periods(ledger: Ledger, conn: sa.Connection | None = None) -> list[str]:
+    q = sa.select(t.periods.c.name).order_by(t.periods.c.name)
+    if conn is not None:
+        return list(conn.execute(q).scalars())
+    with ledger.read() as c:
+        return list(c.execute(q).scalars())
+
+
+def test_a_sqlite_ledger_runs_in_wal_mode(sound, tmp_path):
+    """A SQLite ledger is in WAL mode once opened, so readers and a writer do not block each
+    other (the mode stays in the file)."""
+    ledger = Ledger.open(copy(sound, tmp_path), create=False)
+    try:
+        with ledger.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        ledger.close()
+
+
+def test_a_write_does_not_wait_for_an_open_read(sound, tmp_path):
+    """A read transaction left open in one handle (as a slow page would) does not stop another
+    handle's write from committing, and keeps seeing the state it started with; a new read sees
+    the write."""
+    db = copy(sound, tmp_path)
+    reader, writer = Ledger.open(db, create=False), Ledger.open(db, create=False)
+    try:
+        with reader.read() as conn:
+            before = _periods(reader, conn)
+            with writer.write("test") as tx:
+                tx.conn.execute(
+                    t.periods.update().where(t.periods.c.name == "2025-H1").values(name="2025-H9")
+                )
+            assert _periods(reader, conn) == before == ["2025-H1"]
+        assert _periods(reader) == ["2025-H9"]
+    finally:
+        reader.close()
+        writer.close()

@@ -1,15 +1,24 @@
-"""Sweeps: grid parsing, the Pareto front, and identical results on the local pool and Dask."""
+"""Sweeps: grid parsing, the Pareto front, identical results on the local pool and Dask, and
+workers that solve exactly the instance the command read."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner, Result
 
 from coupler.analysis.sweep import Grid, make_tasks, pareto_front, run_sweep
+from coupler.cli import main
+from coupler.cli.options import load_cases
 from coupler.errors import InputError
+from coupler.instance import Instance
 from coupler.policy import Policy
+from coupler.scenario import embedded_scenario
+
+DATA = Path(__file__).parent / "data" / "valid"
 
 
 def test_grid_is_the_full_product_times_seeds(tmp_path: Path) -> None:
@@ -59,8 +68,8 @@ def test_local_pool_and_dask_give_identical_results() -> None:
     distributed = pytest.importorskip("distributed")
     tasks = make_tasks(
         Grid({"labour": (0.0, 2.0)}, (0, 1)),
+        lambda seed: load_cases(None, None, None, persons=100, seed=seed)[0],
         Policy().with_(solver={"time_limit": 30.0}),
-        persons=100,
     )
     seen: list[int] = []
     local = run_sweep(tasks, workers=2, progress=lambda done, total: seen.append(done))
@@ -77,3 +86,128 @@ def test_local_pool_and_dask_give_identical_results() -> None:
     assert list(local["index"]) == [0, 1, 2, 3]
     # Different weights must actually change something, or the comparison proves nothing.
     assert local.loc[0, "objective"] != local.loc[2, "objective"]
+
+
+def test_make_tasks_reads_each_seed_once_and_hands_workers_the_instance() -> None:
+    """The cases function is called once per seed, in grid order, and every task of a seed
+    carries that very instance (a worker reads nothing); a single instance serves every seed."""
+    asked: list[int] = []
+
+    def cases(seed: int) -> Instance:
+        asked.append(seed)
+        return load_cases(None, None, None, persons=60, seed=seed)[0]
+
+    grid = Grid({"labour": (0.0, 1.0, 2.0)}, (5, 3))
+    tasks = make_tasks(grid, cases)
+    assert asked == [5, 3]
+    by_seed = {t.seed: t.instance for t in tasks}
+    assert all(t.instance is by_seed[t.seed] for t in tasks)
+    assert by_seed[5].checksum() != by_seed[3].checksum()
+    one = by_seed[5]
+    assert all(t.instance is one for t in make_tasks(grid, one))
+
+
+def _sweep(out: Path, *args: str) -> Result:
+    """``coupler sweep`` over a two-point labour grid on one worker, writing to ``out``."""
+    return CliRunner().invoke(
+        main,
+        ["sweep", "--weight", "labour=0,2", "--time-limit", "30", "--workers", "1"]
+        + list(args)
+        + ["--out", str(out)],
+    )
+
+
+def _table(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "sweep.csv").drop(columns="solve_seconds")
+
+
+def _workbook(path: Path, sheet: str, frame: pd.DataFrame) -> Path:
+    """A workbook whose first sheet is a note and whose ``sheet`` holds ``frame`` plus an extra
+    'opmerking' column."""
+    with pd.ExcelWriter(path) as writer:
+        pd.DataFrame({"toelichting": ["zie tabblad " + sheet]}).to_excel(
+            writer, sheet_name="Uitleg", index=False
+        )
+        frame.assign(opmerking="x").to_excel(writer, sheet_name=sheet, index=False)
+    return path
+
+
+def test_sweep_reads_a_named_sheet_and_ignores_columns_like_the_csv(tmp_path: Path) -> None:
+    """A sweep over households in an .xlsx, on a named sheet that is not the first and with an
+    extra column given to --ignore-columns, gives the same table as the same households as plain
+    CSV (and the grid's weights change the result, so the comparison means something)."""
+    cases = tmp_path / "cases"
+    gen = CliRunner().invoke(
+        main, ["generate", "--persons", "150", "--seed", "2", "--out", str(cases)]
+    )
+    assert gen.exit_code == 0, gen.output
+    crit = str(cases / "criteria.csv")
+    plain = pd.read_csv(cases / "households.csv", dtype=str, keep_default_na=False)
+    book = _workbook(tmp_path / "cases.xlsx", "Huishoudens", plain)
+
+    csv = _sweep(
+        tmp_path / "csv", "--households", str(cases / "households.csv"), "--criteria", crit
+    )
+    assert csv.exit_code == 0, csv.output
+    xlsx = _sweep(
+        tmp_path / "xlsx",
+        "--households",
+        str(book),
+        "--criteria",
+        crit,
+        "--sheet",
+        "Huishoudens",
+        "--ignore-columns",
+        "opmerking",
+    )
+    assert xlsx.exit_code == 0, xlsx.output
+    a, b = _table(tmp_path / "csv"), _table(tmp_path / "xlsx")
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 2 and a.loc[0, "objective"] != a.loc[1, "objective"]
+
+
+def test_sweep_workers_use_the_scenario_as_read(tmp_path: Path) -> None:
+    """Generated batches on a scenario whose municipalities are an .xlsx (named sheet, extra
+    column ignored) sweep to the same table as on the same scenario as CSV: the workers solve the
+    instance the command read instead of reading the scenario again without the options."""
+    source = embedded_scenario()
+    as_csv, as_xlsx = tmp_path / "csv-scenario", tmp_path / "xlsx-scenario"
+    as_csv.mkdir()
+    as_xlsx.mkdir()
+    for name in ("municipalities.csv", "demand.csv"):
+        shutil.copy(source / name, as_csv / name)
+    shutil.copy(source / "demand.csv", as_xlsx / "demand.csv")
+    municipalities = pd.read_csv(source / "municipalities.csv", dtype=str, keep_default_na=False)
+    _workbook(as_xlsx / "municipalities.xlsx", "Gemeenten", municipalities)
+
+    csv = _sweep(tmp_path / "csv", "--scenario", str(as_csv), "--persons", "120")
+    assert csv.exit_code == 0, csv.output
+    xlsx = _sweep(
+        tmp_path / "xlsx",
+        "--scenario",
+        str(as_xlsx),
+        "--persons",
+        "120",
+        "--sheet",
+        "Gemeenten",
+        "--ignore-columns",
+        "opmerking",
+    )
+    assert xlsx.exit_code == 0, xlsx.output
+    pd.testing.assert_frame_equal(_table(tmp_path / "csv"), _table(tmp_path / "xlsx"))
+
+
+def test_sweep_with_a_bad_sheet_fails_in_one_line(tmp_path: Path) -> None:
+    """A sheet name the workbook does not have: exit 2, one error line naming the file and the
+    sheet (no traceback, no personal value), and no output folder."""
+    plain = pd.read_csv(DATA / "households.csv", dtype=str, keep_default_na=False)
+    book = _workbook(tmp_path / "cases.xlsx", "Huishoudens", plain)
+    out = tmp_path / "out"
+    r = _sweep(out, "--households", str(book), "--sheet", "Nope", "--ignore-columns", "opmerking")
+    assert r.exit_code == 2, r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {book}: has no sheet 'Nope'; its sheets: 'Uitleg', 'Huishoudens'"], (
+        r.output
+    )
+    assert "Traceback" not in r.output and "H001" not in r.output
+    assert not out.exists()

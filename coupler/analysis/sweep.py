@@ -1,8 +1,11 @@
 """Sweeps: a grid of policy weights x seeds, on a local process pool or a Dask cluster.
 
-Every grid point is a self-contained, picklable :class:`SweepTask`; :func:`run_task` builds the
-instance, solves and returns a flat row of KPIs. The rows do not depend on where a task ran, so a
-sweep on ``--scheduler tcp://host:port`` gives the same table as the local pool (times aside).
+Every grid point is a self-contained, picklable :class:`SweepTask` that carries the validated
+:class:`~coupler.instance.Instance` it works on: the cases are read (or generated) once by the
+caller, so a worker never reads a file and solves exactly the instance the caller loaded, however
+it was read (``--sheet``, ``--ignore-columns``). :func:`run_task` builds the model, solves and
+returns a flat row of KPIs. The rows do not depend on where a task ran, so a sweep on
+``--scheduler tcp://host:port`` gives the same table as the local pool (times aside).
 
 A *seed* draws a new generated batch (when no households are given) and seeds the solver.
 :func:`pareto_front` marks the weight settings that no other setting beats on every objective,
@@ -22,13 +25,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from coupler.errors import InputError, Problem
 from coupler.policy import Policy, Weights
+
+if TYPE_CHECKING:
+    from coupler.instance import Instance
 
 #: KPI columns a sweep keeps per point.
 SWEEP_KPIS: tuple[str, ...] = (
@@ -151,62 +157,48 @@ def _floats(
 
 @dataclass(frozen=True, eq=False)
 class SweepTask:
-    """One grid point, with everything a worker needs (it pickles)."""
+    """One grid point, with everything a worker needs (it pickles): the instance to solve, the
+    base policy as a dict, the weights that replace the policy's and the solver seed."""
 
     index: int
     weights: dict[str, float]
     seed: int
     policy: dict[str, Any]
-    households: pd.DataFrame | None = None
-    criteria: pd.DataFrame | None = None
-    persons: int = 4700
-    scenario: str | None = None
+    instance: Instance
 
 
 def make_tasks(
     grid: Grid,
+    cases: Instance | Callable[[int], Instance],
     policy: Policy | None = None,
-    *,
-    households: pd.DataFrame | None = None,
-    criteria: pd.DataFrame | None = None,
-    persons: int = 4700,
-    scenario: str | Path | None = None,
 ) -> list[SweepTask]:
     """One task per (weights, seed) of ``grid`` on top of ``policy`` (solver settings included;
-    each task's seed replaces the policy's solver seed)."""
+    each task's seed replaces the policy's solver seed).
+
+    ``cases`` is the instance every task solves, or a function that gives the instance of a seed
+    (e.g. a generated batch); it is called once per seed, in the grid's order, here in the
+    caller's process, so its errors come before any work starts.
+    """
     base = (policy or Policy()).to_dict()
-    return [
-        SweepTask(
-            i,
-            w,
-            s,
-            base,
-            households,
-            criteria,
-            persons,
-            None if scenario is None else str(scenario),
-        )
-        for i, (w, s) in enumerate(grid.points())
-    ]
+    instances: dict[int, Instance] = {}
+    tasks = []
+    for i, (w, s) in enumerate(grid.points()):
+        if s not in instances:
+            instances[s] = cases(s) if callable(cases) else cases
+        tasks.append(SweepTask(i, w, s, base, instances[s]))
+    return tasks
 
 
 def run_task(task: SweepTask) -> dict[str, Any]:
     """Solve one grid point and return its row (runs in a worker process)."""
     from coupler.analysis.kpi import compute_kpis
     from coupler.engine import solve
-    from coupler.generate import generate_cases
     from coupler.model import build_model
-    from coupler.scenario import load_instance, load_scenario
 
     raw = {k: dict(v) for k, v in task.policy.items()}
     raw["weights"].update(task.weights)
     policy = Policy.from_dict(raw)
-    hh, cr = task.households, task.criteria
-    if hh is None:
-        municipalities, _ = load_scenario(task.scenario)
-        hh, cr = generate_cases(municipalities, persons=task.persons, seed=task.seed)
-    inst = load_instance(hh, cr, scenario=task.scenario)
-    model = build_model(inst, policy)
+    model = build_model(task.instance, policy)
     result = solve(model, dataclasses.replace(policy.solver, seed=task.seed))
     k = compute_kpis(result, model).values
     row: dict[str, Any] = {"index": task.index, "seed": task.seed}

@@ -7,7 +7,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pandas as pd
@@ -26,6 +26,9 @@ from coupler.cli.options import (
 )
 from coupler.errors import InputError, Problem
 from coupler.rundir import check_out, write_atomically, write_file
+
+if TYPE_CHECKING:
+    from coupler.instance import Instance
 
 #: An input file that must exist (grid and report data are read here, not by coupler.io).
 _EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -201,6 +204,7 @@ def compare(
 )
 @policy_option("Base policy TOML [default: the default policy].")
 @cases_options
+@read_options
 @solver_options
 @click.option(
     "--scheduler",
@@ -220,6 +224,8 @@ def sweep(
     households: Path | None,
     criteria: Path | None,
     persons: int,
+    sheet: str | None,
+    ignore_columns: tuple[str, ...],
     time_limit: float | None,
     gap: float | None,
     scheduler: str | None,
@@ -250,19 +256,24 @@ def sweep(
         base = dataclasses.replace(base, solver=dataclasses.replace(base.solver, **changes))
     if workers is not None and workers < 1:
         raise InputError(Problem("--workers", f"must be at least 1; got {workers}"))
-    hh = cr = None
-    if households is not None:
-        # The user's cases are read once here; without them every seed generates its own batch.
-        inst, _ = load_cases(scenario, households, criteria)
-        hh, cr = inst.households, inst.criteria
-    tasks = make_tasks(
-        grid,
-        base,
-        households=hh,
-        criteria=cr,
-        persons=persons,
-        scenario=scenario,
-    )
+    say = Clock().say
+
+    def cases(seed: int) -> Instance:
+        # Read (or, without --households, generated for each seed) here, once: the workers get
+        # the validated instance and read no file themselves.
+        inst, _ = load_cases(
+            scenario,
+            households,
+            criteria,
+            persons=persons,
+            seed=seed,
+            say=say,
+            sheet=sheet,
+            ignore_columns=ignore_columns,
+        )
+        return inst
+
+    tasks = make_tasks(grid, cases(grid.seeds[0]) if households is not None else cases, base)
     where = f"Dask at {scheduler}" if scheduler else "a local process pool"
     click.echo(f"sweep: {len(tasks)} runs on {where}", err=True)
     with click.progressbar(length=len(tasks), label="sweep", file=sys.stderr) as bar:

@@ -1,13 +1,16 @@
 """``coupler serve`` (the review screen) and ``coupler user`` (its accounts).
 
 The accounts live in the ledger (:mod:`coupler.ledger.users`); passwords are asked for without
-echo (or read from the first line of ``--password-file``) and stored only as argon2 hashes.
+echo (or read from the first line of ``--password-file``) and stored only as argon2 hashes. So does
+the secret that signs the sessions (:mod:`coupler.ledger.sessions`): ``coupler user
+rotate-secret`` replaces it, signing everyone out.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import click
 
 from coupler.cli.ledger import _ledger_options
 from coupler.ledger import Ledger, LedgerError
+from coupler.ledger.sessions import rotate_secret
 from coupler.ledger.users import add_user, disable_user, list_users, set_password
 
 
@@ -75,6 +79,18 @@ def user_disable(ledger: Ledger, name: str) -> None:
     click.echo(f"disabled {name}")
 
 
+@user.command("rotate-secret")
+@_ledger_options
+def user_rotate_secret(ledger: Ledger) -> None:
+    """Sign every account out: a new session-signing secret in the ledger.
+
+    Every server on this ledger refuses the old sessions at their next request; no restart is
+    needed. Use it when a cookie, a backup or the ledger may have leaked.
+    """
+    rotate_secret(ledger)
+    click.echo("rotated the session secret; every session is signed out")
+
+
 @user.command("password")
 @click.argument("name")
 @_password_option
@@ -83,6 +99,32 @@ def user_password(ledger: Ledger, name: str, password_file: Path | None) -> None
     """Set a new password for NAME (and enable it again)."""
     set_password(ledger, name, _password(password_file))
     click.echo(f"changed the password of {name}")
+
+
+#: Environment variable with the secret of ``serve --secret-file``.
+PEPPER_ENV = "COUPLER_SECRET"
+MIN_PEPPER = 32
+
+
+def _pepper(secret_file: Path | None) -> bytes | None:
+    """The secret of --secret-file (its first line) or $COUPLER_SECRET, or None; never shown."""
+    if secret_file is not None:
+        where = str(secret_file)
+        try:
+            lines = secret_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise LedgerError(f"cannot read the secret file {where}: {why}") from None
+        value = lines[0].strip() if lines else ""
+    elif os.environ.get(PEPPER_ENV):
+        where, value = f"${PEPPER_ENV}", os.environ[PEPPER_ENV].strip()
+    else:
+        return None
+    if len(value) < MIN_PEPPER:
+        raise LedgerError(
+            f"the secret in {where} is too short: it needs at least {MIN_PEPPER} characters"
+        )
+    return value.encode("utf-8")
 
 
 def _is_loopback(host: str) -> bool:
@@ -115,6 +157,14 @@ def _is_loopback(host: str) -> bool:
     help="Create a demo ledger with users in a temporary folder and serve it.",
 )
 @click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help=f"A secret (first line, at least {MIN_PEPPER} characters) mixed into the session "
+    f"signing key, so that the ledger alone cannot forge a session [default: ${PEPPER_ENV}, or "
+    "none]. Every server on the ledger needs the same one.",
+)
+@click.option(
     "--idle-minutes",
     type=float,
     default=30.0,
@@ -127,9 +177,13 @@ def serve(
     host: str,
     port: int,
     demo: bool,
+    secret_file: Path | None,
     idle_minutes: float,
 ) -> None:
     """Serve the review screen (Periode, Batch, Huishouden, queues, Audit) over the ledger.
+
+    Sessions are signed with a secret kept in the ledger: they survive a restart and every
+    server on the same ledger accepts them. `coupler user rotate-secret` signs everyone out.
 
     \b
     Examples:
@@ -161,8 +215,14 @@ def serve(
         for name, role, password in d.accounts:
             click.echo(f"  {name:<10} password {password:<20} ({role})")
         click.echo(f"the proposed batch to review is batch {d.batch_id}")
+    pepper = _pepper(secret_file)
     ledger = Ledger.open(db, db_url=db_url, create=False)
-    app = create_app(ledger, idle_seconds=60 * idle_minutes, secure_cookie=not _is_loopback(host))
+    app = create_app(
+        ledger,
+        pepper=pepper,
+        idle_seconds=60 * idle_minutes,
+        secure_cookie=not _is_loopback(host),
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         uvicorn.Server(server_config(app, host, port, log_level="info")).run()

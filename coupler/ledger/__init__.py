@@ -26,7 +26,7 @@ from coupler.ledger.users import User
 
 # Every module that defines tables on the shared metadata is imported here, so that creating or
 # upgrading a ledger (store.ensure_schema: metadata.create_all) knows all of them.
-from coupler.ledger import context, explanations, kansrijk  # noqa: E402, F401  isort: skip
+from coupler.ledger import context, explanations, kansrijk, sessions  # noqa: E402, F401  isort: skip
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -7,6 +7,13 @@ before reading, so two processes that both check a quota and then charge it are 
 the second one sees the first one's charges. On other databases (PostgreSQL) the transaction
 locks the open period's row (``SELECT ... FOR UPDATE``) before it reads any quota, which
 serialises writers of the same period in the same way.
+
+Reads (:meth:`Ledger.read`: web pages, ``batch show``, ``period status``, opening a ledger that
+needs no upgrade) take no write lock: on SQLite they begin a deferred transaction, and the ledger
+runs in WAL mode, so a read sees the last committed state and never waits for a write in
+progress, nor a write for reads. (A read that has to create a missing table, e.g.
+:func:`coupler.ledger.housing.ensure_table` on a ledger opened before the table existed, takes
+the write lock for that moment.)
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
+import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +42,9 @@ DB_ENV = "COUPLER_DB"
 #: Environment variable with a SQLAlchemy URL (e.g. postgresql+psycopg://...) for --db-url.
 DB_URL_ENV = "COUPLER_DB_URL"
 DEFAULT_DB = "coupler-ledger.sqlite"
+
+#: Execution option marking a connection of Ledger.read (a deferred transaction on SQLite).
+_READ_ONLY = "coupler_read_only"
 
 # Test hook: pause inside a named step of a write transaction (see Ledger.checkpoint).
 _PAUSE_ENV = "COUPLER_LEDGER_PAUSE"  # "<step>:<seconds>"
@@ -155,14 +166,44 @@ class Ledger:
         except LedgerError:
             engine.dispose()
             raise
+        ledger.use_wal()
         return ledger
+
+    def use_wal(self) -> None:
+        """Switch a SQLite ledger to WAL mode (kept in the file; a no-op once set), so that
+        readers and the writer do not block each other. Only done to a coupler ledger, never to
+        a file :meth:`open` refused."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        raw = self.engine.raw_connection()
+        try:
+            # Outside any transaction (the driver is in autocommit mode, see make_engine).
+            raw.driver_connection.execute("PRAGMA journal_mode = WAL")  # type: ignore[union-attr]
+        except sqlite3.OperationalError:
+            pass  # e.g. a read-only folder: keep the rollback journal; reads still defer
+        finally:
+            raw.close()
 
     def close(self) -> None:
         self.engine.dispose()
 
     # -- schema -------------------------------------------------------------------------------
     def ensure_schema(self, *, create: bool = True) -> int:
-        """Create a new ledger (with ``create``) or upgrade an older one; the version found."""
+        """Create a new ledger (with ``create``) or upgrade an older one; the version found.
+
+        A ledger that is up to date is only read (no write lock): opening it for a read does not
+        wait for another process's write.
+        """
+        with self.read() as conn:
+            inspector = sa.inspect(conn)
+            names = set(inspector.get_table_names())
+            if (
+                "schema_version" in names
+                and not {tb.name for tb in t.metadata.sorted_tables} - names
+            ):
+                found = int(conn.execute(sa.select(t.schema_version.c.version)).scalar_one())
+                if found == t.SCHEMA_VERSION:
+                    return found
         with self.engine.begin() as conn:
             inspector = sa.inspect(conn)
             if not inspector.has_table("schema_version"):
@@ -201,7 +242,7 @@ class Ledger:
             return int(found)
 
     def version(self) -> int:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return int(conn.execute(sa.select(t.schema_version.c.version)).scalar_one())
 
     # -- transactions -------------------------------------------------------------------------
@@ -213,7 +254,10 @@ class Ledger:
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
+        """A connection for reading: on SQLite a deferred transaction that takes no write lock
+        and sees one consistent state. Writes belong in :meth:`write`."""
         with self.engine.connect() as conn:
+            conn.execution_options(**{_READ_ONLY: True})
             yield conn
 
     # -- queries ------------------------------------------------------------------------------
@@ -304,7 +348,12 @@ def _check_sqlite_file(path: Path, *, create: bool) -> None:
 
 
 def make_engine(url: str) -> sa.Engine:
-    """An engine whose transactions take the write lock up front on SQLite (BEGIN IMMEDIATE)."""
+    """An engine for the ledger at ``url``.
+
+    On SQLite (WAL mode is set by :meth:`Ledger.use_wal`), a transaction takes the write lock
+    up front (``BEGIN IMMEDIATE``), except one of :meth:`Ledger.read`, which is
+    deferred (``BEGIN``): it takes no lock until it reads, and in WAL mode only a snapshot.
+    """
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60.0}, poolclass=sa.pool.NullPool)
 
@@ -316,7 +365,8 @@ def make_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read = conn.get_execution_options().get(_READ_ONLY)
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
         return engine
     try:
@@ -409,7 +459,7 @@ def check(ledger: Ledger) -> list[str]:
     more than its quota + backlog (when that is positive).
     """
     problems: list[str] = []
-    with ledger.engine.connect() as conn:
+    with ledger.read() as conn:
         if ledger.engine.dialect.name == "sqlite":
             rows = conn.exec_driver_sql("PRAGMA integrity_check").all()
             lines = [x for r in rows for x in str(r[0]).splitlines() if x.strip()]
@@ -515,7 +565,7 @@ def backup(ledger: Ledger, path: str | os.PathLike[str]) -> Path:
     try:
         if out.suffix.lower() == ".json":
             dump: dict[str, Any] = {}
-            with ledger.engine.connect() as conn:
+            with ledger.read() as conn:
                 for table in t.metadata.sorted_tables:
                     order = list(table.primary_key.columns)
                     rows = conn.execute(sa.select(table).order_by(*order)).mappings().all()

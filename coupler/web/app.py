@@ -66,7 +66,7 @@ from coupler.ledger.review import (
 )
 from coupler.ledger.review import names as review_names
 from coupler.ledger.users import User, authenticate, get_user
-from coupler.web.auth import COOKIE, Sessions, Throttle
+from coupler.web.auth import COOKIE, LedgerStore, Sessions, Throttle
 from coupler.web.i18n import DEFAULT, LANGUAGES, translate
 from coupler.web.svgmap import household_map
 
@@ -105,12 +105,12 @@ class ReviewApp:
         self,
         ledger: Ledger,
         *,
-        secret: bytes | None = None,
+        pepper: bytes | None = None,
         idle_seconds: float = 1800.0,
         secure_cookie: bool = False,
     ) -> None:
         self.ledger = ledger
-        self.sessions = Sessions(secret or secrets.token_bytes(32), idle=idle_seconds)
+        self.sessions = Sessions(LedgerStore(ledger, pepper), idle=idle_seconds)
         self.throttle = Throttle()
         self.secure_cookie = secure_cookie
         self.env = Environment(
@@ -126,7 +126,11 @@ class ReviewApp:
         return Ledger(self.ledger.engine, user=user.name)
 
     def session(self, request: Request) -> dict[str, Any] | None:
-        return self.sessions.load(request.cookies.get(COOKIE))
+        """The request's session (read from its cookie once per request)."""
+        if not hasattr(request.state, "session"):
+            request.state.session = self.sessions.load(request.cookies.get(COOKIE))
+        session: dict[str, Any] | None = request.state.session
+        return session
 
     def user(self, request: Request) -> User | None:
         s = self.session(request)
@@ -192,12 +196,17 @@ def _flag(request: Request, key: str) -> bool:
 def create_app(
     ledger: Ledger,
     *,
-    secret: bytes | None = None,
+    pepper: bytes | None = None,
     idle_seconds: float = 1800.0,
     secure_cookie: bool = False,
 ) -> Starlette:
-    """The review application over ``ledger`` (see the module docstring)."""
-    state = ReviewApp(ledger, secret=secret, idle_seconds=idle_seconds, secure_cookie=secure_cookie)
+    """The review application over ``ledger`` (see the module docstring).
+
+    Sessions are signed with the ledger's secret (:mod:`coupler.ledger.sessions`, made on the
+    first start), mixed with ``pepper`` when given; every app on the same ledger with the same
+    pepper accepts the same sessions.
+    """
+    state = ReviewApp(ledger, pepper=pepper, idle_seconds=idle_seconds, secure_cookie=secure_cookie)
 
     def page(
         fn: Callable[[Request, dict[str, Any], User], Awaitable[Response]],

@@ -12,19 +12,16 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pgutil import BACKENDS, pg_database  # noqa: E402
-from webutil import free_port  # noqa: E402
+from webutil import free_port, serving  # noqa: E402
 
 from coupler.ledger import Ledger  # noqa: E402
 from coupler.web import create_app  # noqa: E402
@@ -105,19 +102,10 @@ def site(fresh) -> Iterator[Site]:
     for lg in loggers:
         lg.addHandler(handler)
         lg.setLevel(logging.DEBUG)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        yield Site(f"http://127.0.0.1:{port}", ledger, demo, lines)
+        with serving(config) as url:
+            yield Site(url, ledger, demo, lines)
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         for lg, level in old:
             lg.removeHandler(handler)
             lg.setLevel(level)

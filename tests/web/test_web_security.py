@@ -16,7 +16,7 @@ from coupler.ledger import quota_state
 from coupler.ledger import schema as t
 from coupler.ledger.explanations import review_households, review_overrides
 from coupler.ledger.users import add_user, disable_user
-from coupler.web.auth import Sessions, Throttle
+from coupler.web.auth import MemoryStore, Sessions, Throttle
 
 
 def _couplings(site, *extra: str) -> pd.DataFrame:
@@ -292,7 +292,7 @@ def test_disabled_user_loses_its_session(site) -> None:
 
 def test_session_idle_timeout_and_revocation() -> None:
     """A session cookie stops working after the idle time, when revoked, or when tampered with."""
-    s = Sessions(b"k" * 32, idle=1)
+    s = Sessions(MemoryStore(b"k" * 32), idle=1)
     session = s.new("regie")
     cookie = s.dump(session)
     assert s.load(cookie) == session

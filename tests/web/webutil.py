@@ -1,13 +1,18 @@
-"""Helpers of the web tests: CSRF tokens from pages, signed-in clients, free ports."""
+"""Helpers of the web tests: CSRF tokens from pages, signed-in clients, free ports, a live
+server."""
 
 from __future__ import annotations
 
 import re
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
+import uvicorn
 
 
 def free_port() -> int:
@@ -39,3 +44,22 @@ def sign_in(url: str, name: str, password: str) -> Iterator[httpx.Client]:
         yield client
     finally:
         client.close()
+
+
+@contextmanager
+def serving(config: Any) -> Iterator[str]:
+    """A real uvicorn server with ``config`` (e.g. :func:`coupler.web.app.server_config`), run
+    in a thread for the block; its base URL."""
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://{config.host}:{config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
