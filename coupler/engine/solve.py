@@ -36,6 +36,7 @@ between runs. ``polish_time`` only switches the improving MIPs and the window se
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -76,6 +77,10 @@ _SIDE_NODES = 5_000
 _BUDGET_STEPS = 8
 #: Subgradient steps of the knapsack bound.
 _KNAPSACK_STEPS = 30
+#: Relaxations priced for bands (pooled quotas, province bands), and the first price step per
+#: person (objective units).
+_BAND_STEPS = 12
+_BAND_STEP = 0.05
 
 
 def _quiet(_: str) -> None:
@@ -308,6 +313,10 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         # The side constraints often hold in the fast plan already; the flow bound stays valid.
         if not _side_ok(model, assignment) or _over_budget(model, assignment, stage1 or zero):
             assignment = None
+            priced = _band_prices(model, flow, gap, say)
+            if priced is not None:
+                assignment, mip_bound = priced
+                used_method = "flow+bandprices"
     if plain_mip or (model.has_side_constraints and assignment is None):
         say(f"solving the MIP ({backend_name})")
         stage1 = stage1 or run_stage1()
@@ -483,6 +492,63 @@ def _fast_plan(
     if moved is None or model.evaluate(moved).objective < model.evaluate(assignment).objective:
         return assignment, "flow+singles"
     return moved, "flow+singles+local"
+
+
+def _band_prices(
+    model: CouplingModel, flow: FlowRelaxation, gap: float, say: Progress
+) -> tuple[np.ndarray, float] | None:
+    """Bands (pooled quotas, province bands) without dwelling caps: price them into the flow.
+
+    With a price ``p[b]`` per person coupled inside band b, the relaxation without bands is
+    solved and rounded as usual; by Lagrangian duality ``F(p) - sum_b p[b] * (lo[b] if p[b] > 0
+    else hi[b])`` bounds every plan that meets the bands (``F``: the priced relaxation's
+    optimum). Prices move each band's relaxed total into its range (a sign change halves the
+    step), for at most ``_BAND_STEPS`` relaxations. Returns the best rounded plan that meets
+    every band, and the best bound, or None (overlapping bands, dwelling caps, broken or
+    uncoupled persons in the relaxation, or no rounded plan within the bands).
+    """
+    if model.cap_large is not None or model.cap_single is not None or not model.bands:
+        return None
+    members = np.array([b.members for b in model.bands], dtype=np.float64)
+    if (members.sum(axis=0) > 1).any() or flow.lp_broken > 1e-6 or flow.lp_uncoupled > 0.5:
+        return None
+    lo = np.array([b.lo for b in model.bands], dtype=np.float64)
+    hi = np.array([b.hi for b in model.bands], dtype=np.float64)
+    size = model.size.astype(np.float64)
+    zero = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
+    say(f"pricing {len(lo)} band(s) into the relaxation (Lagrangian)")
+    price = np.zeros(len(lo))
+    step = np.full(len(lo), _BAND_STEP)
+    last = np.zeros(len(lo))
+    best_plan: np.ndarray | None = None
+    best, bound = -np.inf, np.inf
+    for _ in range(_BAND_STEPS):
+        shift = price @ members
+        priced = dataclasses.replace(
+            model, value=model.value + size[:, None] * shift[None, :], bands=()
+        )
+        f = solve_relaxation(priced)
+        if f.lp_broken > 1e-6 or f.lp_uncoupled > 0.5:
+            return None
+        bound = min(bound, f.bound - float(np.where(price > 0, price * lo, price * hi).sum()))
+        plan, _ = _fast_plan(priced, f, zero, gap, _quiet)
+        if plan is not None and _side_ok(model, plan) and not _over_budget(model, plan, zero):
+            value = model.evaluate(plan).objective
+            if value > best:
+                best_plan, best = plan, value
+        if best_plan is not None and bound - best <= gap * max(1.0, abs(best)):
+            break
+        persons = np.bincount(f.arc_m, weights=f.flow, minlength=model.n_municipalities)
+        total = members @ persons
+        direction = np.where(total < lo - 0.5, 1.0, np.where(total > hi + 0.5, -1.0, 0.0))
+        if not direction.any() and best_plan is not None:
+            break
+        step = np.where(direction * last < 0, step / 2, step)
+        last = np.where(direction != 0, direction, last)
+        price = price + direction * step
+    if best_plan is None:
+        return None
+    return best_plan, max(bound, best)
 
 
 def _side_ok(model: CouplingModel, assignment: np.ndarray) -> bool:
