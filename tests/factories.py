@@ -7,8 +7,12 @@ through the same validation as one read from files.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Sequence
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +26,21 @@ from coupler.instance import Instance
 from coupler.model import CouplingModel
 from coupler.policy import Policy
 from coupler.quota import fill_quotas
+
+
+@contextlib.contextmanager
+def busy_cores() -> Iterator[None]:
+    """A busy loop on every core while the block runs (determinism under load)."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(os.cpu_count() or 2)
+    ]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 def engine_settings(max_examples: int = 40) -> settings:

@@ -4,9 +4,6 @@ brute force: it is exact, its LP bounds every plan, and it closes the gap from p
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ from factories import (
     Case,
     Crit,
     brute_force,
+    busy_cores,
     engine_settings,
     instance,
     tiny_cases,
@@ -63,6 +61,18 @@ def _region_case(
         regions=["North", "South", "North", "South"],
     )
     return build_model(inst, ONLY_PARTICIPATION.with_(quota={"fill_balance": fill}))
+
+
+def _poor_plan(model: CouplingModel) -> np.ndarray:
+    """Each household (largest first) at its worst place that still has room."""
+    poor = np.full(model.n_households, -1, dtype=np.int64)
+    room = model.cap.astype(np.int64).copy()
+    for h in np.argsort(-model.size, kind="stable"):
+        fits = np.flatnonzero(room >= model.size[h])
+        m = int(fits[np.argmin(model.value[h, fits])])
+        poor[h] = m
+        room[m] -= int(model.size[h])
+    return poor
 
 
 def _solve_exact(model: CouplingModel, uncoupled: int, broken: int) -> tuple[np.ndarray, float]:
@@ -156,13 +166,7 @@ def test_improve_by_classes_reaches_the_optimum_from_a_poor_plan(seed: int) -> N
     best = brute_force(model)
     assert best.uncoupled == 0 and best.broken == 0
     # A poor start: each household at its worst usable place that still has room.
-    poor = np.full(model.n_households, -1, dtype=np.int64)
-    room = model.cap.astype(np.int64).copy()
-    for h in np.argsort(-model.size, kind="stable"):
-        fits = np.flatnonzero(room >= model.size[h])
-        m = int(fits[np.argmin(model.value[h, fits])])
-        poor[h] = m
-        room[m] -= int(model.size[h])
+    poor = _poor_plan(model)
     assert model.evaluate(poor).uncoupled_persons == 0
     out = improve_by_classes(
         model,
@@ -206,16 +210,8 @@ def test_class_path_is_deterministic_while_every_core_is_busy(tmp_path: Path) ->
     inst, policy = WORKLOADS["tight"].scaled(300).prepare(1, tmp_path / "t").load()
     model = build_model(inst, policy)
     quiet = solve(model)
-    burners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        for _ in range(os.cpu_count() or 2)
-    ]
-    try:
+    with busy_cores():
         busy = solve(model)
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
     assert "classes" in quiet.method
     assert "time_limit_hit" not in quiet.info and "time_limit_hit" not in busy.info
     assert busy.method == quiet.method
@@ -251,13 +247,7 @@ def test_class_windows_reach_the_optimum_when_one_window_covers_every_class(seed
     model = _region_case(rng, n_households=6, fill=0.0, job=False, quota=(4, 7))
     best = brute_force(model)
     assert best.uncoupled == 0 and best.broken == 0
-    poor = np.full(model.n_households, -1, dtype=np.int64)
-    room = model.cap.astype(np.int64).copy()
-    for h in np.argsort(-model.size, kind="stable"):
-        fits = np.flatnonzero(room >= model.size[h])
-        m = int(fits[np.argmin(model.value[h, fits])])
-        poor[h] = m
-        room[m] -= int(model.size[h])
+    poor = _poor_plan(model)
     out = improve_class_windows(
         model,
         poor,

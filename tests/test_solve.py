@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from factories import LINE, Crit, brute_force, instance
+from factories import LINE, Crit, brute_force, busy_cores, instance
 
 from coupler import (
     Instance,
@@ -165,16 +162,8 @@ def test_same_plan_while_every_core_is_busy(batch_400: CouplingModel) -> None:
     gives the same assignment as before; work limits, not the clock, stopped every step (no
     ``time_limit_hit``) and the improving steps did run."""
     quiet = solve(batch_400)
-    burners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        for _ in range(os.cpu_count() or 2)
-    ]
-    try:
+    with busy_cores():
         busy = solve(batch_400)
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
     assert "mip" in quiet.method and "windows" in quiet.method
     assert "time_limit_hit" not in quiet.info and "time_limit_hit" not in busy.info
     assert busy.method == quiet.method
