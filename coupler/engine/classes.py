@@ -308,9 +308,13 @@ def improve_by_classes(
         return None
     plan = assignment
     best = _objective(model, plan) if start is not None else -np.inf
-
     lp_value = float(sol.objective)
     bound = min(lp_value, bound)
+    if cm.n_x > MAX_ROUND_COLUMNS and start is not None:
+        # Large class models: their MIPs stall at the root node (measured: 1,600 persons, 35
+        # classes, 60 s without a better plan); the LP bound is kept, class windows follow.
+        say(f"  class LP bound {bound:,.4f}; the class model is too large for whole MIPs")
+        return plan, bound
     rc = np.abs(sol.reduced_cost[: cm.n_x])
     used = sol.x[: cm.n_x] > 1e-9
     if start is not None:
@@ -320,11 +324,6 @@ def improve_by_classes(
     budget = max(PAIRS_BUDGET_MIN, PAIRS_BUDGET_PER_HOUSEHOLD * model.n_households)
     rounds = 0
     spent = 0
-    if cm.n_x > MAX_ROUND_COLUMNS and start is not None:
-        # Large class models: their MIPs stall at the root node (measured: 1,600 persons, 35
-        # classes, 60 s without a better plan); the LP bound is kept, class windows follow.
-        say(f"  class LP bound {bound:,.4f}; the class model is too large for whole MIPs")
-        return plan, bound
     while True:
         gap_abs = bound - best
         if np.isfinite(best) and gap_abs <= gap * max(1.0, abs(best)):
@@ -414,7 +413,6 @@ def improve_class_windows(
         return a
     first = np.array([np.flatnonzero(class_of == k)[0] for k in range(n_k)])
     worth = np.where(usable[:, first], model.value[:, first], -np.inf)  # households x classes
-    size = model.size.astype(np.int64)
     best = _objective(model, a)
     stalled = 0
     windows = 0
@@ -444,13 +442,8 @@ def improve_class_windows(
         if len(free) == 0:
             stalled += 1
             continue
-        sub = dataclasses.replace(
-            restrict(
-                model,
-                free,
-                cap=np.where(in_w, model.cap, 0),
-                target=np.where(in_w, model.target, 0.0),
-            ),
+        sub = restrict(
+            model, free, cap=np.where(in_w, model.cap, 0), target=np.where(in_w, model.target, 0.0)
         )
         sub = dataclasses.replace(sub, forbidden=sub.forbidden | ~in_w[None, :])
         part = a[free]
@@ -488,7 +481,6 @@ def improve_class_windows(
             a, best, stalled = plan, value, 0
         else:
             stalled += 1
-    del size
     say(f"class windows: {windows} windows, objective {best:,.4f}")
     return a
 
@@ -667,7 +659,6 @@ def _pack(
     model: CouplingModel, pk: _Packing, plan: np.ndarray, size: np.ndarray, x: np.ndarray
 ) -> bool:
     """Write the flow of ``plan``'s households in this class into ``x``; False if impossible."""
-    width = pk.width
     last = max(0, len(pk.sizes) - 1)
     item = {
         (int(lv), int(i)): a
@@ -698,7 +689,6 @@ def _pack(
         if e is None:
             return False
         x[pk.end_col + e] += 1.0
-    del width
     return True
 
 

@@ -83,6 +83,10 @@ _BAND_STEPS = 12
 _BAND_STEP = 0.05
 
 
+#: Stage 1's answer when the relaxation needs no uncoupled and no broken persons.
+_NOTHING_NEEDED = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
+
+
 def _quiet(_: str) -> None:
     pass
 
@@ -234,21 +238,29 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     tried_classes = False
     used_method = ""
 
+    alike_memo: dict[bool, bool] = {}
+
+    def has_alike(allow_broken: bool) -> bool:
+        # Whether municipalities merge into classes (at most half as many), counted once.
+        if allow_broken not in alike_memo:
+            n = count_classes(model, allow_broken=allow_broken)
+            alike_memo[allow_broken] = n <= model.n_municipalities // 2
+        return alike_memo[allow_broken]
+
     def try_classes(plan: np.ndarray, st: Stage1) -> tuple[np.ndarray, float] | None:
         # The exact class model (whole households packed into alike municipalities): its LP is
         # a much tighter bound, and MIPs over the pairs its reduced costs keep close the gap.
         nonlocal tried_classes, used_method
-        tried_classes = True
-        t3 = time.perf_counter()
-        hint = np.inf
-        alike = count_classes(model, allow_broken=st.broken > 0) <= model.n_municipalities // 2
+        alike = has_alike(st.broken > 0)
         if not alike and model.fill_weight > 0 and not _over_budget(model, plan, st):
             # Without alike municipalities the class model is the plain MIP; with the fill
             # balance on, the flow-priced polish and the window search improved plans better
             # (measured on 300-household batches with an azc each). A plan over stage 1's
             # budgets (a fallback's) still goes to the class model, which finds one within.
-            tried_classes = False
             return None
+        tried_classes = True
+        t3 = time.perf_counter()
+        hint = np.inf
         if (
             st.broken == 0
             and st.uncoupled == 0
@@ -294,7 +306,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
             seconds["bound"] = seconds.get("bound", 0.0) + time.perf_counter() - t4
         return knapsack_value
 
-    zero = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
+    zero = _NOTHING_NEEDED
     stage1: Stage1 | None = None
     if flow.lp_broken > 1e-6 or flow.lp_uncoupled > 0.5:
         stage1 = run_stage1()
@@ -403,8 +415,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         and params.polish_time > 0
     ):
         t = time.perf_counter()
-        alike = count_classes(model, allow_broken=stage1.broken > 0)
-        if tried_classes and alike <= model.n_municipalities // 2:
+        if tried_classes and has_alike(stage1.broken > 0):
             # Alike municipalities: windows of whole classes (regions) move households between
             # them with the packing exact, where windows of single municipalities stall.
             say("closing the gap: re-solving windows of classes exactly (class windows)")
@@ -515,7 +526,7 @@ def _band_prices(
     lo = np.array([b.lo for b in model.bands], dtype=np.float64)
     hi = np.array([b.hi for b in model.bands], dtype=np.float64)
     size = model.size.astype(np.float64)
-    zero = Stage1(uncoupled=0, broken=0, proven=True, status=Status.OPTIMAL, seconds=0.0)
+    zero = _NOTHING_NEEDED
     say(f"pricing {len(lo)} band(s) into the relaxation (Lagrangian)")
     price = np.zeros(len(lo))
     step = np.full(len(lo), _BAND_STEP)
