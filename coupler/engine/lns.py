@@ -111,49 +111,147 @@ def improve_windows(
             tried_without_gain += 1
             continue
         sub_h, sub_m = np.nonzero(usable[free][:, window])
-        ph, pm = free[sub_h], window[sub_m]
-        coupled = free[a[free] >= 0]
-        ph = np.concatenate([ph, coupled])
-        pm = np.concatenate([pm, a[coupled]])
-        pairs = np.unique(ph * n_m + pm)
-        ph, pm = pairs // n_m, pairs % n_m
-        free_broken = int(model.broken_weight[coupled][model.breaks[coupled, a[coupled]]].sum())
-        free_unc = int(model.size[free][a[free] < 0].sum())
-        problem, layout = build_mip(
-            model,
-            ph,
-            pm,
-            fixed=a,
-            objective="soft",
-            allow_uncoupled=free_unc > 0,
-            max_broken=free_broken,
-            max_uncoupled=free_unc,
-            start=a,
-        )
         limit = min(WINDOW_SECONDS, deadline - time.perf_counter())
         if limit < 0.05:
             on_time_limit()
             break
-        sol = backend.solve(problem, time_limit=limit, gap=0.0, seed=seed, max_nodes=WINDOW_NODES)
-        if sol.hit_time_limit:
-            on_time_limit()
-        if sol.x is None:
-            tried_without_gain += 1
-            continue
-        plan = a.copy()
-        plan[free] = layout.assignment(sol.x, model.n_households)[free]
-        new, old = model.evaluate(plan), model.evaluate(a)
-        value = new.objective
-        worse = (new.uncoupled_persons, new.broken_measure) > (
-            old.uncoupled_persons,
-            old.broken_measure,
+        plan = _reoptimise(
+            model,
+            a,
+            free,
+            free[sub_h],
+            window[sub_m],
+            backend,
+            seed=seed,
+            limit=limit,
+            on_time_limit=on_time_limit,
         )
-        if value > current + 1e-9 and not worse:
+        value = -np.inf if plan is None else objective(plan)
+        if plan is not None and value > current + 1e-9:
             a, current, tried_without_gain = plan, value, 0
         else:
             tried_without_gain += 1
     say(f"window search: {rounds} windows, objective {current:,.4f}")
     return a
+
+
+#: Reduced-cost windows: municipalities per window, households freed at most, windows per
+#: search, and windows in a row without a gain after which the search stops.
+RC_WINDOW = 15
+RC_MAX_FREE = 300
+RC_MAX_WINDOWS = 80
+RC_STALL = 30
+
+
+def improve_reduced_windows(
+    model: CouplingModel,
+    assignment: np.ndarray,
+    backend: MipBackend,
+    reduced: np.ndarray,
+    *,
+    bound: float,
+    gap: float,
+    deadline: float,
+    seed: int,
+    allow_broken: bool,
+    max_windows: int = RC_MAX_WINDOWS,
+    near_cost: float | None = None,
+    say: Callable[[str], None] = lambda _: None,
+    on_time_limit: Callable[[], None] = lambda: None,
+) -> np.ndarray:
+    """Like :func:`improve_windows`, with windows that follow the relaxation's reduced costs.
+
+    ``reduced[h, m]`` is what coupling household h to m costs against the relaxation's optimum
+    (:meth:`~coupler.engine.flow.FlowRelaxation.reduced_value`). A pair is *near* when that cost
+    is at most the plan's gap per household: a better plan must use mostly near pairs. A window
+    starts at the municipality whose households cost most against the relaxation (plus its fill
+    shortfall) and grows along the near pairs of the households placed in it, so it holds the
+    places between which households can trade persons cheaply, wherever they lie. Its freed
+    households are those placed inside and those with a near pair into it; only near pairs are
+    offered. Single persons are continuous in the window MIP when no freed household breaks a
+    criterion (their part is a transportation problem, integral at a vertex; a fractional
+    answer is refused). Counts bound the search, as in :func:`improve_windows`.
+    """
+    a = np.asarray(assignment, dtype=np.int64).copy()
+    n_h, n_m = model.n_households, model.n_municipalities
+    usable = ~model.forbidden if allow_broken else ~model.forbidden & ~model.breaks
+    current = model.evaluate(a).objective
+    per_household = max(bound - current, 0.0) / max(n_h, 1) if near_cost is None else near_cost
+    near = usable & (reduced <= max(per_household, 1e-9))
+    singles = model.size == 1
+    tie = np.random.default_rng(seed).permutation(n_m)
+    tried = np.zeros(n_m, dtype=bool)
+    rounds = stalled = 0
+    while rounds < max_windows and stalled < RC_STALL:
+        if max(0.0, bound - current) / max(1.0, abs(current)) <= gap:
+            break
+        limit = min(WINDOW_SECONDS, deadline - time.perf_counter())
+        if limit < 0.05:
+            on_time_limit()
+            break
+        on = a >= 0
+        at = np.flatnonzero(on)
+        loss = np.bincount(a[at], weights=reduced[at, a[at]], minlength=n_m)
+        assigned = np.bincount(a[at], weights=model.size[at], minlength=n_m)
+        loss += model.fill_weight * np.maximum(model.target - assigned, 0.0)
+        order = np.lexsort((tie, -loss))
+        order = order[~tried[order]]
+        if len(order) == 0:
+            break
+        window = _grow(a, near, int(order[0]))
+        tried[order[0]] = True
+        rounds += 1
+        in_window = np.zeros(n_m, dtype=bool)
+        in_window[window] = True
+        inside = np.flatnonzero(on & in_window[np.maximum(a, 0)])
+        coming = np.flatnonzero(~(on & in_window[np.maximum(a, 0)]) & near[:, window].any(axis=1))
+        room = max(RC_MAX_FREE - len(inside), 0)
+        if len(coming) > room:
+            cheapest = np.where(near[coming][:, window], reduced[coming][:, window], np.inf).min(1)
+            coming = np.sort(coming[np.argsort(cheapest, kind="stable")[:room]])
+        free = np.union1d(inside, coming)
+        sub_h, sub_m = np.nonzero(near[free][:, window])
+        plan = _reoptimise(
+            model,
+            a,
+            free,
+            free[sub_h],
+            window[sub_m],
+            backend,
+            seed=seed,
+            limit=limit,
+            on_time_limit=on_time_limit,
+            relax=singles,
+        )
+        value = -np.inf if plan is None else model.evaluate(plan).objective
+        if plan is not None and value > current + 1e-9:
+            a, current, stalled = plan, value, 0
+            tried[:] = False
+        else:
+            stalled += 1
+    say(f"reduced-cost window search: {rounds} windows, objective {current:,.4f}")
+    return a
+
+
+def _grow(a: np.ndarray, near: np.ndarray, start: int) -> np.ndarray:
+    """Municipalities reached from ``start`` along the near pairs of the households placed in
+    each (breadth first, the places most such pairs lead to first), at most ``RC_WINDOW``."""
+    n_m = near.shape[1]
+    taken = np.zeros(n_m, dtype=bool)
+    taken[start] = True
+    window = [start]
+    queue = [start]
+    while queue and len(window) < RC_WINDOW:
+        here = near[a == queue.pop(0)]
+        counts = here.sum(axis=0)
+        counts[taken] = 0
+        for m in np.argsort(-counts, kind="stable"):
+            if counts[m] == 0 or len(window) >= RC_WINDOW:
+                break
+            taken[m] = True
+            window.append(int(m))
+            queue.append(int(m))
+    return np.array(window, dtype=np.int64)
 
 
 def _seeds(model: CouplingModel, a: np.ndarray, usable: np.ndarray, seed: int) -> np.ndarray:
@@ -174,3 +272,56 @@ def _seeds(model: CouplingModel, a: np.ndarray, usable: np.ndarray, seed: int) -
     pressure += np.bincount(place, weights=np.where(np.isfinite(gain), gain, 0.0), minlength=n_m)
     tie = np.random.default_rng(seed).permutation(n_m)
     return np.lexsort((tie, -pressure))
+
+
+def _reoptimise(
+    model: CouplingModel,
+    a: np.ndarray,
+    free: np.ndarray,
+    ph: np.ndarray,
+    pm: np.ndarray,
+    backend: MipBackend,
+    *,
+    seed: int,
+    limit: float,
+    on_time_limit: Callable[[], None],
+    relax: np.ndarray | None = None,
+) -> np.ndarray | None:
+    """Re-solve the ``free`` households over pairs ``(ph, pm)`` (plus each one's current place)
+    exactly, everybody else fixed, under the broken and uncoupled budgets the freed households
+    meet now. Returns the new plan when it keeps those budgets, else None."""
+    n_m = model.n_municipalities
+    coupled = free[a[free] >= 0]
+    ph = np.concatenate([ph, coupled])
+    pm = np.concatenate([pm, a[coupled]])
+    pairs = np.unique(ph * n_m + pm)
+    ph, pm = pairs // n_m, pairs % n_m
+    free_broken = int(model.broken_weight[coupled][model.breaks[coupled, a[coupled]]].sum())
+    free_unc = int(model.size[free][a[free] < 0].sum())
+    problem, layout = build_mip(
+        model,
+        ph,
+        pm,
+        fixed=a,
+        objective="soft",
+        allow_uncoupled=free_unc > 0,
+        max_broken=free_broken,
+        max_uncoupled=free_unc,
+        start=a,
+        # A budget row on broken persons would make relaxed singles split; keep them integral.
+        relax=relax if free_broken == 0 else None,
+    )
+    sol = backend.solve(problem, time_limit=limit, gap=0.0, seed=seed, max_nodes=WINDOW_NODES)
+    if sol.hit_time_limit:
+        on_time_limit()
+    if sol.x is None:
+        return None
+    x = sol.x[: layout.n_x]
+    if np.abs(x - np.round(x)).max(initial=0.0) > 1e-6:
+        return None  # a relaxed single split (not a vertex): refuse rather than round
+    plan = a.copy()
+    plan[free] = layout.assignment(sol.x, model.n_households)[free]
+    new, old = model.evaluate(plan), model.evaluate(a)
+    if (new.uncoupled_persons, new.broken_measure) > (old.uncoupled_persons, old.broken_measure):
+        return None
+    return plan

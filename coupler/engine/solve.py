@@ -48,7 +48,7 @@ from coupler.engine.base import MipBackend, MipProblem, MipSolution
 from coupler.engine.classes import count_classes, improve_by_classes, improve_class_windows
 from coupler.engine.flow import FlowRelaxation, flow_penalties, solve_relaxation
 from coupler.engine.lagrange import knapsack_bound
-from coupler.engine.lns import improve_windows
+from coupler.engine.lns import improve_reduced_windows, improve_windows
 from coupler.engine.local import improve
 from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.stage1 import Stage1, solve_stage1
@@ -65,6 +65,10 @@ _KNAPSACK_PERSONS = 3_000
 #: The window search runs up to this many persons (or after the fallback): on monthly batches it
 #: gained 0.1-0.2 % for about 10 s on a 2-core machine, against a 2 s target.
 _WINDOW_PERSONS = 3_000
+#: With the fill balance on, windows that follow the relaxation's reduced costs run up to this
+#: many persons: on the monthly batch (4,700 persons) they took the gap from 0.86 % to about
+#: 0.4 % in about 4 s, where geographic windows gained a third of that in 11 s.
+_RC_WINDOW_PERSONS = 30_000
 #: Stage 1 gets at least this many seconds, even past the deadline: without it there is no plan.
 _STAGE1_SECONDS = 5.0
 #: Work limits (branch-and-bound nodes) of the MIPs; they, not the clock, stop them normally.
@@ -411,7 +415,11 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     if (
         not model.has_side_constraints
         and max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap
-        and (model.persons <= _WINDOW_PERSONS or used_method.endswith("fallback"))
+        and (
+            model.persons <= _WINDOW_PERSONS
+            or used_method.endswith("fallback")
+            or (model.fill_weight > 0 and model.persons <= _RC_WINDOW_PERSONS)
+        )
         and params.polish_time > 0
     ):
         t = time.perf_counter()
@@ -432,6 +440,24 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 on_time_limit=lambda: clock.hit("class windows"),
             )
             used_method += "+classwindows"
+        elif model.fill_weight > 0 and model.persons > _WINDOW_PERSONS:
+            # Fill balance: the loss against the relaxation lies in how whole households meet
+            # the targets; windows along the reduced costs trade persons between such places.
+            say("closing the gap: re-solving windows along the relaxation's reduced costs")
+            assignment = improve_reduced_windows(
+                model,
+                assignment,
+                mip,
+                flow.reduced_value(model),
+                bound=bound,
+                gap=gap,
+                deadline=clock.deadline,  # a count of windows bounds it (deterministic plans)
+                seed=seed,
+                allow_broken=stage1.broken > 0,
+                say=say,
+                on_time_limit=lambda: clock.hit("windows"),
+            )
+            used_method += "+rcwindows"
         else:
             say("closing the gap: re-solving windows of municipalities exactly (window search)")
             assignment = improve_windows(
