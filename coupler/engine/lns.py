@@ -191,9 +191,9 @@ def improve_reduced_windows(
             break
         on = a >= 0
         at = np.flatnonzero(on)
-        loss = np.bincount(a[at], weights=reduced[at, a[at]], minlength=n_m)
         assigned = np.bincount(a[at], weights=model.size[at], minlength=n_m)
-        loss += model.fill_weight * np.maximum(model.target - assigned, 0.0)
+        loss: np.ndarray = np.bincount(a[at], weights=reduced[at, a[at]], minlength=n_m)
+        loss = loss + model.fill_weight * np.maximum(model.target - assigned, 0.0)
         order = np.lexsort((tie, -loss))
         order = order[~tried[order]]
         if len(order) == 0:
