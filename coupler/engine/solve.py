@@ -81,10 +81,13 @@ _SIDE_NODES = 5_000
 _BUDGET_STEPS = 8
 #: Subgradient steps of the knapsack bound.
 _KNAPSACK_STEPS = 30
-#: Relaxations priced for bands (pooled quotas, province bands), and the first price step per
-#: person (objective units).
+#: Relaxations priced for side constraints (bands, pooled quotas, dwelling capacities), and the
+#: first price step per counted unit (objective units).
 _BAND_STEPS = 12
 _BAND_STEP = 0.05
+#: Pricing stops after this many relaxations without a better bound, once a plan within the
+#: budgets is in hand (on the side tier the bound stopped moving after 3 of them).
+_SIDE_STALL = 2
 
 
 #: Stage 1's answer when the relaxation needs no uncoupled and no broken persons.
@@ -208,7 +211,9 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         # it: CBC through PuLP was seen to return the start of this MIP as optimal.
         start = None
         if mip.name == "highs":
-            start = _round_with_singles(model, flow) if not model.has_side_constraints else None
+            start = None
+            if not model.has_side_constraints:
+                start = rounded if rounded is not None else _round_with_singles(model, flow)
             start = np.full(model.n_households, -1, dtype=np.int64) if start is None else start
         st = solve_stage1(
             model,
@@ -312,9 +317,34 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
 
     zero = _NOTHING_NEEDED
     stage1: Stage1 | None = None
-    if flow.lp_broken > 1e-6 or flow.lp_uncoupled > 0.5:
+    rounded: np.ndarray | None = None
+    if (
+        flow.lp_broken <= 1e-6
+        and flow.lp_uncoupled > 0.5
+        and not model.has_side_constraints
+        and method != "mip"
+    ):
+        # More persons than places, nothing broken: the relaxation's uncoupled persons (whole
+        # persons: the flow is integral) bound every plan's from below. A rounded plan that
+        # leaves exactly that many out and breaks nothing settles stage 1 without its MIP.
+        say("rounding the split households; re-flowing single persons")
+        rounded = _round_with_singles(model, flow)
+        if rounded is not None:
+            v = model.evaluate(rounded)
+            lp_unc = int(round(flow.lp_uncoupled))
+            if v.uncoupled_persons == lp_unc and v.broken_measure == 0:
+                stage1 = Stage1(
+                    uncoupled=lp_unc,
+                    broken=0,
+                    proven=True,
+                    status=Status.OPTIMAL,
+                    seconds=0.0,
+                    plan=rounded,
+                )
+    if stage1 is None and (flow.lp_broken > 1e-6 or flow.lp_uncoupled > 0.5):
         stage1 = run_stage1()
         tighten(stage1)
+        rounded = None  # the flow may have been re-solved
 
     t = time.perf_counter()
     plain_mip = method == "mip"
@@ -323,16 +353,19 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     status = Status.OPTIMAL
     used_method = "mip" if plain_mip else "flow+singles"
     if not plain_mip:
-        say("rounding the split households; re-flowing single persons")
-        assignment, used_method = _fast_plan(model, flow, stage1 or zero, gap, say)
+        if rounded is None:
+            say("rounding the split households; re-flowing single persons")
+        assignment, used_method = _fast_plan(model, flow, stage1 or zero, gap, say, rounded)
     if model.has_side_constraints and not plain_mip and assignment is not None:
         # The side constraints often hold in the fast plan already; the flow bound stays valid.
         if not _side_ok(model, assignment) or _over_budget(model, assignment, stage1 or zero):
             assignment = None
-            priced = _band_prices(model, flow, gap, say)
+            priced, priced_bound, nearest = _side_prices(model, flow, gap, say)
+            if priced is None and nearest is not None and stage1 is None:
+                priced = _side_repair(model, flow, nearest, mip, clock, seed, say)
             if priced is not None:
-                assignment, mip_bound = priced
-                used_method = "flow+bandprices"
+                assignment, mip_bound = priced, priced_bound
+                used_method = "flow+sideprices"
     if plain_mip or (model.has_side_constraints and assignment is None):
         say(f"solving the MIP ({backend_name})")
         stage1 = stage1 or run_stage1()
@@ -412,8 +445,15 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
     ):
         # Small batches: the household-integral Lagrangian bound is much tighter than the LP's.
         bound = min(bound, knapsack(value.objective))
+    side_windows = (
+        model.has_side_constraints
+        and not plain_mip
+        and model.fill_weight > 0
+        and _side_ok(model, assignment)
+        and not _over_budget(model, assignment, stage1)
+    )
     if (
-        not model.has_side_constraints
+        (not model.has_side_constraints or side_windows)
         and max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap
         and (
             model.persons <= _WINDOW_PERSONS
@@ -423,7 +463,25 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         and params.polish_time > 0
     ):
         t = time.perf_counter()
-        if tried_classes and has_alike(stage1.broken > 0):
+        if side_windows:
+            # The window MIPs carry every band and dwelling row (the rest of the plan fixed), so
+            # a plan that meets them keeps meeting them.
+            say("closing the gap: re-solving windows along the relaxation's reduced costs")
+            assignment = improve_reduced_windows(
+                model,
+                assignment,
+                mip,
+                flow.reduced_value(model),
+                bound=bound,
+                gap=gap,
+                deadline=clock.deadline,
+                seed=seed,
+                allow_broken=stage1.broken > 0,
+                say=say,
+                on_time_limit=lambda: clock.hit("windows"),
+            )
+            used_method += "+rcwindows"
+        elif tried_classes and has_alike(stage1.broken > 0):
             # Alike municipalities: windows of whole classes (regions) move households between
             # them with the packing exact, where windows of single municipalities stall.
             say("closing the gap: re-solving windows of classes exactly (class windows)")
@@ -516,10 +574,17 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
 
 
 def _fast_plan(
-    model: CouplingModel, flow: FlowRelaxation, stage1: Stage1, gap: float, say: Progress
+    model: CouplingModel,
+    flow: FlowRelaxation,
+    stage1: Stage1,
+    gap: float,
+    say: Progress,
+    rounded: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, str]:
-    """Round the relaxation, then move whole households while that pays (when the gap is open)."""
-    assignment = _round_with_singles(model, flow)
+    """Round the relaxation, then move whole households while that pays (when the gap is open).
+
+    ``rounded``: the relaxation's rounded plan when the caller has it already."""
+    assignment = _round_with_singles(model, flow) if rounded is None else rounded
     if assignment is None or _gap(model, assignment, flow, stage1) <= gap:
         return assignment, "flow+singles"
     say("local search: moving whole households")
@@ -531,61 +596,190 @@ def _fast_plan(
     return moved, "flow+singles+local"
 
 
-def _band_prices(
-    model: CouplingModel, flow: FlowRelaxation, gap: float, say: Progress
-) -> tuple[np.ndarray, float] | None:
-    """Bands (pooled quotas, province bands) without dwelling caps: price them into the flow.
+def _side_rows(model: CouplingModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The side constraints as rows over counts per municipality.
 
-    With a price ``p[b]`` per person coupled inside band b, the relaxation without bands is
-    solved and rounded as usual; by Lagrangian duality ``F(p) - sum_b p[b] * (lo[b] if p[b] > 0
-    else hi[b])`` bounds every plan that meets the bands (``F``: the priced relaxation's
-    optimum). Prices move each band's relaxed total into its range (a sign change halves the
-    step), for at most ``_BAND_STEPS`` relaxations. Returns the best rounded plan that meets
-    every band, and the best bound, or None (overlapping bands, dwelling caps, broken or
-    uncoupled persons in the relaxation, or no rounded plan within the bands).
+    Returns ``(kind, members, lo, hi)``: row r sums, over the municipalities in ``members[r]``,
+    the persons (kind 0), large households (kind 1) or single persons (kind 2) coupled there,
+    and the sum must lie in ``[lo[r], hi[r]]``. Bands count persons; a dwelling capacity counts
+    one kind of household at one municipality.
     """
-    if model.cap_large is not None or model.cap_single is not None or not model.bands:
-        return None
-    members = np.array([b.members for b in model.bands], dtype=np.float64)
-    if (members.sum(axis=0) > 1).any() or flow.lp_broken > 1e-6 or flow.lp_uncoupled > 0.5:
-        return None
-    lo = np.array([b.lo for b in model.bands], dtype=np.float64)
-    hi = np.array([b.hi for b in model.bands], dtype=np.float64)
-    size = model.size.astype(np.float64)
+    n_m = model.n_municipalities
+    kind: list[int] = []
+    members: list[np.ndarray] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    for band in model.bands:
+        kind.append(0)
+        members.append(band.members.astype(bool))
+        lo.append(float(band.lo))
+        hi.append(float(band.hi))
+    for k, caps in ((1, model.cap_large), (2, model.cap_single)):
+        if caps is None:
+            continue
+        for m in np.flatnonzero(np.isfinite(caps)):
+            one = np.zeros(n_m, dtype=bool)
+            one[m] = True
+            kind.append(k)
+            members.append(one)
+            lo.append(-np.inf)
+            hi.append(float(caps[m]))
+    return (
+        np.array(kind, dtype=np.int64),
+        np.array(members, dtype=bool).reshape(len(kind), n_m),
+        np.array(lo, dtype=np.float64),
+        np.array(hi, dtype=np.float64),
+    )
+
+
+def _side_prices(
+    model: CouplingModel, flow: FlowRelaxation, gap: float, say: Progress
+) -> tuple[np.ndarray | None, float, np.ndarray | None]:
+    """Side constraints (bands, pooled quotas, dwelling capacities) priced into the flow.
+
+    With a price ``p[r]`` per unit that row r counts (a person in a band, a large household or a
+    single person at a municipality), the relaxation without side constraints is solved and
+    rounded as usual; by Lagrangian duality ``F(p) - sum_r p[r] * (lo[r] if p[r] > 0 else
+    hi[r])`` bounds every plan that meets them (``F``: the priced relaxation's optimum; rows
+    with only an upper bound keep ``p <= 0``). Prices move each row's relaxed count into its
+    range (a sign change halves the step), for at most ``_BAND_STEPS`` relaxations.
+
+    Returns ``(plan, bound, nearest)``: the best rounded plan that meets every side constraint
+    (or None), the best bound, and the last rounded plan within stage 1's budgets (to repair
+    when none met them; None when the relaxation needs broken or uncoupled persons).
+    """
+    kind, members, lo, hi = _side_rows(model)
+    if len(lo) == 0 or flow.lp_broken > 1e-6 or flow.lp_uncoupled > 0.5:
+        return None, np.inf, None
     zero = _NOTHING_NEEDED
-    say(f"pricing {len(lo)} band(s) into the relaxation (Lagrangian)")
+    say(f"pricing {len(lo)} side constraint(s) into the relaxation (Lagrangian)")
+    n_m = model.n_municipalities
+    # What a household counts in each kind of row: persons, a large household, a single person.
+    unit = np.array(
+        [model.size, model.is_large, model.size == 1], dtype=np.float64
+    )  # (3, households)
     price = np.zeros(len(lo))
     step = np.full(len(lo), _BAND_STEP)
     last = np.zeros(len(lo))
     best_plan: np.ndarray | None = None
+    nearest: np.ndarray | None = None
     best, bound = -np.inf, np.inf
+    stalled = 0
     for _ in range(_BAND_STEPS):
-        shift = price @ members
+        per_m = np.zeros((3, n_m))
+        for k in range(3):
+            per_m[k] = price[kind == k] @ members[kind == k]
+        # Single-dwelling capacities stay: the singles' re-flow in the rounding keeps them.
         priced = dataclasses.replace(
-            model, value=model.value + size[:, None] * shift[None, :], bands=()
+            model, value=model.value + unit.T @ per_m, bands=(), cap_large=None
         )
         f = solve_relaxation(priced)
         if f.lp_broken > 1e-6 or f.lp_uncoupled > 0.5:
-            return None
-        bound = min(bound, f.bound - float(np.where(price > 0, price * lo, price * hi).sum()))
+            return None, np.inf, None
+        priced_bound = f.bound - float((price * np.where(price > 0, lo, hi)).sum())
+        stalled = stalled + 1 if priced_bound >= bound - 1e-9 else 0
+        bound = min(bound, priced_bound)
         plan, _ = _fast_plan(priced, f, zero, gap, _quiet)
-        if plan is not None and _side_ok(model, plan) and not _over_budget(model, plan, zero):
-            value = model.evaluate(plan).objective
-            if value > best:
-                best_plan, best = plan, value
+        if plan is not None and not _over_budget(model, plan, zero):
+            nearest = plan
+            if _side_ok(model, plan):
+                value = model.evaluate(plan).objective
+                if value > best:
+                    best_plan, best = plan, value
         if best_plan is not None and bound - best <= gap * max(1.0, abs(best)):
             break
-        persons = np.bincount(f.arc_m, weights=f.flow, minlength=model.n_municipalities)
-        total = members @ persons
+        if stalled >= _SIDE_STALL and nearest is not None:
+            break  # the bound stopped moving; the repair takes the nearest plan from here
+        # The relaxed count of every row: households (fractions) per kind and municipality.
+        households = f.flow / model.size[f.arc_h]
+        counts = np.array(
+            [
+                np.bincount(f.arc_m, weights=households * unit[k, f.arc_h], minlength=n_m)
+                for k in range(3)
+            ]
+        )
+        total = (members * counts[kind]).sum(axis=1)
         direction = np.where(total < lo - 0.5, 1.0, np.where(total > hi + 0.5, -1.0, 0.0))
         if not direction.any() and best_plan is not None:
             break
         step = np.where(direction * last < 0, step / 2, step)
         last = np.where(direction != 0, direction, last)
         price = price + direction * step
-    if best_plan is None:
+        price = np.where(np.isinf(lo), np.minimum(price, 0.0), price)
+    return best_plan, (max(bound, best) if best_plan is not None else bound), nearest
+
+
+def _side_repair(
+    model: CouplingModel,
+    flow: FlowRelaxation,
+    plan: np.ndarray,
+    mip: MipBackend,
+    clock: _Clock,
+    seed: int,
+    say: Progress,
+) -> np.ndarray | None:
+    """Make a plan meet its side constraints by re-solving the households involved exactly.
+
+    Freed: every household at a municipality whose dwelling capacity it exceeds, and, for a band
+    out of range, the households that could cross its border most cheaply (reduced costs of the
+    relaxation). Each freed household may go to its cheapest usable places; everybody else stays
+    fixed. Returns the repaired plan, or None when the MIP finds none (node-limited).
+    """
+    n_m = model.n_municipalities
+    kind, members, lo, hi = _side_rows(model)
+    on = plan >= 0
+    unit = np.array([model.size, model.is_large, model.size == 1], dtype=np.float64)
+    counts = np.array([np.bincount(plan[on], weights=unit[k, on], minlength=n_m) for k in range(3)])
+    total = (members * counts[kind]).sum(axis=1)
+    bad = (total < lo - 0.5) | (total > hi + 0.5)
+    if not bad.any():
+        return plan
+    reduced = flow.reduced_value(model)
+    usable = ~model.forbidden & ~model.breaks
+    free_mask = np.zeros(model.n_households, dtype=bool)
+    for r in np.flatnonzero(bad):
+        inside = members[r][np.maximum(plan, 0)] & on
+        if kind[r] > 0:
+            free_mask |= inside
+            continue
+        # A band: the cheapest crossings, enough persons for the shortfall or excess twice over.
+        need = 2.0 * (lo[r] - total[r] if total[r] < lo[r] else total[r] - hi[r])
+        side = ~inside & on if total[r] < lo[r] else inside
+        target = members[r] if total[r] < lo[r] else ~members[r]
+        cost = np.where(usable[:, target], reduced[:, target], np.inf).min(axis=1)
+        cand = np.flatnonzero(side & np.isfinite(cost))
+        cand = cand[np.argsort(cost[cand], kind="stable")]
+        take = np.searchsorted(np.cumsum(model.size[cand]), need) + 1
+        free_mask[cand[:take]] = True
+    free = np.flatnonzero(free_mask)
+    k = min(10, n_m)
+    best = np.argsort(np.where(usable[free], reduced[free], np.inf), axis=1, kind="stable")[:, :k]
+    ph = np.repeat(free, k)
+    pm = best.ravel()
+    ok = usable[ph, pm]
+    ph, pm = ph[ok], pm[ok]
+    ph = np.concatenate([ph, free[on[free]]])
+    pm = np.concatenate([pm, plan[free[on[free]]]])
+    pairs = np.unique(ph * n_m + pm)
+    ph, pm = pairs // n_m, pairs % n_m
+    say(f"repairing the side constraints: {len(free):,} households re-solved (small MIP)")
+    problem, layout = build_mip(model, ph, pm, fixed=plan, objective="soft", allow_uncoupled=False)
+    sol = clock.solve(
+        mip,
+        "side repair",
+        problem,
+        time_limit=max(1.0, clock.left()),
+        gap=1e-3,
+        seed=seed,
+        max_nodes=_REPAIR_NODES,
+    )
+    if sol.x is None:
         return None
-    return best_plan, max(bound, best)
+    out = plan.copy()
+    out[free] = layout.assignment(sol.x, model.n_households)[free]
+    if not _side_ok(model, out) or (out[free] < 0).any():
+        return None
+    return out
 
 
 def _side_ok(model: CouplingModel, assignment: np.ndarray) -> bool:
@@ -760,6 +954,10 @@ def _reflow_singles(
     room = model.cap - used.astype(np.int64)
     if (room < 0).any():
         return None
+    if model.cap_single is not None:
+        # Every single person is freed here, so single-dwelling capacities are room for them.
+        room = np.minimum(room, np.where(np.isfinite(model.cap_single), model.cap_single, room))
+        room = room.astype(np.int64)
     sub = restrict(model, singles, cap=room, target=np.maximum(model.target - used, 0.0))
     f2 = solve_relaxation(sub)
     carry = f2.flow > 0
