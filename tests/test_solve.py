@@ -150,8 +150,8 @@ def test_greedy_fallback_plan_is_always_valid(seed: int) -> None:
 
 @pytest.fixture(scope="module")
 def batch_400() -> CouplingModel:
-    """A national batch of 400 persons (seed 0): the fast plan misses the gap, so the polishing
-    MIP, the knapsack bound and the window search all run (about 2 s on an idle machine)."""
+    """A national batch of 400 persons (seed 0): the fast plan misses the gap, so the LP with
+    whole-household fill rows and the polishing MIP run (a few seconds on an idle machine)."""
     municipalities, _ = load_scenario()
     households, criteria = generate_cases(municipalities, persons=400, seed=0)
     return build_model(load_instance(households, criteria), Policy())
@@ -160,11 +160,13 @@ def batch_400() -> CouplingModel:
 def test_same_plan_while_every_core_is_busy(batch_400: CouplingModel) -> None:
     """Determinism under load: the batch solved again while a busy loop occupies every core
     gives the same assignment as before; work limits, not the clock, stopped every step (no
-    ``time_limit_hit``) and the improving steps did run."""
+    ``time_limit_hit``) and the improving steps did run (the polishing MIP, and the window
+    search unless the MIP proved the plan optimal)."""
     quiet = solve(batch_400)
     with busy_cores():
         busy = solve(batch_400)
-    assert "mip" in quiet.method and "windows" in quiet.method
+    assert "mip" in quiet.method
+    assert quiet.status is Status.OPTIMAL or "windows" in quiet.method
     assert "time_limit_hit" not in quiet.info and "time_limit_hit" not in busy.info
     assert busy.method == quiet.method
     assert np.array_equal(busy.assignment, quiet.assignment)

@@ -7,8 +7,9 @@ as a :class:`~coupler.engine.base.MipProblem` that any backend solves. Columns, 
 * ``u[h]``  binary, household h left uncoupled (only where allowed);
 * ``s[m]``  continuous >= 0, persons short of the fill-balance target (only when it is weighted).
 
-Rows: one assignment row per free household, then person capacity, fill shortfall, large and
-single dwellings, bands, and optional budgets on broken and uncoupled persons.
+Rows: one assignment row per free household, then person capacity, fill shortfall (coefficients
+``min(size, target)``: exact for whole households, tighter for the relaxation), large and single
+dwellings, bands, and optional budgets on broken and uncoupled persons.
 """
 
 from __future__ import annotations
@@ -172,13 +173,18 @@ def build_mip(
     )
     # Capacity in persons.
     add(pair_m, np.arange(n_x), sz, np.full(n_m, -np.inf), model.cap - base)
-    # Fill shortfall: s[m] + persons[m] >= target[m].
+    # Fill shortfall: s[m] + sum_h min(size[h], t[m]) x[h, m] >= t[m], t = target less the fixed
+    # persons. For whole households this is s[m] + persons[m] >= t[m]: a household of at least
+    # t[m] persons fills the target alone, and smaller ones count in full. The relaxation can
+    # no longer fill a small target with a sliver of a large family (on 300-household batches
+    # the LP bound fell from 134.8 to 116.8, against an optimum of 116.1).
     if use_s:
+        left = model.target - base
         add(
             np.concatenate([pair_m, np.arange(n_m)]),
             np.concatenate([np.arange(n_x), n_x + n_u + np.arange(n_m)]),
-            np.concatenate([sz, np.ones(n_m)]),
-            model.target - base,
+            np.concatenate([np.minimum(sz, np.maximum(left[pair_m], 0.0)), np.ones(n_m)]),
+            left,
             np.full(n_m, np.inf),
         )
     # Dwellings.
