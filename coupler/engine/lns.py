@@ -7,8 +7,13 @@ inside the window (plus each one's current place) is solved by the backend, warm
 current plan, under the budgets the plan already meets (broken and uncoupled persons among the
 freed households), so a window's answer is never worse. Windows are tried in order of how much
 they could gain, until the plan is within the gap target of the bound, a full cycle brings
-nothing, or the window count is used up (the deadline is only a safety net). Side constraints are not handled here (the engine calls this only
-without them).
+nothing, or the window count is used up (the deadline is only a safety net).
+
+:func:`improve_reduced_windows` grows its windows along the relaxation's reduced costs instead of
+the map (fill-balance batches, where the loss lies in how whole households meet the targets).
+
+Every window MIP carries the model's rows with the rest of the plan fixed, bands and dwelling
+capacities included, so a plan that meets the side constraints keeps meeting them.
 """
 
 from __future__ import annotations

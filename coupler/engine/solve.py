@@ -5,7 +5,8 @@
 1. solve the transportation relaxation exactly (:mod:`coupler.engine.flow`): a proven bound;
 2. when the relaxation (or later an integral plan) needs uncoupled or broken persons, find the
    true integer minimum of both with the aggregated stage-1 MIP (:mod:`coupler.engine.stage1`),
-   and re-solve the relaxation with exactly that many uncoupled;
+   and re-solve the relaxation with exactly that many uncoupled (no MIP when nothing breaks and
+   the rounded plan leaves exactly the relaxation's uncoupled persons out: that is the minimum);
 3. round: households the flow keeps whole stay; the few split households are placed whole and
    every single person is re-flowed exactly (unit supplies make that flow integral);
 4. when the gap is still open, move whole households by a vectorised local search
@@ -13,16 +14,22 @@
    (:mod:`coupler.engine.classes`: municipalities that look alike to every household form one
    class, packed whole by an arc-flow network) gives a tighter LP bound, and MIPs over the pairs
    its reduced costs keep close the gap (batches scored per labour-market region, tight quotas,
-   shortage); otherwise the MIP over the pairs that reduced-cost fixing against the flow cannot
-   exclude, if there are few enough; then the knapsack bound and a window search
-   (:mod:`coupler.engine.lns`) while the gap is open;
+   shortage); otherwise the MIP over the pairs that reduced-cost fixing cannot exclude, if there
+   are few enough (small fill-balance batches fix against the LP with whole-household fill rows,
+   a much tighter bound than the flow's); then the knapsack bound and a window search
+   (:mod:`coupler.engine.lns`: windows of nearby municipalities up to 3,000 persons, windows
+   along the relaxation's reduced costs above) while the gap is open;
 5. if rounding cannot meet the stage-1 budgets, re-place split households and their neighbours by a
    small MIP, then the class model from a greedy plan; the last resort is the penalised MIP over
    the pairs that matter, warm-started from the greedy plan.
 
 With side constraints (dwelling types, bands) the fast plan is kept when it meets them; otherwise
-the stage-2 MIP runs over the relaxation's candidate pairs, warm-started from the rounded plan. The
-flow bound stays valid because side constraints only remove plans. ``method="mip"`` solves the
+they are priced into the relaxation (Lagrangian: a price per person in a band, per large household
+and per single person at a municipality; every priced relaxation is a proven bound), single
+persons are re-flowed within their dwelling capacities, a small MIP repairs what is left, and
+windows along the reduced costs improve the plan with every side row kept. Only when that finds
+no plan does the stage-2 MIP run over the relaxation's candidate pairs. The flow bound stays valid
+because side constraints only remove plans. ``method="mip"`` solves the
 whole model as one MIP with the chosen backend.
 
 Determinism: every step that decides which plan is returned is bounded by work, not by time
