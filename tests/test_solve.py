@@ -209,3 +209,38 @@ def test_exactly_stage1_uncoupled_needs_more_than_the_candidate_arcs(tmp_path) -
     assert res.uncoupled_persons == res.uncoupled_lower_bound > 0
     assert res.broken_persons == res.broken_lower_bound
     assert res.bound >= res.objective
+
+
+def _crowded(seed: int) -> CouplingModel:
+    """Four places with room for 1-2 persons each (plus tolerance), seven households of 1-3."""
+    rng = np.random.default_rng(300 + seed)
+    sizes = rng.integers(1, 4, 7).tolist()
+    quota = rng.integers(1, 3, 4).tolist()
+    inst = instance(LINE[:4], quota, sizes, azc=rng.integers(0, 4, 7).tolist())
+    return build_model(inst, Policy())
+
+
+def test_stage1_mip_is_skipped_when_rounding_meets_the_relaxation() -> None:
+    """Seed 1 of the crowded cases: the rounded plan leaves out exactly the relaxation's
+    uncoupled persons, so no stage-1 MIP runs (the others need it: rounding leaves more out)."""
+    res = solve(_crowded(1), SolveParams(gap=0.0))
+    assert "stage1" not in res.seconds
+    assert res.lower_bounds_proven and res.uncoupled_persons == res.uncoupled_lower_bound > 0
+    assert "stage1" in solve(_crowded(0), SolveParams(gap=0.0)).seconds
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_too_many_persons_settle_stage1_at_the_brute_force_minimum(seed: int) -> None:
+    """More persons than places and no hard criteria: the rounded plan that leaves exactly the
+    relaxation's uncoupled persons out settles stage 1 without its MIP. The uncoupled persons
+    equal the enumerated minimum, the lower bound is proven, and the soft score is no better
+    than the enumerated optimum."""
+    model = _crowded(seed)
+    assert int(model.cap.sum()) < model.persons  # some must stay uncoupled
+    best = brute_force(model)
+    res = solve(model, SolveParams(gap=0.0))
+    assert res.uncoupled_persons == best.uncoupled
+    assert res.uncoupled_lower_bound == best.uncoupled and res.lower_bounds_proven
+    assert res.broken_persons == 0
+    assert res.objective <= best.objective + 1e-9
+    assert res.bound >= best.objective - 1e-6
