@@ -500,9 +500,14 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         and params.polish_time > 0
     ):
         t = time.perf_counter()
-        if side_windows:
-            # The window MIPs carry every band and dwelling row (the rest of the plan fixed), so
-            # a plan that meets them keeps meeting them.
+        classes_alike = tried_classes and has_alike(stage1.broken > 0)
+        if side_windows or (
+            not classes_alike and model.fill_weight > 0 and model.persons > _WINDOW_PERSONS
+        ):
+            # Fill balance: the loss against the relaxation lies in how whole households meet
+            # the targets; windows along the reduced costs trade persons between such places.
+            # Their MIPs carry every band and dwelling row (the rest of the plan fixed), so a
+            # plan that meets the side constraints keeps meeting them.
             say("closing the gap: re-solving windows along the relaxation's reduced costs")
             assignment = improve_reduced_windows(
                 model,
@@ -511,14 +516,14 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 flow.reduced_value(model),
                 bound=bound,
                 gap=gap,
-                deadline=clock.deadline,
+                deadline=clock.deadline,  # a count of windows bounds it (deterministic plans)
                 seed=seed,
                 allow_broken=stage1.broken > 0,
                 say=say,
                 on_time_limit=lambda: clock.hit("windows"),
             )
             used_method += "+rcwindows"
-        elif tried_classes and has_alike(stage1.broken > 0):
+        elif classes_alike:
             # Alike municipalities: windows of whole classes (regions) move households between
             # them with the packing exact, where windows of single municipalities stall.
             say("closing the gap: re-solving windows of classes exactly (class windows)")
@@ -535,24 +540,6 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 on_time_limit=lambda: clock.hit("class windows"),
             )
             used_method += "+classwindows"
-        elif model.fill_weight > 0 and model.persons > _WINDOW_PERSONS:
-            # Fill balance: the loss against the relaxation lies in how whole households meet
-            # the targets; windows along the reduced costs trade persons between such places.
-            say("closing the gap: re-solving windows along the relaxation's reduced costs")
-            assignment = improve_reduced_windows(
-                model,
-                assignment,
-                mip,
-                flow.reduced_value(model),
-                bound=bound,
-                gap=gap,
-                deadline=clock.deadline,  # a count of windows bounds it (deterministic plans)
-                seed=seed,
-                allow_broken=stage1.broken > 0,
-                say=say,
-                on_time_limit=lambda: clock.hit("windows"),
-            )
-            used_method += "+rcwindows"
         else:
             say("closing the gap: re-solving windows of municipalities exactly (window search)")
             assignment = improve_windows(
