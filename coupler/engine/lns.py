@@ -72,10 +72,7 @@ def improve_windows(
     dist = model.instance.distance_km
     best_place = np.where(usable, model.value, -np.inf).argmax(axis=1)
 
-    def objective(plan: np.ndarray) -> float:
-        return model.evaluate(plan).objective
-
-    current = objective(a)
+    current = model.evaluate(a).objective
     order = _seeds(model, a, usable, seed)
     tried_without_gain = 0
     rounds = 0
@@ -120,7 +117,7 @@ def improve_windows(
         if limit < 0.05:
             on_time_limit()
             break
-        plan = _reoptimise(
+        found = _reoptimise(
             model,
             a,
             free,
@@ -131,9 +128,8 @@ def improve_windows(
             limit=limit,
             on_time_limit=on_time_limit,
         )
-        value = -np.inf if plan is None else objective(plan)
-        if plan is not None and value > current + 1e-9:
-            a, current, tried_without_gain = plan, value, 0
+        if found is not None and found[1] > current + 1e-9:
+            (a, current), tried_without_gain = found, 0
         else:
             tried_without_gain += 1
     say(f"window search: {rounds} windows, objective {current:,.4f}")
@@ -216,7 +212,7 @@ def improve_reduced_windows(
             coming = np.sort(coming[np.argsort(cheapest, kind="stable")[:room]])
         free = np.union1d(inside, coming)
         sub_h, sub_m = np.nonzero(near[free][:, window])
-        plan = _reoptimise(
+        found = _reoptimise(
             model,
             a,
             free,
@@ -228,9 +224,8 @@ def improve_reduced_windows(
             on_time_limit=on_time_limit,
             relax=singles,
         )
-        value = -np.inf if plan is None else model.evaluate(plan).objective
-        if plan is not None and value > current + 1e-9:
-            a, current, stalled = plan, value, 0
+        if found is not None and found[1] > current + 1e-9:
+            (a, current), stalled = found, 0
             tried[:] = False
         else:
             stalled += 1
@@ -291,10 +286,10 @@ def _reoptimise(
     limit: float,
     on_time_limit: Callable[[], None],
     relax: np.ndarray | None = None,
-) -> np.ndarray | None:
+) -> tuple[np.ndarray, float] | None:
     """Re-solve the ``free`` households over pairs ``(ph, pm)`` (plus each one's current place)
     exactly, everybody else fixed, under the broken and uncoupled budgets the freed households
-    meet now. Returns the new plan when it keeps those budgets, else None."""
+    meet now. Returns the new plan and its objective when it keeps those budgets, else None."""
     n_m = model.n_municipalities
     coupled = free[a[free] >= 0]
     ph = np.concatenate([ph, coupled])
@@ -329,4 +324,4 @@ def _reoptimise(
     new, old = model.evaluate(plan), model.evaluate(a)
     if (new.uncoupled_persons, new.broken_measure) > (old.uncoupled_persons, old.broken_measure):
         return None
-    return plan
+    return plan, new.objective

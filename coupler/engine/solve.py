@@ -662,6 +662,27 @@ def _side_rows(model: CouplingModel) -> tuple[np.ndarray, np.ndarray, np.ndarray
     )
 
 
+def _units(model: CouplingModel) -> np.ndarray:
+    """What one household counts in each kind of side row (see :func:`_side_rows`): its
+    persons, whether it is a large household, whether it is a single person; shape (3, H)."""
+    return np.array([model.size, model.is_large, model.size == 1], dtype=np.float64)
+
+
+def _row_totals(
+    unit: np.ndarray,
+    kind: np.ndarray,
+    members: np.ndarray,
+    h: np.ndarray,
+    m: np.ndarray,
+    share: np.ndarray,
+) -> np.ndarray:
+    """Each side row's count when ``share`` of household ``h[i]`` is at municipality ``m[i]``
+    (1 for a plan; a flow arc's fraction of the household for the relaxation)."""
+    n_m = members.shape[1]
+    counts = np.array([np.bincount(m, weights=share * u[h], minlength=n_m) for u in unit])
+    return (members * counts[kind]).sum(axis=1)
+
+
 def _side_prices(
     model: CouplingModel, flow: FlowRelaxation, gap: float, say: Progress
 ) -> tuple[np.ndarray | None, float, np.ndarray | None]:
@@ -684,10 +705,7 @@ def _side_prices(
     zero = _NOTHING_NEEDED
     say(f"pricing {len(lo)} side constraint(s) into the relaxation (Lagrangian)")
     n_m = model.n_municipalities
-    # What a household counts in each kind of row: persons, a large household, a single person.
-    unit = np.array(
-        [model.size, model.is_large, model.size == 1], dtype=np.float64
-    )  # (3, households)
+    unit = _units(model)
     price = np.zeros(len(lo))
     step = np.full(len(lo), _BAND_STEP)
     last = np.zeros(len(lo))
@@ -721,14 +739,8 @@ def _side_prices(
         if stalled >= _SIDE_STALL and nearest is not None:
             break  # the bound stopped moving; the repair takes the nearest plan from here
         # The relaxed count of every row: households (fractions) per kind and municipality.
-        households = f.flow / model.size[f.arc_h]
-        counts = np.array(
-            [
-                np.bincount(f.arc_m, weights=households * unit[k, f.arc_h], minlength=n_m)
-                for k in range(3)
-            ]
-        )
-        total = (members * counts[kind]).sum(axis=1)
+        share = f.flow / model.size[f.arc_h]  # of each household, per arc
+        total = _row_totals(unit, kind, members, f.arc_h, f.arc_m, share)
         direction = np.where(total < lo - 0.5, 1.0, np.where(total > hi + 0.5, -1.0, 0.0))
         if not direction.any() and best_plan is not None:
             break
@@ -758,20 +770,18 @@ def _side_repair(
     n_m = model.n_municipalities
     kind, members, lo, hi = _side_rows(model)
     on = plan >= 0
-    unit = np.array([model.size, model.is_large, model.size == 1], dtype=np.float64)
-    counts = np.array([np.bincount(plan[on], weights=unit[k, on], minlength=n_m) for k in range(3)])
-    total = (members * counts[kind]).sum(axis=1)
+    placed = np.flatnonzero(on)
+    total = _row_totals(_units(model), kind, members, placed, plan[placed], np.ones(len(placed)))
     bad = (total < lo - 0.5) | (total > hi + 0.5)
     if not bad.any():
         return plan
     reduced = flow.reduced_value(model)
     usable = ~model.forbidden & ~model.breaks
-    free_mask = np.zeros(model.n_households, dtype=bool)
-    for r in np.flatnonzero(bad):
+    # Every household at a municipality whose dwelling capacity is exceeded.
+    over = np.asarray(members[bad & (kind > 0)].any(axis=0), dtype=bool)
+    free_mask = on & over[np.maximum(plan, 0)]
+    for r in np.flatnonzero(bad & (kind == 0)):
         inside = members[r][np.maximum(plan, 0)] & on
-        if kind[r] > 0:
-            free_mask |= inside
-            continue
         # A band: the cheapest crossings, enough persons for the shortfall or excess twice over.
         need = 2.0 * (lo[r] - total[r] if total[r] < lo[r] else total[r] - hi[r])
         side = ~inside & on if total[r] < lo[r] else inside
@@ -1034,8 +1044,7 @@ def _reflow_singles(
         return None
     if model.cap_single is not None:
         # Every single person is freed here, so single-dwelling capacities are room for them.
-        room = np.minimum(room, np.where(np.isfinite(model.cap_single), model.cap_single, room))
-        room = room.astype(np.int64)
+        room = np.minimum(room, model.cap_single).astype(np.int64)
     sub = restrict(model, singles, cap=room, target=np.maximum(model.target - used, 0.0))
     f2 = solve_relaxation(sub)
     carry = f2.flow > 0
