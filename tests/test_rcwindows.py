@@ -17,7 +17,7 @@ from coupler import Policy, build_model, generate_cases, load_instance, load_sce
 from coupler.engine.backends import get_backend
 from coupler.engine.flow import solve_relaxation
 from coupler.engine.lns import improve_reduced_windows
-from coupler.engine.solve import _round_with_singles
+from coupler.engine.rounding import round_with_singles
 from coupler.model import CouplingModel
 from coupler.verify import verify_plan
 
@@ -92,7 +92,7 @@ def test_national_batch_gains_and_stays_valid(batch: CouplingModel) -> None:
     relaxation's bound, and the plan passes the independent check; the same plan again while
     every core is busy."""
     flow = solve_relaxation(batch)
-    start = _round_with_singles(batch, flow)
+    start = round_with_singles(batch, flow)
     assert start is not None
     reduced = flow.reduced_value(batch)
     before = batch.evaluate(start)

@@ -63,6 +63,8 @@ class MipSolution:
     #: Reduced cost per column of an optimal LP (no integer column), when the backend gives
     #: them (HiGHS); None otherwise.
     reduced_cost: np.ndarray | None = None
+    #: Dual value per row of an optimal LP, when the backend gives them (HiGHS); None otherwise.
+    row_dual: np.ndarray | None = None
 
     @property
     def gap(self) -> float:

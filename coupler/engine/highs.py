@@ -191,11 +191,12 @@ class HighsBackend:
 
         x = _polish(np.array(h.getSolution().col_value, dtype=np.float64), problem)
         objective = float(problem.c @ x + problem.offset)
-        reduced_cost = None
+        reduced_cost = row_dual = None
         if not is_mip:
             bound = objective if status_out is Status.OPTIMAL else float("inf")
             if status_out is Status.OPTIMAL:
                 reduced_cost = np.array(h.getSolution().col_dual, dtype=np.float64)
+                row_dual = np.array(h.getSolution().row_dual, dtype=np.float64)
         else:
             bound = float(info.mip_dual_bound) + problem.offset
             if np.isnan(bound):
@@ -213,6 +214,7 @@ class HighsBackend:
             info={"nodes": float(info.mip_node_count), "native_gap": float(info.mip_gap)},
             hit_time_limit=model_status == _MODEL_STATUS.kTimeLimit,
             reduced_cost=reduced_cost,
+            row_dual=row_dual,
         )
 
 

@@ -43,6 +43,7 @@ def knapsack_bound(
     steps: int = 0,
     lower: float | None = None,
     deadline: float | None = None,
+    multipliers: np.ndarray | None = None,
 ) -> float:
     """Upper bound on ``soft - fill * shortfall`` over plans with 0 broken and 0 uncoupled persons.
 
@@ -59,6 +60,9 @@ def knapsack_bound(
         steps aim 1 % below the best bound so far.
     deadline
         ``time.perf_counter()`` value after which no further step is taken.
+    multipliers
+        Multipliers per household to start from instead of the flow's (e.g. the duals of the LP
+        with whole-household fill rows, which start lower).
 
     Returns
     -------
@@ -68,11 +72,13 @@ def knapsack_bound(
     """
     if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5:
         return float("inf")
-    d_h = np.asarray(flow.potential_h, dtype=np.float64)
-    if not np.isfinite(d_h).all():
-        return float(flow.bound)
-    size = model.size.astype(np.int64)
-    u = size * (d_h / SCALE)
+    if multipliers is not None:
+        u = np.asarray(multipliers, dtype=np.float64).copy()
+    else:
+        d_h = np.asarray(flow.potential_h, dtype=np.float64)
+        if not np.isfinite(d_h).all():
+            return float(flow.bound)
+        u = model.size.astype(np.int64) * (d_h / SCALE)
     usable = ~model.forbidden & ~model.breaks
     best = float(flow.bound)
     # Polyak steps towards ``lower``; the step factor halves after 3 steps without a better bound
