@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -19,6 +20,7 @@ from coupler import (
     solve,
 )
 from coupler.engine.backends import get_backend
+from coupler.engine.flow import flow_penalties, solve_relaxation
 from coupler.engine.lns import improve_windows
 from coupler.errors import PolicyError
 from coupler.model import CouplingModel
@@ -244,3 +246,33 @@ def test_too_many_persons_settle_stage1_at_the_brute_force_minimum(seed: int) ->
     assert res.broken_persons == 0
     assert res.objective <= best.objective + 1e-9
     assert res.bound >= best.objective - 1e-6
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_budget_bound_is_the_lagrangian_minimum(seed: int) -> None:
+    """Shortage: the soft bound within stage 1's broken-persons budget holds against brute force,
+    and no penalty on a grid gives a lower one (it stops where the relaxation breaks exactly the
+    budget, which minimises the convex bound)."""
+    rng = np.random.default_rng(900 + seed)
+    sizes = rng.integers(1, 4, 6).tolist()
+    jobs = [Crit.job(h, 0) for h in range(6) if rng.random() < 0.6]
+    quota = [int(rng.integers(1, 4)), 0, int(rng.integers(3, 8)), int(rng.integers(6, 12))]
+    scores = [(h, int(rng.integers(0, 4)), float(rng.random())) for h in range(6)]
+    model = build_model(instance(LINE[:4], quota, sizes, jobs, score_items=scores), Policy())
+    best = brute_force(model)
+    if best.broken == 0 or best.uncoupled > 0:
+        pytest.skip("no shortage of the job municipality in this draw")
+    solve_mod = importlib.import_module("coupler.engine.solve")
+    budget = model.evaluate(best.assignment).broken_measure
+    stage1 = solve_mod.Stage1(
+        uncoupled=0, broken=budget, proven=True, status=Status.OPTIMAL, seconds=0.0
+    )
+    bound = solve_mod._budget_bound(model, stage1, -math.inf, 0.0, solve_mod._Clock(60.0))
+    assert bound >= best.objective - 1e-6
+    grid = []
+    for mu in np.geomspace(1e-3, flow_penalties(model)[0], 40):
+        f = solve_relaxation(model, broken_penalty=float(mu))
+        if f.lp_uncoupled <= 0.5:
+            grid.append(f.bound + mu * budget)
+    # Up to the flow's integer cost scaling, which moves each relaxation's bound by ~1e-5.
+    assert bound <= min(grid) + 1e-4 * max(1.0, abs(bound))

@@ -765,7 +765,17 @@ def _side_prices(
         priced_bound = f.bound - float((price * np.where(price > 0, lo, hi)).sum())
         stalled = stalled + 1 if priced_bound >= bound - 1e-9 else 0
         bound = min(bound, priced_bound)
-        plan, _ = _fast_plan(priced, f, zero, gap, _quiet)
+        # The relaxed count of every row: households (fractions) per kind and municipality.
+        share = f.flow / model.size[f.arc_h]  # of each household, per arc
+        total = _row_totals(unit, kind, members, f.arc_h, f.arc_m, share)
+        direction = np.where(total < lo - 0.5, 1.0, np.where(total > hi + 0.5, -1.0, 0.0))
+        if direction.any():
+            # Rows out of range: these prices will move, so a plain rounding (a plan to repair
+            # from) will do; the local search and rounding by size only for prices that hold.
+            # (Pooled quota: 8.7 -> 5 s of pricing, the same plan.)
+            plan = round_with_singles(priced, f)
+        else:
+            plan, _ = _fast_plan(priced, f, zero, gap, _quiet)
         if plan is not None and not _over_budget(model, plan, zero):
             nearest = plan
             if _side_ok(model, plan):
@@ -776,10 +786,6 @@ def _side_prices(
             break
         if stalled >= _SIDE_STALL and nearest is not None:
             break  # the bound stopped moving; the repair takes the nearest plan from here
-        # The relaxed count of every row: households (fractions) per kind and municipality.
-        share = f.flow / model.size[f.arc_h]  # of each household, per arc
-        total = _row_totals(unit, kind, members, f.arc_h, f.arc_m, share)
-        direction = np.where(total < lo - 0.5, 1.0, np.where(total > hi + 0.5, -1.0, 0.0))
         if not direction.any() and best_plan is not None:
             break
         step = np.where(direction * last < 0, step / 2, step)
@@ -927,6 +933,10 @@ def _budget_bound(
             continue
         best = min(best, f.bound + mu * budget + f.uncoupled_penalty * f.lp_uncoupled)
         if max(0.0, best - objective) / max(1.0, abs(objective)) <= gap / 2:
+            break
+        if abs(f.lp_broken - budget) <= 1e-6:
+            # Slope 0: this mu minimises the convex bound, no other gives less (shortage tier:
+            # the first relaxation already; the seven after it cost 6 s for nothing).
             break
         if f.lp_broken > budget:
             lo = np.log(mu)
