@@ -1,7 +1,7 @@
 """Rounding the relaxation to whole households (:mod:`coupler.engine.rounding`).
 
 Both roundings must give complete plans that keep every capacity and break nothing the relaxation
-did not; rounding by size is checked against brute force on tiny batches (never above the
+did not; iterative rounding is checked against brute force on tiny batches (never above the
 optimum, complete and valid) and on national batches by the independent plan check.
 """
 
@@ -13,7 +13,7 @@ from factories import LINE, brute_force, instance
 
 from coupler import Policy, build_model, generate_cases, load_instance, load_scenario
 from coupler.engine.flow import solve_relaxation
-from coupler.engine.rounding import SIZE_STAGES, round_by_size, round_with_singles
+from coupler.engine.rounding import round_iteratively, round_with_singles
 from coupler.model import CouplingModel
 from coupler.verify import verify_plan
 
@@ -41,7 +41,7 @@ def test_tiny_batches_against_brute_force(seed: int) -> None:
         pytest.skip("needs uncoupled persons: rounding is not asked to settle those")
     flow = solve_relaxation(model)
     assert best.objective <= flow.bound + 1e-6
-    for plan in (round_with_singles(model, flow), round_by_size(model, flow)):
+    for plan in (round_with_singles(model, flow), round_iteratively(model, flow)):
         if plan is None:  # may fail to fit a household; the engine then repairs
             continue
         _valid(model, plan)
@@ -58,16 +58,16 @@ def national() -> CouplingModel:
     return build_model(load_instance(hh, crit), Policy())
 
 
-def test_by_size_on_a_national_batch(national: CouplingModel) -> None:
-    """Largest households first: a complete plan that passes the independent check, keeps the
+def test_iterative_on_a_national_batch(national: CouplingModel) -> None:
+    """A few split households at a time: a complete plan that passes the independent check, keeps the
     relaxation's (zero) broken and uncoupled persons, stays below its bound, and on this batch
     beats placing the split households one by one."""
     assert national.fill_weight > 0
-    assert national.size.max() >= SIZE_STAGES[0]
+    assert national.size.max() >= 4
     flow = solve_relaxation(national)
     assert flow.lp_broken == 0 and flow.lp_uncoupled == 0
     plain = round_with_singles(national, flow)
-    plan = round_by_size(national, flow)
+    plan = round_iteratively(national, flow)
     assert plain is not None and plan is not None
     _valid(national, plan)
     value = national.evaluate(plan)
@@ -79,7 +79,7 @@ def test_by_size_on_a_national_batch(national: CouplingModel) -> None:
     report = verify_plan(i.municipalities, i.households, i.criteria, mapping, national.policy)
     assert report.ok, report.violations
     # Deterministic: the same plan again.
-    assert np.array_equal(plan, round_by_size(national, solve_relaxation(national)))
+    assert np.array_equal(plan, round_iteratively(national, solve_relaxation(national)))
 
 
 def test_no_single_persons_gives_none() -> None:
@@ -88,4 +88,4 @@ def test_no_single_persons_gives_none() -> None:
     model = build_model(inst, Policy())
     flow = solve_relaxation(model)
     assert round_with_singles(model, flow) is None
-    assert round_by_size(model, flow) is None
+    assert round_iteratively(model, flow) is None

@@ -154,6 +154,31 @@ def flow_penalties(model: CouplingModel) -> tuple[float, float]:
     return broken, 4.0 * broken * max(1.0, per_person)
 
 
+def fill_tiers(model: CouplingModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arcs from each municipality into the sink: ``(municipality, capacity, scaled cost)``.
+
+    The first ``floor(target)`` persons earn the fill weight each, a fractional rest of the
+    target its share, and the rest of the capacity nothing.
+    """
+    n_m = model.n_municipalities
+    t = np.minimum(model.target, model.cap)
+    t_floor = np.floor(t + 1e-9).astype(np.int64)
+    frac = t - t_floor
+    has_frac = (frac > 1e-9) & (t_floor < model.cap)
+    lam = model.fill_weight
+    tier_m = np.concatenate([np.arange(n_m), np.arange(n_m), np.arange(n_m)])
+    tier_cap = np.concatenate([t_floor, has_frac.astype(np.int64), model.cap - t_floor - has_frac])
+    tier_cost = np.concatenate(
+        [
+            np.full(n_m, -round(lam * SCALE)),
+            -np.rint(lam * frac * SCALE).astype(np.int64),
+            np.zeros(n_m, np.int64),
+        ]
+    ).astype(np.int64)
+    keep = tier_cap > 0
+    return tier_m[keep], tier_cap[keep], tier_cost[keep]
+
+
 def solve_relaxation(
     model: CouplingModel,
     *,
@@ -182,23 +207,8 @@ def solve_relaxation(
     cost[model.forbidden] = np.inf
     cost_u = int(round(pen_u * SCALE))
 
-    # Fill tiers per municipality: (capacity, cost).
-    t = np.minimum(model.target, model.cap)
-    t_floor = np.floor(t + 1e-9).astype(np.int64)
-    frac = t - t_floor
-    has_frac = (frac > 1e-9) & (t_floor < model.cap)
     lam = model.fill_weight
-    tier_m = np.concatenate([np.arange(n_m), np.arange(n_m), np.arange(n_m)])
-    tier_cap = np.concatenate([t_floor, has_frac.astype(np.int64), model.cap - t_floor - has_frac])
-    tier_cost = np.concatenate(
-        [
-            np.full(n_m, -round(lam * SCALE)),
-            -np.rint(lam * frac * SCALE).astype(np.int64),
-            np.zeros(n_m, np.int64),
-        ]
-    ).astype(np.int64)
-    keep = tier_cap > 0
-    tier_m, tier_cap, tier_cost = tier_m[keep], tier_cap[keep], tier_cost[keep]
+    tier_m, tier_cap, tier_cost = fill_tiers(model)
 
     # Initial candidates: each household's best arcs. Costs are whole units; a spread below half
     # a unit breaks ties (batches without soft data) towards different places per household.
