@@ -8,8 +8,8 @@ With fill balance on, the relaxation fills small targets with parts of families,
 of those parts whole at once loses most where the families are large.
 :func:`round_iteratively` therefore fixes the largest split households a few at a time and
 re-solves the flow over its own arcs in between, so that the rest re-settles around them
-(monthly batch of 4,700 persons, before the local search: 3,002.5 by plain rounding, 3,021.6
-iteratively in 0.7 s; bound 3,032.2).
+(monthly batch of 4,700 persons, before the local search: 3,002.5 by plain rounding, 3,021.7
+iteratively in 2 s; bound 3,032.2).
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from coupler.model import CouplingModel, restrict
 
 __all__ = ["FIX_PER_ROUND", "reflow_singles", "round_iteratively", "round_with_singles"]
 
-#: Split households :func:`round_iteratively` fixes per re-solve. Monthly batch, seed 0 (plan
-#: before the local search): 10 -> 3,020.2, 20 -> 3,021.6 in 0.7 s, all at once -> 3,019.0.
-FIX_PER_ROUND = 20
+#: Split households :func:`round_iteratively` fixes per re-solve. Fewer per round is slower and
+#: mostly better: monthly batch, seeds 0 / 1, plan before the local search (bounds 3,032.2 /
+#: 3,158.8): 3 -> 3,022.7 / 3,150.8 in about 4 s; 8 -> 3,021.7 / 3,151.3 in 2 s; 20 ->
+#: 3,020.5 / 3,149.1 in 1 s. End-of-period batches rank the same way.
+FIX_PER_ROUND = 8
 
 
 def reflow_singles(

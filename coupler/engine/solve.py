@@ -72,8 +72,8 @@ from coupler.result import Result, Status, make_result
 Progress = Callable[[str], None]
 
 #: Up to this many persons fill-balance batches are also rounded iteratively
-#: (:func:`~coupler.engine.rounding.round_iteratively`: restricted flows, 0.7 s at 4,700
-#: persons; monthly batch 3,002.5 -> 3,021.6 before the local search, bound 3,032.2).
+#: (:func:`~coupler.engine.rounding.round_iteratively`: restricted flows, about 2 s at 4,700
+#: persons; monthly batch 3,002.5 -> 3,021.7 before the local search, bound 3,032.2).
 _SIZE_ROUNDING_PERSONS = 10_000
 #: Up to this many persons the knapsack Lagrangian bound is computed when the gap is open (it
 #: takes about 2 s at 1,000 persons and gains little on larger batches).
@@ -641,7 +641,7 @@ def _fast_plan(
     if (
         assignment is not None
         and model.fill_weight > 0
-        and not model.has_side_constraints  # side tier, seed 0: 2,980.2 -> 2,975.6 after repair
+        and not model.has_side_constraints  # side tier: 2,980.2 / 3,111.7 -> 2,979.8 / 3,097.5
         and stage1.uncoupled == 0
         and model.persons <= _SIZE_ROUNDING_PERSONS
         and _gap(model, assignment, flow, stage1) > gap
