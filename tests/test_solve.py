@@ -276,3 +276,29 @@ def test_budget_bound_is_the_lagrangian_minimum(seed: int) -> None:
             grid.append(f.bound + mu * budget)
     # Up to the flow's integer cost scaling, which moves each relaxation's bound by ~1e-5.
     assert bound <= min(grid) + 1e-4 * max(1.0, abs(bound))
+
+
+def test_stage1_plan_when_rounding_and_repair_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When neither rounding nor the repair MIP gives a plan within stage 1's budgets, the engine
+    improves stage 1's own plan (which meets them) instead of the penalised fallback MIP: nobody
+    is left out or broken beyond the proven minima (a demo batch once ended with 16 persons
+    uncoupled against a minimum of 0), and the plan reaches the brute-force optimum."""
+    solve_mod = importlib.import_module("coupler.engine.solve")
+    monkeypatch.setattr(solve_mod, "round_with_singles", lambda model, flow: None)
+    monkeypatch.setattr(solve_mod, "_repair", lambda *a, **k: (None, Status.UNKNOWN))
+    inst = instance(
+        LINE[:4],
+        [2, 0, 3, 6],
+        [1, 2, 1, 3, 2],
+        [Crit.job(0, 0), Crit.job(1, 0), Crit.job(3, 0)],
+        score_items=[(0, 0, 0.3), (1, 2, 0.8), (2, 3, 0.5), (4, 2, 0.4)],
+    )
+    model = build_model(inst, Policy())
+    best = brute_force(model)
+    assert best.broken > 0  # a shortage: the job municipality cannot take every job-holder
+    r = solve(model)
+    assert "stage1" in r.method
+    assert r.lower_bounds_proven
+    assert r.uncoupled_persons == r.uncoupled_lower_bound == best.uncoupled
+    assert r.broken_persons == r.broken_lower_bound == best.broken
+    assert r.objective == pytest.approx(best.objective, abs=1e-6)

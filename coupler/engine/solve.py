@@ -425,6 +425,14 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 say("repairing the split households (small MIP)")
                 assignment, status = _repair(model, flow, stage1, mip, clock, gap, seed)
                 used_method = "flow+repair"
+                if assignment is None and stage1.plan is not None:
+                    # Stage 1's own plan meets its budgets by construction: improve that rather
+                    # than fall back to the penalised MIP, whose node limit can stop it with
+                    # persons left out that need not be (demo batch: 16 uncoupled, minimum 0).
+                    if not _over_budget(model, stage1.plan, stage1):
+                        say("starting from stage 1's plan")
+                        assignment, status = stage1.plan.copy(), Status.FEASIBLE
+                        used_method = "flow+stage1"
         if (
             assignment is not None
             and _gap(model, assignment, flow, stage1 or zero) > gap
