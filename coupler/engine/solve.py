@@ -426,10 +426,12 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 assignment, status = _repair(model, flow, stage1, mip, clock, gap, seed)
                 used_method = "flow+repair"
                 if assignment is None and stage1.plan is not None:
-                    # Stage 1's own plan meets its budgets by construction: improve that rather
-                    # than fall back to the penalised MIP, whose node limit can stop it with
-                    # persons left out that need not be (demo batch: 16 uncoupled, minimum 0).
-                    if not _over_budget(model, stage1.plan, stage1):
+                    # Stage 1's own plan, when it is whole (its pooled households are placed
+                    # by a count per size, which need not respect a lock or a capacity) and
+                    # within its budgets: improve that rather than fall back to the penalised
+                    # MIP, whose node limit can stop it with persons left out that need not be
+                    # (demo batch: 16 uncoupled, minimum 0).
+                    if _valid(model, stage1.plan) and not _over_budget(model, stage1.plan, stage1):
                         say("starting from stage 1's plan")
                         assignment, status = stage1.plan.copy(), Status.FEASIBLE
                         used_method = "flow+stage1"
@@ -891,6 +893,15 @@ def _side_ok(model: CouplingModel, assignment: np.ndarray) -> bool:
             if total < band.lo - 1e-9 or total > band.hi + 1e-9:
                 return False
     return True
+
+
+def _valid(model: CouplingModel, assignment: np.ndarray) -> bool:
+    """No forbidden pair (bans, locks) and no municipality over its capacity."""
+    on = np.flatnonzero(assignment >= 0)
+    if model.forbidden[on, assignment[on]].any():
+        return False
+    used = np.bincount(assignment[on], weights=model.size[on], minlength=model.n_municipalities)
+    return bool((used <= model.cap + 1e-9).all())
 
 
 def _over_budget(model: CouplingModel, assignment: np.ndarray, stage1: Stage1) -> bool:
