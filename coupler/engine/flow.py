@@ -154,6 +154,53 @@ def flow_penalties(model: CouplingModel) -> tuple[float, float]:
     return broken, 4.0 * broken * max(1.0, per_person)
 
 
+def flow_network(
+    size: np.ndarray,
+    n_m: int,
+    arc_h: np.ndarray,
+    arc_m: np.ndarray,
+    arc_cost: np.ndarray,
+    unc_arc_cap: np.ndarray,
+    cost_u: int,
+    tiers: tuple[np.ndarray, np.ndarray, np.ndarray],
+    unc_cap: int,
+    uncoupled: int | None = None,
+) -> min_cost_flow.SimpleMinCostFlow:
+    """The transportation network, ready to solve.
+
+    Nodes: households ``0..n_h-1`` (supply: their persons), municipalities ``n_h..n_h+n_m-1``,
+    the sink ``n_h+n_m`` and the uncoupled node after it. Arcs, in this order (so that
+    ``flows`` can be read back by position): household to municipality (capacity its persons,
+    ``arc_cost`` per person), one per household to the uncoupled node (capacity
+    ``unc_arc_cap``, ``cost_u`` per person), the fill tiers into the sink, and the uncoupled
+    node into the sink (capacity ``unc_cap``). With ``uncoupled``, exactly that many persons go
+    through the uncoupled node.
+    """
+    n_h = len(size)
+    tier_m, tier_cap, tier_cost = tiers
+    sink, out = n_h + n_m, n_h + n_m + 1
+    starts = np.concatenate([arc_h, np.arange(n_h), n_h + tier_m, [out]])
+    ends = np.concatenate([n_h + arc_m, np.full(n_h, out), np.full(len(tier_m), sink), [sink]])
+    caps = np.concatenate([size[arc_h], unc_arc_cap, tier_cap, [unc_cap]])
+    costs = np.concatenate([arc_cost, np.full(n_h, cost_u), tier_cost, [0]])
+    smcf = min_cost_flow.SimpleMinCostFlow()
+    smcf.add_arcs_with_capacity_and_unit_cost(
+        starts.astype(np.int32),
+        ends.astype(np.int32),
+        caps.astype(np.int64),
+        costs.astype(np.int64),
+    )
+    total = int(size.sum())
+    supplies = np.zeros(n_h + n_m + 2, dtype=np.int64)
+    supplies[:n_h] = size
+    supplies[sink] = -total
+    if uncoupled is not None:
+        supplies[sink] = -(total - uncoupled)
+        supplies[out] = -uncoupled
+    smcf.set_nodes_supplies(np.arange(len(supplies), dtype=np.int32), supplies)
+    return smcf
+
+
 def fill_tiers(model: CouplingModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The arcs from each municipality into the sink: ``(municipality, capacity, scaled cost)``.
 
@@ -227,7 +274,6 @@ def solve_relaxation(
         cand[rows_b[:, None], best] = True
         cand[b] &= np.isfinite(cost[b])
 
-    UNC, T = n_h + n_m, n_h + n_m + 1
     # The uncoupled option's huge cost slows the cost-scaling solver down; leave it out while the
     # candidate arcs alone can carry everybody, and bring it in when they cannot.
     with_unc = uncoupled is not None or int(model.cap.sum()) < 1.1 * P
@@ -238,26 +284,20 @@ def solve_relaxation(
         arc_h, arc_m = np.nonzero(cand)
         arc_cost = cost[arc_h, arc_m].astype(np.int64)
         n_a = len(arc_h)
-        smcf = min_cost_flow.SimpleMinCostFlow()
         unc_cap = P if uncoupled is None else 0
         unc_arc_cap = size if with_unc else np.zeros(n_h, dtype=np.int64)
-        starts = np.concatenate([arc_h, np.arange(n_h), n_h + tier_m, [UNC]])
-        ends = np.concatenate([n_h + arc_m, np.full(n_h, UNC), np.full(len(tier_m), T), [T]])
-        caps = np.concatenate([size[arc_h], unc_arc_cap, tier_cap, [unc_cap]])
-        costs = np.concatenate([arc_cost, np.full(n_h, cost_u if with_unc else 0), tier_cost, [0]])
-        smcf.add_arcs_with_capacity_and_unit_cost(
-            starts.astype(np.int32),
-            ends.astype(np.int32),
-            caps.astype(np.int64),
-            costs.astype(np.int64),
+        smcf = flow_network(
+            size,
+            n_m,
+            arc_h,
+            arc_m,
+            arc_cost,
+            unc_arc_cap,
+            cost_u if with_unc else 0,
+            (tier_m, tier_cap, tier_cost),
+            unc_cap,
+            uncoupled,
         )
-        supplies = np.zeros(n_h + n_m + 2, dtype=np.int64)
-        supplies[:n_h] = size
-        supplies[T] = -P
-        if uncoupled is not None:
-            supplies[T] = -(P - uncoupled)
-            supplies[UNC] = -uncoupled
-        smcf.set_nodes_supplies(np.arange(len(supplies), dtype=np.int32), supplies)
         status = smcf.solve()
         if status == smcf.INFEASIBLE and not with_unc:
             with_unc = True
@@ -270,7 +310,7 @@ def solve_relaxation(
             continue
         if status != smcf.OPTIMAL:
             raise CouplerError(f"min-cost flow failed with status {status}")
-        flows = smcf.flows(np.arange(len(starts), dtype=np.int32))
+        flows = smcf.flows(np.arange(n_a + n_h + len(tier_m) + 1, dtype=np.int32))
         f_arc = flows[:n_a]
         f_unc = flows[n_a : n_a + n_h]
         f_tier = flows[n_a + n_h : n_a + n_h + len(tier_m)]

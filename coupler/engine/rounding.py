@@ -15,9 +15,15 @@ iteratively in 2 s; bound 3,032.2).
 from __future__ import annotations
 
 import numpy as np
-from ortools.graph.python import min_cost_flow
 
-from coupler.engine.flow import SCALE, FlowRelaxation, fill_tiers, scaled_cost, solve_relaxation
+from coupler.engine.flow import (
+    SCALE,
+    FlowRelaxation,
+    fill_tiers,
+    flow_network,
+    scaled_cost,
+    solve_relaxation,
+)
 from coupler.model import CouplingModel, restrict
 
 __all__ = ["FIX_PER_ROUND", "ROUNDS", "reflow_singles", "round_iteratively", "round_with_singles"]
@@ -237,28 +243,20 @@ def _restricted_flow(
     on_fixed = np.flatnonzero(fixed >= 0)
     ah = np.concatenate([arc_h[free], on_fixed])
     am = np.concatenate([arc_m[free], fixed[on_fixed]])
-    unc_h = np.flatnonzero(fixed < 0)  # fixed households are never left out
-    sink, out = n_h + n_m, n_h + n_m + 1
-    starts = np.concatenate([ah, unc_h, n_h + tier_m, [out]])
-    ends = np.concatenate([n_h + am, np.full(len(unc_h), out), np.full(len(tier_m), sink), [sink]])
-    caps = np.concatenate([size[ah], size[unc_h], tier_cap, [int(size.sum())]])
-    costs = np.concatenate(
-        [cost[ah, am].astype(np.int64), np.full(len(unc_h), cost_u), tier_cost, [0]]
+    # Fixed households are never left out: their arc to the uncoupled node has no capacity.
+    smcf = flow_network(
+        size,
+        n_m,
+        ah,
+        am,
+        cost[ah, am].astype(np.int64),
+        np.where(fixed < 0, size, 0),
+        cost_u,
+        (tier_m, tier_cap, tier_cost),
+        int(size.sum()),
     )
-    smcf = min_cost_flow.SimpleMinCostFlow()
-    smcf.add_arcs_with_capacity_and_unit_cost(
-        starts.astype(np.int32),
-        ends.astype(np.int32),
-        caps.astype(np.int64),
-        costs.astype(np.int64),
-    )
-    supplies = np.zeros(n_h + n_m + 2, dtype=np.int64)
-    supplies[:n_h] = size
-    supplies[sink] = -int(size.sum())
-    smcf.set_nodes_supplies(np.arange(len(supplies), dtype=np.int32), supplies)
     if smcf.solve() != smcf.OPTIMAL:
         return None
-    q = smcf.flows(np.arange(len(ah) + len(unc_h), dtype=np.int32))
-    unc = np.zeros(n_h, dtype=np.int64)
-    unc[unc_h] = q[len(ah) :]
+    q = smcf.flows(np.arange(len(ah) + n_h, dtype=np.int32))
+    unc = q[len(ah) :].astype(np.int64)
     return ah, am, q[: len(ah)], unc
