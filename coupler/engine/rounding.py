@@ -131,14 +131,16 @@ def round_iteratively(model: CouplingModel, flow: FlowRelaxation) -> np.ndarray 
     Each round solves the min-cost flow over ``flow``'s candidate arcs with the households fixed
     so far on one arc each. Among the households the flow still splits (single persons never
     split), those of the largest size are fixed where the flow sends most of them, at most
-    :data:`FIX_PER_ROUND` a round (more in large batches, see :data:`ROUNDS`), most decided first; whole households at least that large are
-    fixed where they are. The others then re-settle around them in the next round, so smaller
-    households (and at last the single persons, in an exact re-flow over every pair) fill what
-    the large ones left. A round over the candidate arcs costs a few hundredths of a second.
+    :data:`FIX_PER_ROUND` a round (more in large batches, see :data:`ROUNDS`), most decided
+    first; whole households at least that large are fixed where they are. The others then
+    re-settle around them in the next round, so smaller households (and at last the single
+    persons, in an exact re-flow over every pair) fill what the large ones left. A round over
+    the candidate arcs costs a few hundredths of a second.
 
-    A household the restricted flow must leave out gets every usable pair once; when that does
-    not help, or a household cannot be fixed anywhere, returns None (the caller keeps another
-    plan). Side constraints are not seen (the caller checks them).
+    A household the restricted flow must leave out gets every usable pair once; a family with
+    no room on its own arcs goes to its cheapest usable place with room. When that does not
+    help, returns None (the caller keeps another plan). Side constraints are not seen (the
+    caller checks them).
     """
     singles = np.flatnonzero(model.size == 1)
     if len(singles) == 0:
