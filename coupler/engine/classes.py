@@ -293,7 +293,7 @@ def improve_by_classes(
     if cm is None:
         return None
     # A plan over the budgets (a fallback's) is no start: the MIPs then look for one within.
-    valid = _within(model, assignment, max_broken, max_uncoupled)
+    valid = within_budgets(model, assignment, max_broken, max_uncoupled)
     start = cm.start(model, assignment) if valid else None
     problem = cm.problem
     say(
@@ -352,7 +352,7 @@ def improve_by_classes(
         if res.x is not None:
             cand = cm.assignment(model, res.x)
             value = _objective(model, cand)
-            ok = _within(model, cand, max_broken, max_uncoupled)
+            ok = within_budgets(model, cand, max_broken, max_uncoupled)
             if ok and abs(value - res.objective) > 1e-6 * max(1.0, abs(value)):
                 ok = False  # the plan read back does not match the MIP: trust neither
             if ok and value > best + 1e-9:
@@ -476,7 +476,7 @@ def improve_class_windows(
         plan[free] = cm.assignment(sub, res.x)
         value = _objective(model, plan)
         old = model.evaluate(a)
-        ok = _within(model, plan, old.broken_measure, old.uncoupled_persons)
+        ok = within_budgets(model, plan, old.broken_measure, old.uncoupled_persons)
         if ok and value > best + 1e-9:
             a, best, stalled = plan, value, 0
         else:
@@ -696,7 +696,10 @@ def _objective(model: CouplingModel, plan: np.ndarray) -> float:
     return float(model.evaluate(plan).objective)
 
 
-def _within(model: CouplingModel, plan: np.ndarray, max_broken: int, max_uncoupled: int) -> bool:
+def within_budgets(
+    model: CouplingModel, plan: np.ndarray, max_broken: int, max_uncoupled: int
+) -> bool:
+    """Whether ``plan`` keeps every capacity, ban and lock, and the broken and uncoupled budgets."""
     v = model.evaluate(plan)
     usable = ~model.forbidden[np.flatnonzero(plan >= 0), plan[plan >= 0]]
     return bool(

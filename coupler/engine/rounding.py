@@ -150,16 +150,14 @@ def round_iteratively(model: CouplingModel, flow: FlowRelaxation) -> np.ndarray 
     cost = scaled_cost(model, flow.broken_penalty)
     usable = ~model.forbidden & np.isfinite(cost)
     cost_u = int(round(flow.uncoupled_penalty * SCALE))
-    tier_m, tier_cap, tier_cost = fill_tiers(model)
+    tiers = fill_tiers(model)
     arc_h, arc_m = flow.arc_h.copy(), flow.arc_m.copy()
     widened = np.zeros(n_h, dtype=bool)
     fixed = np.full(n_h, -1, dtype=np.int64)
     fixed_used = np.zeros(n_m, dtype=np.int64)
     per_round = 0
     while True:
-        solved = _restricted_flow(
-            size, cost, cost_u, tier_m, tier_cap, tier_cost, arc_h, arc_m, fixed, n_m
-        )
+        solved = _restricted_flow(size, cost, cost_u, tiers, arc_h, arc_m, fixed, n_m)
         if solved is None:
             return None
         fh, fm, fq, unc = solved
@@ -222,17 +220,14 @@ def round_iteratively(model: CouplingModel, flow: FlowRelaxation) -> np.ndarray 
             return None
     plan = np.full(n_h, -1, dtype=np.int64)
     plan[fh[on]] = fm[on]
-    plan[singles] = -1
-    return reflow_singles(model, plan, singles)
+    return reflow_singles(model, plan, singles)  # it frees the single persons first
 
 
 def _restricted_flow(
     size: np.ndarray,
     cost: np.ndarray,
     cost_u: int,
-    tier_m: np.ndarray,
-    tier_cap: np.ndarray,
-    tier_cost: np.ndarray,
+    tiers: tuple[np.ndarray, np.ndarray, np.ndarray],
     arc_h: np.ndarray,
     arc_m: np.ndarray,
     fixed: np.ndarray,
@@ -254,7 +249,7 @@ def _restricted_flow(
         cost[ah, am].astype(np.int64),
         np.where(fixed < 0, size, 0),
         cost_u,
-        (tier_m, tier_cap, tier_cost),
+        tiers,
         int(size.sum()),
     )
     if smcf.solve() != smcf.OPTIMAL:

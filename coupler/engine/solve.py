@@ -56,7 +56,12 @@ import numpy as np
 
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipBackend, MipProblem, MipSolution
-from coupler.engine.classes import count_classes, improve_by_classes, improve_class_windows
+from coupler.engine.classes import (
+    count_classes,
+    improve_by_classes,
+    improve_class_windows,
+    within_budgets,
+)
 from coupler.engine.flow import FlowRelaxation, flow_penalties, solve_relaxation
 from coupler.engine.lagrange import knapsack_bound, lagrangian_value
 from coupler.engine.lns import improve_reduced_windows, improve_windows
@@ -74,7 +79,7 @@ Progress = Callable[[str], None]
 #: Up to this many persons fill-balance batches are also rounded iteratively
 #: (:func:`~coupler.engine.rounding.round_iteratively`: restricted flows, about 2 s at 4,700
 #: persons; monthly batch 3,002.5 -> 3,021.7 before the local search, bound 3,032.2).
-_SIZE_ROUNDING_PERSONS = 10_000
+_ITERATIVE_ROUNDING_PERSONS = 10_000
 #: Up to this many persons the knapsack Lagrangian bound is computed when the gap is open (it
 #: takes about 2 s at 1,000 persons and gains little on larger batches).
 _KNAPSACK_PERSONS = 3_000
@@ -431,7 +436,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                     # within its budgets: improve that rather than fall back to the penalised
                     # MIP, whose node limit can stop it with persons left out that need not be
                     # (demo batch: 16 uncoupled, minimum 0).
-                    if _valid(model, stage1.plan) and not _over_budget(model, stage1.plan, stage1):
+                    if within_budgets(model, stage1.plan, stage1.broken, stage1.uncoupled):
                         say("starting from stage 1's plan")
                         assignment, status = stage1.plan.copy(), Status.FEASIBLE
                         used_method = "flow+stage1"
@@ -589,12 +594,10 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
             # The windows place single persons window by window; one exact flow over all of
             # them, the rest fixed, can only gain (monthly batch: 3,021.11 -> 3,021.59).
             again = reflow_singles(model, assignment, np.flatnonzero(model.size == 1))
-            if (
-                again is not None
-                and not _over_budget(model, again, stage1)
-                and model.evaluate(again).objective > value.objective
-            ):
-                assignment, value = again, model.evaluate(again)
+            if again is not None and not _over_budget(model, again, stage1):
+                after = model.evaluate(again)
+                if after.objective > value.objective:
+                    assignment, value = again, after
         seconds["windows"] = time.perf_counter() - t
     info: dict[str, object] = {}
     if clock.hits:
@@ -653,17 +656,17 @@ def _fast_plan(
         and model.fill_weight > 0
         and not model.has_side_constraints  # side tier: 2,980.2 / 3,111.7 -> 2,979.8 / 3,097.5
         and stage1.uncoupled == 0
-        and model.persons <= _SIZE_ROUNDING_PERSONS
+        and model.persons <= _ITERATIVE_ROUNDING_PERSONS
         and _gap(model, assignment, flow, stage1) > gap
     ):
         say("rounding again, a few split households at a time (fill balance)")
-        by_size = round_iteratively(model, flow)
+        iterative = round_iteratively(model, flow)
         if (
-            by_size is not None
-            and not _over_budget(model, by_size, stage1)
-            and model.evaluate(by_size).objective > model.evaluate(assignment).objective
+            iterative is not None
+            and not _over_budget(model, iterative, stage1)
+            and model.evaluate(iterative).objective > model.evaluate(assignment).objective
         ):
-            assignment = by_size
+            assignment = iterative
     if assignment is None or _gap(model, assignment, flow, stage1) <= gap:
         return assignment, "flow+singles"
     say("local search: moving whole households")
@@ -782,7 +785,7 @@ def _side_prices(
         direction = np.where(total < lo - 0.5, 1.0, np.where(total > hi + 0.5, -1.0, 0.0))
         if direction.any():
             # Rows out of range: these prices will move, so a plain rounding (a plan to repair
-            # from) will do; the local search and rounding by size only for prices that hold.
+            # from) will do; the local search and iterative rounding only for prices that hold.
             # (Pooled quota: 8.7 -> 5 s of pricing, the same plan.)
             plan = round_with_singles(priced, f)
         else:
@@ -893,15 +896,6 @@ def _side_ok(model: CouplingModel, assignment: np.ndarray) -> bool:
             if total < band.lo - 1e-9 or total > band.hi + 1e-9:
                 return False
     return True
-
-
-def _valid(model: CouplingModel, assignment: np.ndarray) -> bool:
-    """No forbidden pair (bans, locks) and no municipality over its capacity."""
-    on = np.flatnonzero(assignment >= 0)
-    if model.forbidden[on, assignment[on]].any():
-        return False
-    used = np.bincount(assignment[on], weights=model.size[on], minlength=model.n_municipalities)
-    return bool((used <= model.cap + 1e-9).all())
 
 
 def _over_budget(model: CouplingModel, assignment: np.ndarray, stage1: Stage1) -> bool:
@@ -1116,7 +1110,7 @@ def _tight_lp(model: CouplingModel, stage1: Stage1, say: Progress) -> _TightLP |
     allowance = 1e-6 * max(1.0, abs(sol.objective))
     value = sol.objective + allowance
     duals = None
-    if sol.row_dual is not None and len(np.unique(ph)) == model.n_households:
+    if sol.row_dual is not None and usable.any(axis=1).all():
         # The first rows are the assignment rows, one per household in order.
         duals = sol.row_dual[: model.n_households]
         lagrangian, _ = lagrangian_value(model, duals, usable)
