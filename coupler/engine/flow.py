@@ -418,7 +418,12 @@ def solve_relaxation(
     value = soft - lam * shortfall - pen_b * broken - pen_u * unc
     # Each person crosses one household arc and one tier arc, each rounded by at most 1/2 unit.
     bound = value + (P + 1) / SCALE
-    rc_arc = arc_cost + d_h[arc_h] - d_m[arc_m]
+    # An arc between a household and a municipality both without a finite potential (the
+    # household's flow goes through no arc whose municipality is reachable, e.g. all of it
+    # uncoupled) has no defined reduced cost: it counts as never worth using.
+    with np.errstate(invalid="ignore"):
+        rc_arc = arc_cost + d_h[arc_h] - d_m[arc_m]
+    rc_arc[np.isnan(rc_arc)] = np.inf
     return FlowRelaxation(
         arc_h=arc_h,
         arc_m=arc_m,
