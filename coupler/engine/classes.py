@@ -24,9 +24,10 @@ then placed on the paths' slots (any household fits any slot of its size: the cl
 municipalities look alike to it). So every solution is a plan of the same objective, and the
 LP relaxation is a valid bound that is usually much stronger than the transportation relaxation
 (it sees whole households and the packing). :func:`improve_by_classes` uses it: the LP gives the
-bound and reduced costs; MIPs over the pairs whose reduced cost is small, warm-started from the
-current plan, give better plans; once every pair that could still pay off is in, the MIP's own
-bound is valid for the whole model.
+bound and reduced costs; a first MIP over the pairs the LP uses (and the current plan's) often
+finds a plan within the gap target already; MIPs over the pairs whose reduced cost is small,
+warm-started from the current plan, give better plans; once every pair that could still pay
+off is in, the MIP's own bound is valid for the whole model.
 
 Side constraints (bands, dwelling types) are not expressible per class; the engine calls this
 only without them.
