@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from factories import Case, all_plans, brute_force, engine_settings, tiny_cases
@@ -68,14 +70,25 @@ def test_tiny_fixture_relaxation_splits_the_couple(tiny) -> None:
 
     Per person: H001 0.5 / 0.1 (place 0 / place 1), H002 0.9 / 0.1, H003 0.5 / 0.4; place 0
     takes two persons. The fractional optimum puts H002 and one person of H001 at place 0, the
-    other person of H001 and H003 at place 1: 0.9 + 0.5 + 0.1 + 0.4 = 1.9. The bound is 1.9 plus
-    the cost-rounding allowance (persons + 1) / SCALE, and only H001 is split.
+    other person of H001 and H003 at place 1: 0.9 + 0.5 + 0.1 + 0.4 = 1.9. Every cost is a whole
+    number of scaled units, so nothing is rounded and the bound is exactly 1.9; only H001 is split.
     """
     rel = solve_relaxation(tiny.model)
     assert rel.split_households().tolist() == [0]
     assert rel.rounded_assignment().tolist() == [-2, 0, 1]
-    assert rel.bound == pytest.approx(1.9 + (tiny.model.persons + 1) / SCALE, abs=1e-9)
+    assert rel.bound == pytest.approx(1.9, abs=1e-12)
     assert rel.bound >= tiny.objective
+
+
+def test_rounded_costs_add_their_allowance_to_the_bound(tiny) -> None:
+    """With every score divided by 3 (costs that are no whole number of scaled units) the bound
+    is at least the relaxation's true optimum 1.9 / 3 and exceeds it by at most twice half a
+    unit per person (rounding on the flow's arcs and on any other flow's)."""
+    thirds = dataclasses.replace(tiny.model, value=tiny.model.value / 3)
+    rel = solve_relaxation(thirds)
+    assert rel.bound >= 1.9 / 3
+    assert rel.bound <= 1.9 / 3 + tiny.model.persons / SCALE + 1e-12
+    assert rel.bound > 1.9 / 3 + 1e-9  # the allowance is there
 
 
 def test_given_uncoupled_count_is_kept(tiny_shortage) -> None:
