@@ -75,6 +75,24 @@ def _poor_plan(model: CouplingModel) -> np.ndarray:
     return poor
 
 
+def _improve_exactly(
+    model: CouplingModel, plan: np.ndarray, seed: int
+) -> tuple[np.ndarray, float] | None:
+    """``improve_by_classes`` at gap 0, nothing broken or uncoupled, no deadline."""
+    return improve_by_classes(
+        model,
+        plan,
+        HIGHS,
+        HIGHS,
+        allow_broken=False,
+        max_broken=0,
+        max_uncoupled=0,
+        gap=0.0,
+        seed=seed,
+        deadline=float("inf"),
+    )
+
+
 def _solve_exact(model: CouplingModel, uncoupled: int, broken: int) -> tuple[np.ndarray, float]:
     cm = build_class_model(
         model,
@@ -168,18 +186,7 @@ def test_improve_by_classes_reaches_the_optimum_from_a_poor_plan(seed: int) -> N
     # A poor start: each household at its worst usable place that still has room.
     poor = _poor_plan(model)
     assert model.evaluate(poor).uncoupled_persons == 0
-    out = improve_by_classes(
-        model,
-        poor,
-        HIGHS,
-        HIGHS,
-        allow_broken=False,
-        max_broken=0,
-        max_uncoupled=0,
-        gap=0.0,
-        seed=seed,
-        deadline=float("inf"),
-    )
+    out = _improve_exactly(model, poor, seed)
     assert out is not None
     plan, bound = out
     assert model.evaluate(plan).objective == pytest.approx(best.objective, abs=1e-6)
@@ -279,18 +286,7 @@ def test_the_lp_support_alone_gives_a_valid_plan_and_a_true_bound(
     best = brute_force(model)
     assert best.uncoupled == 0 and best.broken == 0
     poor = _poor_plan(model)
-    out = improve_by_classes(
-        model,
-        poor,
-        HIGHS,
-        HIGHS,
-        allow_broken=False,
-        max_broken=0,
-        max_uncoupled=0,
-        gap=0.0,
-        seed=seed,
-        deadline=float("inf"),
-    )
+    out = _improve_exactly(model, poor, seed)
     assert out is not None
     plan, bound = out
     v = model.evaluate(plan)
