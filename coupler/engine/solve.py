@@ -66,6 +66,8 @@ from coupler.engine.flow import FlowRelaxation, flow_penalties, solve_relaxation
 from coupler.engine.lagrange import knapsack_bound, lagrangian_value
 from coupler.engine.lns import improve_reduced_windows, improve_windows
 from coupler.engine.local import improve
+from coupler.engine.lpbound import FIRST_PAIRS as LP_FIRST_PAIRS
+from coupler.engine.lpbound import lp_bound
 from coupler.engine.mip import all_pairs, build_mip
 from coupler.engine.rounding import reflow_singles, round_iteratively, round_with_singles
 from coupler.engine.stage1 import Stage1, solve_stage1
@@ -599,6 +601,20 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 if after.objective > value.objective:
                     assignment, value = again, after
         seconds["windows"] = time.perf_counter() - t
+    if (
+        model.has_side_constraints
+        and not plain_mip
+        and value.uncoupled_persons == 0
+        and value.broken_measure == 0
+        and max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap
+    ):
+        # The side rows written out (priced, they bound the plan only loosely): the LP over
+        # every usable pair, by column generation (side tier: 3,014.9 -> 3,003.5 in about 3 s).
+        # After the windows: their pair sets follow the relaxation's own bound.
+        t = time.perf_counter()
+        say("tightening the bound: the LP with every side row (column generation, HiGHS)")
+        bound = min(bound, _side_lp_bound(model, flow, assignment, clock, say))
+        seconds["bound"] = seconds.get("bound", 0.0) + time.perf_counter() - t
     info: dict[str, object] = {}
     if clock.hits:
         # The clock, not a work limit, stopped these steps: another run may return another plan.
@@ -807,6 +823,30 @@ def _side_prices(
         price = price + direction * step
         price = np.where(np.isinf(lo), np.minimum(price, 0.0), price)
     return best_plan, (max(bound, best) if best_plan is not None else bound), nearest
+
+
+def _side_lp_bound(
+    model: CouplingModel, flow: FlowRelaxation, plan: np.ndarray, clock: _Clock, say: Progress
+) -> float:
+    """:func:`~coupler.engine.lpbound.lp_bound` from the relaxation's arcs, the plan's pairs and
+    each household's cheapest pairs against the relaxation."""
+    k = min(LP_FIRST_PAIRS, model.n_municipalities)
+    reduced = flow.reduced_value(model)
+    order = (
+        np.argpartition(reduced, k - 1, axis=1)[:, :k]
+        if k < model.n_municipalities
+        else np.tile(np.arange(model.n_municipalities), (model.n_households, 1))
+    )
+    del reduced
+    on = np.flatnonzero(plan >= 0)
+    start_h = np.concatenate([flow.arc_h, on])
+    start_m = np.concatenate([flow.arc_m, plan[on]])
+    found = lp_bound(
+        model, get_backend("highs"), start_h, start_m, order, deadline=clock.deadline, say=say
+    )
+    if clock.left() < 0:
+        clock.hit("side LP bound")
+    return found
 
 
 def _side_repair(

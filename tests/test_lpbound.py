@@ -1,0 +1,96 @@
+"""The LP with every side row by column generation (coupler.engine.lpbound): a true bound on
+tiny banded and dwelling-capacity batches, the full LP's optimum when the pricing converges,
+and still a true bound when it is stopped after one round."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from test_side_prices import _banded, _banded_optimum, _dwelling_case
+
+import coupler.engine.lpbound as lpbound
+from coupler.engine.backends import get_backend
+from coupler.engine.base import MipProblem
+from coupler.engine.flow import solve_relaxation
+from coupler.engine.mip import build_mip
+from coupler.engine.solve import _side_prices
+from coupler.model import CouplingModel
+
+HIGHS = get_backend("highs")
+
+
+def _bound(model: CouplingModel) -> float:
+    """lp_bound from the relaxation's arcs and every household's pairs in index order."""
+    flow = solve_relaxation(model)
+    order = np.tile(np.arange(model.n_municipalities), (model.n_households, 1))
+    return lpbound.lp_bound(
+        model, HIGHS, flow.arc_h, flow.arc_m, order, deadline=time.perf_counter() + 60
+    )
+
+
+def _full_lp(model: CouplingModel) -> float:
+    """The same LP over every usable pair at once."""
+    usable = ~model.forbidden & ~model.breaks
+    ph, pm = np.nonzero(usable)
+    problem, _ = build_mip(model, ph, pm, objective="soft", allow_uncoupled=False)
+    lp = dataclasses.replace(problem, integer=np.zeros(problem.n_cols, dtype=bool))
+    return float(HIGHS.solve(lp, time_limit=60.0, gap=0.0, seed=0).objective)
+
+
+@pytest.mark.parametrize("case", [_banded, _dwelling_case])
+@pytest.mark.parametrize("seed", range(6))
+def test_bound_holds_and_is_the_full_lp(case, seed: int) -> None:  # type: ignore[no-untyped-def]
+    """At least the enumerated optimum over plans that meet every side row, at most the priced
+    (Lagrangian) bound, and equal to the LP solved over every pair at once."""
+    model = case(seed)
+    optimum = _banded_optimum(model)
+    assert np.isfinite(optimum)
+    bound = _bound(model)
+    assert bound >= optimum - 1e-6
+    assert bound == pytest.approx(_full_lp(model), abs=1e-6)
+    _, priced, _ = _side_prices(model, solve_relaxation(model), 0.0, lambda _: None)
+    assert bound <= priced + 1e-6
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bound_after_one_round_still_holds(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One restricted LP over one pair per household (plus the relaxation's arcs): the bound
+    from its duals is weak duality over every pair, so it is at least the enumerated optimum
+    and at least the converged bound."""
+    model = _banded(seed)
+    converged = _bound(model)
+    monkeypatch.setattr(lpbound, "MAX_ROUNDS", 1)
+    monkeypatch.setattr(lpbound, "FIRST_PAIRS", 1)
+    flow = solve_relaxation(dataclasses.replace(model, value=np.zeros_like(model.value)))
+    order = np.zeros((model.n_households, 1), dtype=np.int64)
+    early = lpbound.lp_bound(
+        model, HIGHS, flow.arc_h[:1], flow.arc_m[:1], order, deadline=time.perf_counter() + 60
+    )
+    assert early >= _banded_optimum(model) - 1e-6
+    assert early >= converged - 1e-6
+
+
+def test_dual_value_is_weak_duality_and_refuses_unbounded_paying_columns() -> None:
+    """max x0 + 2 x1 s.t. x0 + x1 <= 1, 0 <= x0 <= 1, 0 <= x1 <= 3: at y = 1.5 the value is
+    1.5 (the row) + 0.5 * 3 (x1 pays) = 3, at least the optimum 2; with x1 unbounded above the
+    same duals give no bound (inf), and a dual on a row's infinite side none either."""
+    problem = MipProblem(
+        c=np.array([1.0, 2.0]),
+        A=sp.csr_matrix(np.array([[1.0, 1.0]])),
+        row_lo=np.array([-np.inf]),
+        row_hi=np.array([1.0]),
+        col_lo=np.zeros(2),
+        col_hi=np.array([1.0, 3.0]),
+        integer=np.zeros(2, dtype=bool),
+    )
+    y = np.array([1.5])
+    rc = problem.c - problem.A.T @ y
+    assert lpbound._dual_value(problem, y, rc) == pytest.approx(3.0)
+    assert lpbound._dual_value(problem, np.array([2.0]), problem.c - 2.0) == pytest.approx(2.0)
+    open_top = dataclasses.replace(problem, col_hi=np.array([1.0, np.inf]))
+    assert lpbound._dual_value(open_top, y, rc) == np.inf
+    assert lpbound._dual_value(problem, np.array([-1.0]), problem.c + 1.0) == np.inf
