@@ -5,12 +5,13 @@ and still a true bound when it is stopped after one round."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from test_side_prices import _banded, _banded_optimum, _dwelling_case
+from test_side_prices import _banded, _banded_optimum, _dwelling_case, _dwellings_ok
 
 import coupler.engine.lpbound as lpbound
 from coupler.engine.backends import get_backend
@@ -29,7 +30,7 @@ def _bound(model: CouplingModel) -> float:
     order = np.tile(np.arange(model.n_municipalities), (model.n_households, 1))
     return lpbound.lp_bound(
         model, HIGHS, flow.arc_h, flow.arc_m, order, deadline=time.perf_counter() + 60
-    )
+    ).bound
 
 
 def _full_lp(model: CouplingModel) -> float:
@@ -69,7 +70,7 @@ def test_bound_after_one_round_still_holds(seed: int, monkeypatch: pytest.Monkey
     order = np.zeros((model.n_households, 1), dtype=np.int64)
     early = lpbound.lp_bound(
         model, HIGHS, flow.arc_h[:1], flow.arc_m[:1], order, deadline=time.perf_counter() + 60
-    )
+    ).bound
     assert early >= _banded_optimum(model) - 1e-6
     assert early >= converged - 1e-6
 
@@ -94,3 +95,31 @@ def test_dual_value_is_weak_duality_and_refuses_unbounded_paying_columns() -> No
     open_top = dataclasses.replace(problem, col_hi=np.array([1.0, np.inf]))
     assert lpbound._dual_value(open_top, y, rc) == np.inf
     assert lpbound._dual_value(problem, np.array([-1.0]), problem.c + 1.0) == np.inf
+
+
+@pytest.mark.parametrize("case", [_banded, _dwelling_case])
+@pytest.mark.parametrize("seed", range(3))
+def test_every_plan_is_worth_at_most_the_bound_less_its_reduced_costs(case, seed: int) -> None:  # type: ignore[no-untyped-def]
+    """The reduced costs returned with the bound (what the windows follow): every enumerated
+    plan that meets the side rows is worth at most the bound minus the reduced costs of its
+    pairs, so a pair whose reduced cost exceeds a plan's gap is in no better plan."""
+    model = case(seed)
+    flow = solve_relaxation(model)
+    order = np.tile(np.arange(model.n_municipalities), (model.n_households, 1))
+    found = lpbound.lp_bound(
+        model, HIGHS, flow.arc_h, flow.arc_m, order, deadline=time.perf_counter() + 60
+    )
+    assert found.reduced is not None
+    assert (found.reduced >= 0).all()
+    checked = 0
+    for plan in itertools.product(range(model.n_municipalities), repeat=model.n_households):
+        a = np.array(plan)
+        v = model.evaluate(a)
+        if (v.assigned > model.cap).any() or not _dwellings_ok(model, a):
+            continue
+        if any(not (b.lo <= v.assigned[b.members].sum() <= b.hi) for b in model.bands):
+            continue
+        used = found.reduced[np.arange(model.n_households), a].sum()
+        assert v.objective <= found.bound - used + 1e-6
+        checked += 1
+    assert checked > 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def lp_bound(
     *,
     deadline: float,
     say: Callable[[str], None] = lambda _: None,
-) -> float:
+) -> LPBound:
     """A proven upper bound on every plan that couples every household, breaks nothing and
     meets every side row; ``inf`` when none was found in time.
 
@@ -68,7 +69,7 @@ def lp_bound(
     n_h, n_m = model.n_households, model.n_municipalities
     usable = ~model.forbidden & ~model.breaks
     if not usable.any(axis=1).all():
-        return np.inf  # a household with no usable pair: the LP needs other rows
+        return LPBound(np.inf, None)  # a household with no usable pair: the LP needs other rows
     ph, pm = np.nonzero(usable)
     problem, layout = build_mip(model, ph, pm, objective="soft", allow_uncoupled=False)
     n_x = layout.n_x
@@ -86,6 +87,7 @@ def lp_bound(
     A = problem.A.tocsc()
     at = A.T.tocsr()
     bound = np.inf
+    rc = None
     for rounds in range(1, MAX_ROUNDS + 1):
         if time.perf_counter() > deadline:
             break
@@ -103,9 +105,11 @@ def lp_bound(
         if sol.status is not Status.OPTIMAL or sol.row_dual is None:
             break
         y = sol.row_dual
-        rc = problem.c - at @ y
-        bound = min(bound, _dual_value(problem, y, rc))
-        paying = np.flatnonzero((rc[:n_x] > TOLERANCE) & ~keep[:n_x])
+        priced = problem.c - at @ y
+        found = _dual_value(problem, y, priced)
+        if found < bound:
+            bound, rc = found, priced
+        paying = np.flatnonzero((priced[:n_x] > TOLERANCE) & ~keep[:n_x])
         say(
             f"  side LP round {rounds}: {int(keep[:n_x].sum()):,} pairs, value "
             f"{sol.objective:,.4f}, bound {bound:,.4f}, {len(paying):,} pairs pay"
@@ -114,11 +118,26 @@ def lp_bound(
             break
         # The best few per household.
         by_h = layout.pair_h[paying]
-        ranked = paying[np.lexsort((-rc[paying], by_h))]
+        ranked = paying[np.lexsort((-priced[paying], by_h))]
         h_sorted = layout.pair_h[ranked]
         first_of = np.searchsorted(h_sorted, h_sorted, side="left")
         keep[ranked[np.arange(len(ranked)) - first_of < ADD_PAIRS]] = True
-    return bound
+    if rc is None:
+        return LPBound(bound, None)
+    # Maximisation: a pair whose reduced cost is r < 0 loses -r against the LP when used.
+    reduced = np.full((n_h, n_m), np.inf)
+    reduced[ph, pm] = np.maximum(-rc[:n_x], 0.0)
+    return LPBound(bound, reduced)
+
+
+class LPBound(NamedTuple):
+    """What :func:`lp_bound` returns."""
+
+    #: The proven bound (``inf``: none).
+    bound: float
+    #: Per pair, what coupling the household there costs against the bound's duals (>= 0; inf
+    #: where unusable); None without duals.
+    reduced: np.ndarray | None
 
 
 def _dual_value(problem: MipProblem, y: np.ndarray, rc: np.ndarray) -> float:
