@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from test_side_prices import _banded, _banded_optimum, _dwelling_case, _dwellings_ok
 
 import coupler.engine.lpbound as lpbound
+from coupler import solve
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipProblem
 from coupler.engine.flow import solve_relaxation
@@ -123,3 +124,21 @@ def test_every_plan_is_worth_at_most_the_bound_less_its_reduced_costs(case, seed
         assert v.objective <= found.bound - used + 1e-6
         checked += 1
     assert checked > 0
+
+
+def test_above_the_pair_limit_the_engine_keeps_its_priced_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past MAX_PAIRS no LP is built (inf, no reduced costs); the engine then keeps the priced
+    bound and the relaxation's reduced costs, and its plan still meets the band."""
+    model = _banded(1)
+    monkeypatch.setattr(lpbound, "MAX_PAIRS", 0)
+    flow = solve_relaxation(model)
+    order = np.tile(np.arange(model.n_municipalities), (model.n_households, 1))
+    none = lpbound.lp_bound(model, HIGHS, flow.arc_h, flow.arc_m, order, deadline=np.inf)
+    assert none.bound == np.inf and none.reduced is None
+    res = solve(model)
+    band = model.bands[0]
+    v = model.evaluate(res.assignment)
+    assert band.lo <= v.assigned[band.members].sum() <= band.hi
+    assert res.bound >= _banded_optimum(model) - 1e-6

@@ -39,6 +39,9 @@ ADD_PAIRS = 4
 MAX_ROUNDS = 12
 #: A reduced cost below this counts as zero (HiGHS's dual feasibility tolerance is 1e-7).
 TOLERANCE = 1e-7
+#: Above this many usable pairs the full LP is not built (memory: about 0.6 kB a pair with its
+#: transposed copy; 4,700 persons, 727,000 pairs: 430 MB peak in all).
+MAX_PAIRS = 2_000_000
 
 
 def lp_bound(
@@ -52,7 +55,8 @@ def lp_bound(
     say: Callable[[str], None] = lambda _: None,
 ) -> LPBound:
     """A proven upper bound on every plan that couples every household, breaks nothing and
-    meets every side row; ``inf`` when none was found in time.
+    meets every side row, and the reduced costs at its duals; ``inf`` (and None) when none was
+    found in time or the batch has more than :data:`MAX_PAIRS` usable pairs.
 
     Parameters
     ----------
@@ -68,8 +72,9 @@ def lp_bound(
     """
     n_h, n_m = model.n_households, model.n_municipalities
     usable = ~model.forbidden & ~model.breaks
-    if not usable.any(axis=1).all():
-        return LPBound(np.inf, None)  # a household with no usable pair: the LP needs other rows
+    if not usable.any(axis=1).all() or int(usable.sum()) > MAX_PAIRS:
+        # A household with no usable pair needs other rows; very large batches, other memory.
+        return LPBound(np.inf, None)
     ph, pm = np.nonzero(usable)
     problem, layout = build_mip(model, ph, pm, objective="soft", allow_uncoupled=False)
     n_x = layout.n_x
