@@ -29,8 +29,10 @@
 With side constraints (dwelling types, bands) the fast plan is kept when it meets them; otherwise
 they are priced into the relaxation (Lagrangian: a price per person in a band, per large household
 and per single person at a municipality; every priced relaxation is a proven bound), single
-persons are re-flowed within their dwelling capacities, a small MIP repairs what is left, and
-windows along the reduced costs improve the plan with every side row kept. Only when that finds
+persons are re-flowed within their dwelling capacities, a small MIP repairs what is left, the LP
+with every side row written out (:mod:`coupler.engine.lpbound`, by column generation) tightens
+the bound, and windows along that LP's reduced costs improve the plan with every side row kept.
+Only when that finds
 no plan does the stage-2 MIP run over the relaxation's candidate pairs. The flow bound stays valid
 because side constraints only remove plans. ``method="mip"`` solves the
 whole model as one MIP with the chosen backend.
