@@ -102,7 +102,7 @@ KPI_LABELS: dict[str, str] = {
     },
     "uncoupled_persons": "uncoupled persons",
     "solve_seconds": "solve time (s)",
-    "gap": "gap",
+    "gap": "proven gap (fraction of the objective)",
 }
 
 
