@@ -99,26 +99,23 @@ def scaled_cost(model: CouplingModel, broken_penalty: float) -> np.ndarray:
     a household costs its weight in the shortage order's measure (default: persons). Forbidden
     pairs are not marked here.
     """
+    return _scaled_cost_and_error(model, broken_penalty)[0]
+
+
+def _scaled_cost_and_error(model: CouplingModel, broken_penalty: float) -> tuple[np.ndarray, float]:
+    """:func:`scaled_cost`, and in the same pass the largest distance (scaled units) between a
+    pair's cost and its rounding: at most 1/2, 0 when every cost is a whole number of units (as
+    in batches without soft data)."""
     n_h, n_m = model.n_households, model.n_municipalities
     cost = np.empty((n_h, n_m))
+    worst = 0.0
     for b in row_blocks(n_h, n_m):
         block = _unrounded_cost(model, broken_penalty, b)
-        np.rint(block, out=block)
-        np.negative(block, out=block)
-        cost[b] = block
-    return cost
-
-
-def cost_rounding_error(model: CouplingModel, broken_penalty: float) -> float:
-    """The largest distance, in scaled units, between a pair's per-person cost and its rounding
-    in :func:`scaled_cost` (at most 1/2; 0 when every cost is a whole number of units, as in
-    batches without soft data)."""
-    worst = 0.0
-    for b in row_blocks(model.n_households, model.n_municipalities):
-        block = _unrounded_cost(model, broken_penalty, b)
-        block -= np.rint(block)
+        rounded = np.rint(block)
+        block -= rounded
         worst = max(worst, float(np.abs(block).max(initial=0.0)))
-    return worst
+        np.negative(rounded, out=cost[b])
+    return cost, worst
 
 
 def _unrounded_cost(model: CouplingModel, broken_penalty: float, rows: slice) -> np.ndarray:
@@ -273,7 +270,7 @@ def solve_relaxation(
     if broken_penalty is not None:
         pen_b = float(broken_penalty)
     # Per-person cost matrix in scaled integer units (minimisation); forbidden pairs excluded.
-    cost = scaled_cost(model, pen_b)
+    cost, cost_error = _scaled_cost_and_error(model, pen_b)
     cost[model.forbidden] = np.inf
     cost_u = int(round(pen_u * SCALE))
 
@@ -444,7 +441,7 @@ def solve_relaxation(
     # arc and one fill tier's arc (or the uncoupled arc), plus the fractional tiers (one person
     # each). Batches without soft data round nothing on household arcs, so their bound is exact
     # up to the fractional fill targets (was P / SCALE: a 4.9 % gap on an objective of 0).
-    bound = value + _rounding_allowance(model, pen_b, cost_u, pen_u, P)
+    bound = value + _rounding_allowance(model, cost_error, cost_u, pen_u, P)
     # An arc between a household and a municipality both without a finite potential (the
     # household's flow goes through no arc whose municipality is reachable, e.g. all of it
     # uncoupled) has no defined reduced cost: it counts as never worth using.
@@ -470,10 +467,11 @@ def solve_relaxation(
 
 
 def _rounding_allowance(
-    model: CouplingModel, pen_b: float, cost_u: int, pen_u: float, persons: int
+    model: CouplingModel, cost_error: float, cost_u: int, pen_u: float, persons: int
 ) -> float:
     """What rounding costs to whole scaled units can hide of the relaxation's optimum, in
-    objective units (see the end of :func:`solve_relaxation`)."""
+    objective units (see the end of :func:`solve_relaxation`); ``cost_error``: the largest
+    rounding of a household arc's cost (:func:`_scaled_cost_and_error`)."""
     lam = model.fill_weight
     t = np.minimum(model.target, model.cap)
     frac = t - np.floor(t + 1e-9)
@@ -482,7 +480,7 @@ def _rounding_allowance(
     frac_s = lam * frac[frac > 1e-9] * SCALE
     e_frac = float(np.abs(frac_s - np.rint(frac_s)).sum())
     e_u = abs(pen_u * SCALE - cost_u)
-    per_person = max(cost_rounding_error(model, pen_b) + e_floor, e_u)
+    per_person = max(cost_error + e_floor, e_u)
     return 2.0 * (persons * per_person + e_frac) / SCALE
 
 
