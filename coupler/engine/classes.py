@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from coupler.engine.base import MipBackend, MipProblem
+from coupler.engine.base import MipBackend, MipProblem, MipSolution
 from coupler.model import CouplingModel, restrict
 from coupler.result import Status
 
@@ -328,15 +328,9 @@ def improve_by_classes(
         res = mip.solve(sub, time_limit=max(0.2, left), gap=gap, seed=seed, max_nodes=SUPPORT_NODES)
         if res.hit_time_limit:
             on_time_limit()
-        if res.x is not None:
-            cand = cm.assignment(model, res.x)
-            value = _objective(model, cand)
-            if (
-                within_budgets(model, cand, max_broken, max_uncoupled)
-                and abs(value - res.objective) <= 1e-6 * max(1.0, abs(value))
-                and value > best + 1e-9
-            ):
-                plan, best = cand, value
+        read = _read_back(model, cm, res, max_broken, max_uncoupled)
+        if read is not None and read[1] > best + 1e-9:
+            plan, best = read
         say(f"  the LP's support ({int(used.sum()):,} pairs): plan {best:,.4f}, bound {bound:,.4f}")
     if cm.n_x > MAX_ROUND_COLUMNS and start is not None:
         # Large class models: their MIPs over more pairs stall at the root node (measured:
@@ -373,15 +367,11 @@ def improve_by_classes(
         res = mip.solve(sub, time_limit=left, gap=gap / 2, seed=seed, max_nodes=MIP_NODES)
         if res.hit_time_limit:
             on_time_limit()
-        if res.x is not None:
-            cand = cm.assignment(model, res.x)
-            value = _objective(model, cand)
-            ok = within_budgets(model, cand, max_broken, max_uncoupled)
-            if ok and abs(value - res.objective) > 1e-6 * max(1.0, abs(value)):
-                ok = False  # the plan read back does not match the MIP: trust neither
-            if ok and value > best + 1e-9:
-                plan, best = cand, value
-            if ok and complete and np.isfinite(res.bound) and np.isfinite(best):
+        read = _read_back(model, cm, res, max_broken, max_uncoupled)
+        if read is not None:
+            if read[1] > best + 1e-9:
+                plan, best = read
+            if complete and np.isfinite(res.bound) and np.isfinite(best):
                 # Pairs left out cost more than the gap, so no better plan uses them.
                 bound = min(bound, max(float(res.bound), best))
         found = f"plan {best:,.4f}" if np.isfinite(best) else "no plan within the budgets yet"
@@ -714,6 +704,26 @@ def _pack(
             return False
         x[pk.end_col + e] += 1.0
     return True
+
+
+def _read_back(
+    model: CouplingModel,
+    cm: ClassModel,
+    res: MipSolution,
+    max_broken: int,
+    max_uncoupled: int,
+) -> tuple[np.ndarray, float] | None:
+    """The plan of a class MIP's solution and its objective; None when there is none, it is over
+    the budgets, or its objective does not match the MIP's (then trust neither)."""
+    if res.x is None:
+        return None
+    plan = cm.assignment(model, res.x)
+    value = _objective(model, plan)
+    if not within_budgets(model, plan, max_broken, max_uncoupled):
+        return None
+    if abs(value - res.objective) > 1e-6 * max(1.0, abs(value)):
+        return None
+    return plan, value
 
 
 def _objective(model: CouplingModel, plan: np.ndarray) -> float:
