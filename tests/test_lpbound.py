@@ -126,11 +126,12 @@ def test_every_plan_is_worth_at_most_the_bound_less_its_reduced_costs(case, seed
     assert checked > 0
 
 
-def test_above_the_pair_limit_the_engine_keeps_its_priced_bound(
+def test_above_the_pair_limit_no_lp_is_built_and_the_engine_still_meets_the_band(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Past MAX_PAIRS no LP is built (inf, no reduced costs); the engine then keeps the priced
-    bound and the relaxation's reduced costs, and its plan still meets the band."""
+    """Past MAX_PAIRS no LP is built (inf, no reduced costs); the engine then works from the
+    priced bound and the relaxation's reduced costs: its plan still meets the band and its
+    bound is still at least the enumerated optimum."""
     model = _banded(1)
     monkeypatch.setattr(lpbound, "MAX_PAIRS", 0)
     flow = solve_relaxation(model)
