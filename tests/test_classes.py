@@ -25,7 +25,9 @@ from hypothesis import strategies as st
 from coupler import SolveParams, build_model, solve
 from coupler.engine.backends import get_backend
 from coupler.engine.classes import (
+    ClassModel,
     build_class_model,
+    build_count_model,
     count_classes,
     improve_by_classes,
     improve_class_windows,
@@ -107,6 +109,22 @@ def _solve_exact(model: CouplingModel, uncoupled: int, broken: int) -> tuple[np.
     return cm.assignment(model, sol.x), float(sol.objective)
 
 
+def _count_optimum(
+    model: CouplingModel, cm: ClassModel, uncoupled: int, broken: int
+) -> tuple[np.ndarray | None, float]:
+    """The count form over every pair, solved exactly: its plan (as read back) and objective."""
+    count = build_count_model(
+        model,
+        cm,
+        np.ones(cm.n_x, dtype=bool),
+        max_broken=broken if broken > 0 else None,
+        max_uncoupled=uncoupled if uncoupled > 0 else None,
+    )
+    sol = HIGHS.solve(count.problem, time_limit=60.0, gap=0.0, seed=0)
+    assert sol.x is not None
+    return count.assignment(model, cm, sol.x), float(sol.objective)
+
+
 def test_alike_municipalities_form_one_class() -> None:
     """Places scored per region form one class per region; a job that ties a household to
     within 50 km of place 0 keeps every place apart whose column differs for it."""
@@ -137,6 +155,105 @@ def test_class_model_optimum_is_the_brute_force_optimum(seed: int) -> None:
     assert (v.assigned <= model.cap).all()
     assert v.objective == pytest.approx(best.objective, abs=1e-6)
     assert objective == pytest.approx(best.objective, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_count_form_optimum_is_the_brute_force_optimum(seed: int) -> None:
+    """The count form (households per member and size instead of packing networks) over every
+    pair finds the enumerated optimum on region-scored tiny batches with tight quotas, and the
+    plan read back from its counts keeps every quota and has that objective."""
+    rng = np.random.default_rng(200 + seed)
+    job = seed % 3 == 0
+    model = _region_case(
+        rng, n_households=int(rng.integers(4, 8)), fill=[0.0, 0.5][seed % 2], job=job
+    )
+    best = brute_force(model)
+    cm = build_class_model(
+        model,
+        allow_broken=best.broken > 0,
+        max_broken=best.broken if best.broken > 0 else None,
+        allow_uncoupled=best.uncoupled > 0,
+        max_uncoupled=best.uncoupled if best.uncoupled > 0 else None,
+    )
+    assert cm is not None
+    assert cm.packings or job  # without a job each region is one class of two places
+    plan, objective = _count_optimum(model, cm, best.uncoupled, best.broken)
+    assert plan is not None
+    v = model.evaluate(plan)
+    assert (v.assigned <= model.cap).all()
+    assert (v.uncoupled_persons, v.broken_persons) == (best.uncoupled, best.broken)
+    assert objective == pytest.approx(best.objective, abs=1e-6)
+    assert v.objective == pytest.approx(best.objective, abs=1e-6)
+
+
+@given(tiny_cases(max_households=6))
+@engine_settings(max_examples=40)
+def test_count_form_is_exact_on_random_cases(case: Case) -> None:
+    """On random tiny cases (criteria, bans, pins, azc, scores, tolerance, fill balance) the
+    count form over every pair equals the brute-force optimum within its budgets, and the
+    optimal plan written into its columns is a feasible point of the same value."""
+    model = build_model(case.inst, case.policy)
+    if model.has_side_constraints:
+        return
+    best = brute_force(model)
+    if best.uncoupled == model.persons:
+        return
+    cm = build_class_model(
+        model,
+        allow_broken=best.broken > 0,
+        max_broken=best.broken if best.broken > 0 else None,
+        allow_uncoupled=best.uncoupled > 0,
+        max_uncoupled=best.uncoupled if best.uncoupled > 0 else None,
+    )
+    assert cm is not None
+    plan, objective = _count_optimum(model, cm, best.uncoupled, best.broken)
+    assert objective == pytest.approx(best.objective, abs=1e-6)
+    assert plan is not None
+    assert model.evaluate(plan).objective == pytest.approx(best.objective, abs=1e-6)
+    count = build_count_model(
+        model,
+        cm,
+        np.ones(cm.n_x, dtype=bool),
+        max_broken=best.broken if best.broken > 0 else None,
+        max_uncoupled=best.uncoupled if best.uncoupled > 0 else None,
+    )
+    x0 = count.start(model, cm, best.assignment)
+    assert x0 is not None
+    ax = count.problem.A @ x0
+    assert (ax <= count.problem.row_hi + 1e-9).all() and (ax >= count.problem.row_lo - 1e-9).all()
+    assert (x0 <= count.problem.col_hi + 1e-9).all()
+    assert float(count.problem.c @ x0) == pytest.approx(best.objective, abs=1e-6)
+
+
+def test_count_form_start_needs_every_pair_of_the_plan() -> None:
+    """A plan that uses a pair left out of the count form is no warm start (None), and counts
+    that do not add up read back as no plan."""
+    rng = np.random.default_rng(7)
+    model = _region_case(rng, n_households=5, fill=0.0, job=False, quota=(4, 7))
+    best = brute_force(model)
+    assert best.uncoupled == 0
+    cm = build_class_model(
+        model, allow_broken=False, max_broken=None, allow_uncoupled=False, max_uncoupled=None
+    )
+    assert cm is not None
+    n_k = len(cm.classes)
+    on_plan = np.isin(
+        cm.pair_h * n_k + cm.pair_k, np.arange(5) * n_k + cm.class_of[best.assignment]
+    )
+    keep = ~on_plan
+    keep[np.flatnonzero(on_plan)[1:]] = True  # the first household's pair is left out
+    count = build_count_model(model, cm, keep, max_broken=None, max_uncoupled=None)
+    assert count.start(model, cm, best.assignment) is None
+    full = build_count_model(
+        model, cm, np.ones(cm.n_x, dtype=bool), max_broken=None, max_uncoupled=None
+    )
+    x0 = full.start(model, cm, best.assignment)
+    assert x0 is not None
+    assert full.assignment(model, cm, x0) is not None
+    col, _sizes = next(iter(full.counts.values()))
+    broken = x0.copy()
+    broken[col] += 1.0  # one household more at a member than the class was given
+    assert full.assignment(model, cm, broken) is None
 
 
 @given(tiny_cases(max_households=6))
@@ -280,7 +397,7 @@ def test_the_lp_support_alone_gives_a_valid_plan_and_a_true_bound(
     than the start, and the bound reported is at least the brute-force optimum."""
     import coupler.engine.classes as classes
 
-    monkeypatch.setattr(classes, "MAX_ROUND_COLUMNS", 0)
+    monkeypatch.setattr(classes, "MAX_ROUNDS", 0)
     rng = np.random.default_rng(80 + seed)
     model = _region_case(rng, n_households=7, fill=0.0, job=False, quota=(4, 7))
     best = brute_force(model)
