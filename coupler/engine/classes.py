@@ -420,11 +420,11 @@ def improve_class_windows(
 
     A window is a class and the two classes its households would gain most by moving to or from;
     every household coupled in the window (and every uncoupled one that may go there) is freed,
-    and the class model of that part, under the budgets the plan already meets there, is solved
-    by ``mip`` warm-started from the plan (``CLASS_WINDOW_NODES`` nodes). Windows are tried in
-    order of how much their households could gain, until the plan is within ``gap`` of
-    ``bound``, ``max_windows`` are used or a full cycle brings nothing (``deadline`` is only a
-    safety net). Large classes (whole regions) make these windows much stronger than windows of
+    and the class model of that part (its count form), under the budgets the plan already meets
+    there, is solved by ``mip`` warm-started from the plan (``CLASS_WINDOW_NODES`` nodes).
+    Windows are tried in order of how much their households could gain, until the plan is within
+    ``gap`` of ``bound``, ``max_windows`` are used or a full cycle brings nothing (``deadline``
+    is only a safety net). Large classes (whole regions) make these windows much stronger than windows of
     single municipalities when capacities are tight.
     """
     a = np.asarray(assignment, dtype=np.int64).copy()
@@ -477,25 +477,32 @@ def improve_class_windows(
             allow_uncoupled=v.uncoupled_persons > 0,
             max_uncoupled=v.uncoupled_persons if v.uncoupled_persons > 0 else None,
         )
-        x0 = None if cm is None else cm.start(sub, part)
-        if cm is None or x0 is None:
+        if cm is None:
             stalled += 1
             continue
         left = deadline - time.perf_counter()
-        res = mip.solve(
-            dataclasses.replace(cm.problem, start=x0),
-            time_limit=min(CLASS_WINDOW_SECONDS, max(0.05, left)),
+        res, read = _solve_counts(
+            sub,
+            cm,
+            np.ones(cm.n_x, dtype=bool),
+            part,
+            mip,
+            (
+                v.broken_measure if allow_broken and v.broken_measure > 0 else None,
+                v.uncoupled_persons if v.uncoupled_persons > 0 else None,
+            ),
             gap=0.0,
             seed=seed,
-            max_nodes=CLASS_WINDOW_NODES,
+            nodes=CLASS_WINDOW_NODES,
+            time_limit=min(CLASS_WINDOW_SECONDS, max(0.05, left)),
         )
         if res.hit_time_limit:
             on_time_limit()
-        if res.x is None:
+        if read is None:
             stalled += 1
             continue
         plan = a.copy()
-        plan[free] = cm.assignment(sub, res.x)
+        plan[free] = read[0]
         value = _objective(model, plan)
         old = model.evaluate(a)
         ok = within_budgets(model, plan, old.broken_measure, old.uncoupled_persons)
