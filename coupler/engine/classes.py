@@ -301,7 +301,6 @@ def improve_by_classes(
         return None
     # A plan over the budgets (a fallback's) is no start: the MIPs then look for one within.
     valid = within_budgets(model, assignment, max_broken, max_uncoupled)
-    start = cm.start(model, assignment) if valid else None
     problem = cm.problem
     say(
         f"closing the gap: {len(cm.classes)} classes of alike municipalities, "
@@ -314,13 +313,14 @@ def improve_by_classes(
     if sol.x is None or sol.reduced_cost is None:
         return None
     plan = assignment
-    best = _objective(model, plan) if start is not None else -np.inf
+    best = _objective(model, plan) if valid else -np.inf
     lp_value = float(sol.objective)
     bound = min(lp_value, bound)
     rc = np.abs(sol.reduced_cost[: cm.n_x])
     used = sol.x[: cm.n_x] > 1e-9
-    if start is not None:
-        used |= start[: cm.n_x] > 0.5
+    if valid:  # and the plan's own pairs
+        at = assignment[cm.pair_h]
+        used |= (at >= 0) & (cm.class_of[np.maximum(at, 0)] == cm.pair_k)
     cheapest = np.argsort(rc, kind="stable")
     budgets = (max_broken if allow_broken else None, max_uncoupled if max_uncoupled > 0 else None)
     if np.isfinite(best) and bound - best > gap * max(1.0, abs(best)) and SUPPORT_NODES > 0:
