@@ -16,8 +16,8 @@
    (:mod:`coupler.engine.local`); then, when the batch is small enough, the exact *class model*
    (:mod:`coupler.engine.classes`: municipalities that look alike to every household form one
    class, packed whole by an arc-flow network) gives a tighter LP bound, and MIPs over the pairs
-   its reduced costs keep close the gap (batches scored per labour-market region, tight quotas,
-   shortage); otherwise the MIP over the pairs that reduced-cost fixing cannot exclude, if there
+   its reduced costs keep (in the model's count form) close the gap (batches scored per
+   labour-market region, tight quotas, shortage); otherwise the MIP over the pairs that reduced-cost fixing cannot exclude, if there
    are few enough (small fill-balance batches fix against the LP with whole-household fill rows,
    a much tighter bound than the flow's); then the knapsack bound and a window search
    (:mod:`coupler.engine.lns`: windows of nearby municipalities up to 3,000 persons, windows
