@@ -115,6 +115,24 @@ class CouplingModel:
         policy = dataclasses.replace(self.policy, weights=weights)
         return dataclasses.replace(self, policy=policy, value=_value(self.instance, policy))
 
+    def meets_side_rows(self, assignment: np.ndarray) -> bool:
+        """Whether a plan keeps every dwelling capacity and band (True without side rows)."""
+        a = np.asarray(assignment, dtype=np.int64)
+        on = a >= 0
+        n_m = self.n_municipalities
+        for caps, mask in ((self.cap_large, self.is_large), (self.cap_single, self.size == 1)):
+            if caps is not None:
+                used = np.bincount(a[on & mask], minlength=n_m)
+                if (used > caps + 1e-9).any():
+                    return False
+        if self.bands:
+            persons = np.bincount(a[on], weights=self.size[on], minlength=n_m)
+            for band in self.bands:
+                total = persons[band.members].sum()
+                if total < band.lo - 1e-9 or total > band.hi + 1e-9:
+                    return False
+        return True
+
     def evaluate(self, assignment: np.ndarray) -> PlanValue:
         """Objective parts of a plan given as municipality index per household (-1 = uncoupled)."""
         a = np.asarray(assignment, dtype=np.int64)

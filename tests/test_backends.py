@@ -360,3 +360,30 @@ def test_assignment_matches_brute_force(
         assert solution.x is not None
         for (h, m), xv in zip(pairs, solution.x, strict=True):
             assert xv < 0.5 or allowed[h, m]
+
+
+def test_new_highs_from_many_threads_leaves_stdout_as_it_was() -> None:
+    """``new_highs`` mutes file descriptor 1 while HiGHS prints its banner. Called from several
+    threads at once (the window search solves windows side by side), every call restores the
+    descriptor it found, so stdout is the same file afterwards (it used to end up on /dev/null:
+    each thread saved the other's muted descriptor)."""
+    import os
+    import threading
+
+    from coupler.engine.highs import new_highs
+
+    before = os.fstat(1)
+    go = threading.Barrier(4)
+
+    def make() -> None:
+        go.wait()
+        for _ in range(25):
+            new_highs()
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = os.fstat(1)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

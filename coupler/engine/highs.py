@@ -6,6 +6,7 @@ they are (row-wise format), so building the model costs no Python work per varia
 
 from __future__ import annotations
 
+import threading
 import time
 
 import highspy
@@ -45,28 +46,35 @@ _MAXIMIZE = -1  # HiGHS ObjSense::kMaximize
 _SEED_MODULUS = 2_147_483_647  # random_seed must fit in a C int
 
 
+#: File descriptor 1 is shared by every thread: one ``new_highs`` at a time (two at once would
+#: each save the other's /dev/null and leave stdout muted for good).
+_MUTE = threading.Lock()
+
+
 def new_highs() -> highspy.Highs:
     """A fresh ``Highs`` object, without the banner HiGHS prints on stdout when it is created.
 
     The banner is written by C++ straight to file descriptor 1, so it is muted at that level;
-    coupler's own output (plan tables piped to stdout, JSON) stays clean.
+    coupler's own output (plan tables piped to stdout, JSON) stays clean. Safe to call from
+    several threads at once.
     """
     import os
     import sys
 
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no real stdout (e.g. some embedded interpreters)
-        return highspy.Highs()
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        return highspy.Highs()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
+    with _MUTE:
+        sys.stdout.flush()
+        try:
+            saved = os.dup(1)
+        except OSError:  # no real stdout (e.g. some embedded interpreters)
+            return highspy.Highs()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            return highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
 
 
 class HighsBackend:

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
-from coupler.engine.base import MipBackend
-from coupler.engine.mip import build_mip
+from coupler.engine.base import MipBackend, MipProblem, MipSolution
+from coupler.engine.mip import MipLayout, build_mip
 from coupler.model import CouplingModel
 
 #: Municipalities per window.
@@ -142,6 +144,14 @@ RC_WINDOW = 15
 RC_MAX_FREE = 300
 RC_MAX_WINDOWS = 80
 RC_STALL = 30
+#: Windows solved at the same time, each in its own thread (HiGHS releases the GIL while it
+#: solves): the next windows in line whose municipalities are disjoint from those taken, among
+#: the first RC_CANDIDATES in line; a household freed by one is fixed in the next. Their results
+#: are applied one after the other, each only when the whole plan then still improves and keeps
+#: every row. Only with HiGHS (checked: the same answers from two threads as from one); other
+#: backends solve one window at a time.
+RC_PARALLEL = 2
+RC_CANDIDATES = 8
 
 
 def improve_reduced_windows(
@@ -172,6 +182,12 @@ def improve_reduced_windows(
     offered. Single persons are continuous in the window MIP when no freed household breaks a
     criterion (their part is a transportation problem, integral at a vertex; a fractional
     answer is refused). Counts bound the search, as in :func:`improve_windows`.
+
+    With HiGHS, up to ``RC_PARALLEL`` windows that share no municipality are solved at the same
+    time, one thread each (a household freed by one is fixed in the next). Their results are
+    applied in line order, each only when the whole plan then gains and keeps every capacity,
+    ban and side row. Every window MIP is node-limited and single-threaded, so the plan does not
+    depend on which thread ends first.
     """
     a = np.asarray(assignment, dtype=np.int64).copy()
     n_h, n_m = model.n_households, model.n_municipalities
@@ -183,25 +199,77 @@ def improve_reduced_windows(
     tie = np.random.default_rng(seed).permutation(n_m)
     tried = np.zeros(n_m, dtype=bool)
     rounds = stalled = 0
-    while rounds < max_windows and stalled < RC_STALL:
-        if max(0.0, bound - current) / max(1.0, abs(current)) <= gap:
+    side_by_side = RC_PARALLEL if backend.name == "highs" else 1
+    with ThreadPoolExecutor(max_workers=side_by_side) as pool:
+        while rounds < max_windows and stalled < RC_STALL:
+            if max(0.0, bound - current) / max(1.0, abs(current)) <= gap:
+                break
+            limit = min(WINDOW_SECONDS, deadline - time.perf_counter())
+            if limit < 0.05:
+                on_time_limit()
+                break
+            on = a >= 0
+            at = np.flatnonzero(on)
+            assigned = np.bincount(a[at], weights=model.size[at], minlength=n_m)
+            loss: np.ndarray = np.bincount(a[at], weights=reduced[at, a[at]], minlength=n_m)
+            loss = loss + model.fill_weight * np.maximum(model.target - assigned, 0.0)
+            order = np.lexsort((tie, -loss))
+            order = order[~tried[order]]
+            if len(order) == 0:
+                break
+            batch = _disjoint_windows(
+                model,
+                a,
+                near,
+                reduced,
+                order[:RC_CANDIDATES],
+                min(side_by_side, max_windows - rounds),
+            )
+            tried[[start for start, _, _, _ in batch]] = True
+            rounds += len(batch)
+            mips = [_window_mip(model, a, free, ph, pm, relax=singles) for _, free, ph, pm in batch]
+            solve_one = partial(
+                backend.solve, time_limit=limit, gap=0.0, seed=seed, max_nodes=WINDOW_NODES
+            )
+            sols = list(pool.map(solve_one, [problem for problem, _ in mips]))
+            gained = False
+            for (_, free, _, _), (_, layout), sol in zip(batch, mips, sols, strict=True):
+                if sol.hit_time_limit:
+                    on_time_limit()
+                found = _read_window(model, a, free, sol, layout)
+                if found is not None and found[1] > current + 1e-9 and _keeps_rows(model, found[0]):
+                    (a, current), gained = found, True
+                    stalled = 0
+                else:
+                    stalled += 1
+            if gained:
+                tried[:] = False
+    say(f"reduced-cost window search: {rounds} windows, objective {current:,.4f}")
+    return a
+
+
+def _disjoint_windows(
+    model: CouplingModel,
+    a: np.ndarray,
+    near: np.ndarray,
+    reduced: np.ndarray,
+    starts: np.ndarray,
+    count: int,
+) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Up to ``count`` windows grown from ``starts`` in order (the first always), each sharing no
+    municipality with those before it; households freed by one before are left out of the next
+    one's ``free`` (fixed there). Each as ``(start, free, ph, pm)``."""
+    n_m = model.n_municipalities
+    on = a >= 0
+    taken_m = np.zeros(n_m, dtype=bool)
+    taken_h = np.zeros(model.n_households, dtype=bool)
+    out: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    for start in starts:
+        if len(out) >= count:
             break
-        limit = min(WINDOW_SECONDS, deadline - time.perf_counter())
-        if limit < 0.05:
-            on_time_limit()
-            break
-        on = a >= 0
-        at = np.flatnonzero(on)
-        assigned = np.bincount(a[at], weights=model.size[at], minlength=n_m)
-        loss: np.ndarray = np.bincount(a[at], weights=reduced[at, a[at]], minlength=n_m)
-        loss = loss + model.fill_weight * np.maximum(model.target - assigned, 0.0)
-        order = np.lexsort((tie, -loss))
-        order = order[~tried[order]]
-        if len(order) == 0:
-            break
-        window = _grow(a, near, int(order[0]))
-        tried[order[0]] = True
-        rounds += 1
+        window = _grow(a, near, int(start))
+        if taken_m[window].any():
+            continue
         in_window = np.zeros(n_m, dtype=bool)
         in_window[window] = True
         inside = np.flatnonzero(on & in_window[np.maximum(a, 0)])
@@ -211,26 +279,26 @@ def improve_reduced_windows(
             cheapest = np.where(near[coming][:, window], reduced[coming][:, window], np.inf).min(1)
             coming = np.sort(coming[np.argsort(cheapest, kind="stable")[:room]])
         free = np.union1d(inside, coming)
+        free = free[~taken_h[free]]  # freed by a window before: fixed in this one
+        if len(free) == 0:
+            continue
+        taken_m[window] = True
+        taken_h[free] = True
         sub_h, sub_m = np.nonzero(near[free][:, window])
-        found = _reoptimise(
-            model,
-            a,
-            free,
-            free[sub_h],
-            window[sub_m],
-            backend,
-            seed=seed,
-            limit=limit,
-            on_time_limit=on_time_limit,
-            relax=singles,
-        )
-        if found is not None and found[1] > current + 1e-9:
-            (a, current), stalled = found, 0
-            tried[:] = False
-        else:
-            stalled += 1
-    say(f"reduced-cost window search: {rounds} windows, objective {current:,.4f}")
-    return a
+        out.append((int(start), free, free[sub_h], window[sub_m]))
+    return out
+
+
+def _keeps_rows(model: CouplingModel, plan: np.ndarray) -> bool:
+    """Whether ``plan`` keeps every capacity, ban, dwelling capacity and band. A window's MIP
+    keeps them with the rest of the plan fixed; a window applied after another one of the same
+    batch is checked on the whole plan."""
+    on = plan >= 0
+    assigned = np.bincount(plan[on], weights=model.size[on], minlength=model.n_municipalities)
+    usable = ~model.forbidden[np.flatnonzero(on), plan[on]]
+    return bool((assigned <= model.cap + 1e-9).all() and usable.all()) and model.meets_side_rows(
+        plan
+    )
 
 
 def _grow(a: np.ndarray, near: np.ndarray, start: int) -> np.ndarray:
@@ -290,6 +358,23 @@ def _reoptimise(
     """Re-solve the ``free`` households over pairs ``(ph, pm)`` (plus each one's current place)
     exactly, everybody else fixed, under the broken and uncoupled budgets the freed households
     meet now. Returns the new plan and its objective when it keeps those budgets, else None."""
+    problem, layout = _window_mip(model, a, free, ph, pm, relax=relax)
+    sol = backend.solve(problem, time_limit=limit, gap=0.0, seed=seed, max_nodes=WINDOW_NODES)
+    if sol.hit_time_limit:
+        on_time_limit()
+    return _read_window(model, a, free, sol, layout)
+
+
+def _window_mip(
+    model: CouplingModel,
+    a: np.ndarray,
+    free: np.ndarray,
+    ph: np.ndarray,
+    pm: np.ndarray,
+    *,
+    relax: np.ndarray | None,
+) -> tuple[MipProblem, MipLayout]:
+    """The MIP of one window (see :func:`_reoptimise`), warm-started from ``a``."""
     n_m = model.n_municipalities
     coupled = free[a[free] >= 0]
     ph = np.concatenate([ph, coupled])
@@ -298,7 +383,7 @@ def _reoptimise(
     ph, pm = pairs // n_m, pairs % n_m
     free_broken = int(model.broken_weight[coupled][model.breaks[coupled, a[coupled]]].sum())
     free_unc = int(model.size[free][a[free] < 0].sum())
-    problem, layout = build_mip(
+    return build_mip(
         model,
         ph,
         pm,
@@ -311,9 +396,14 @@ def _reoptimise(
         # A budget row on broken persons would make relaxed singles split; keep them integral.
         relax=relax if free_broken == 0 else None,
     )
-    sol = backend.solve(problem, time_limit=limit, gap=0.0, seed=seed, max_nodes=WINDOW_NODES)
-    if sol.hit_time_limit:
-        on_time_limit()
+
+
+def _read_window(
+    model: CouplingModel, a: np.ndarray, free: np.ndarray, sol: MipSolution, layout: MipLayout
+) -> tuple[np.ndarray, float] | None:
+    """``a`` with the ``free`` households placed as a window MIP's solution says, and its
+    objective; None when there is no solution, a relaxed single is split, or the plan has more
+    uncoupled or broken persons than ``a``."""
     if sol.x is None:
         return None
     x = sol.x[: layout.n_x]

@@ -401,7 +401,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         assignment, used_method = _fast_plan(model, flow, stage1 or zero, gap, say, rounded)
     if model.has_side_constraints and not plain_mip and assignment is not None:
         # The side constraints often hold in the fast plan already; the flow bound stays valid.
-        if not _side_ok(model, assignment) or _over_budget(model, assignment, stage1 or zero):
+        if not model.meets_side_rows(assignment) or _over_budget(model, assignment, stage1 or zero):
             fast, assignment = assignment, None
             priced, priced_bound, nearest = _side_prices(model, flow, gap, say)
             if priced is None and stage1 is None:
@@ -540,7 +540,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         model.has_side_constraints
         and not plain_mip
         and model.fill_weight > 0
-        and _side_ok(model, assignment)
+        and model.meets_side_rows(assignment)
         and not _over_budget(model, assignment, stage1)
     )
     if (
@@ -812,7 +812,7 @@ def _side_prices(
             plan, _ = _fast_plan(priced, f, zero, gap, _quiet)
         if plan is not None and not _over_budget(model, plan, zero):
             nearest = plan
-            if _side_ok(model, plan):
+            if model.meets_side_rows(plan):
                 value = model.evaluate(plan).objective
                 if value > best:
                     best_plan, best = plan, value
@@ -919,27 +919,9 @@ def _side_repair(
         return None
     out = plan.copy()
     out[free] = layout.assignment(sol.x, model.n_households)[free]
-    if not _side_ok(model, out) or (out[free] < 0).any():
+    if not model.meets_side_rows(out) or (out[free] < 0).any():
         return None
     return out
-
-
-def _side_ok(model: CouplingModel, assignment: np.ndarray) -> bool:
-    """Whether a plan meets every dwelling capacity and band."""
-    on = assignment >= 0
-    n_m = model.n_municipalities
-    for caps, mask in ((model.cap_large, model.is_large), (model.cap_single, model.size == 1)):
-        if caps is not None:
-            used = np.bincount(assignment[on & mask], minlength=n_m)
-            if (used > caps + 1e-9).any():
-                return False
-    if model.bands:
-        persons = np.bincount(assignment[on], weights=model.size[on], minlength=n_m)
-        for band in model.bands:
-            total = persons[band.members].sum()
-            if total < band.lo - 1e-9 or total > band.hi + 1e-9:
-                return False
-    return True
 
 
 def _over_budget(model: CouplingModel, assignment: np.ndarray, stage1: Stage1) -> bool:
