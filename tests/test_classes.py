@@ -13,6 +13,7 @@ from factories import (
     ONLY_PARTICIPATION,
     Case,
     Crit,
+    Optimum,
     brute_force,
     busy_cores,
     engine_settings,
@@ -109,6 +110,19 @@ def _solve_exact(model: CouplingModel, uncoupled: int, broken: int) -> tuple[np.
     return cm.assignment(model, sol.x), float(sol.objective)
 
 
+def _class_model_under(model: CouplingModel, best: Optimum) -> ClassModel:
+    """The class model under the brute-force optimum's budgets of uncoupled and broken persons."""
+    cm = build_class_model(
+        model,
+        allow_broken=best.broken > 0,
+        max_broken=best.broken if best.broken > 0 else None,
+        allow_uncoupled=best.uncoupled > 0,
+        max_uncoupled=best.uncoupled if best.uncoupled > 0 else None,
+    )
+    assert cm is not None
+    return cm
+
+
 def _count_optimum(
     model: CouplingModel, cm: ClassModel, uncoupled: int, broken: int
 ) -> tuple[np.ndarray | None, float]:
@@ -168,14 +182,7 @@ def test_count_form_optimum_is_the_brute_force_optimum(seed: int) -> None:
         rng, n_households=int(rng.integers(4, 8)), fill=[0.0, 0.5][seed % 2], job=job
     )
     best = brute_force(model)
-    cm = build_class_model(
-        model,
-        allow_broken=best.broken > 0,
-        max_broken=best.broken if best.broken > 0 else None,
-        allow_uncoupled=best.uncoupled > 0,
-        max_uncoupled=best.uncoupled if best.uncoupled > 0 else None,
-    )
-    assert cm is not None
+    cm = _class_model_under(model, best)
     assert cm.packings or job  # without a job each region is one class of two places
     plan, objective = _count_optimum(model, cm, best.uncoupled, best.broken)
     assert plan is not None
@@ -198,14 +205,7 @@ def test_count_form_is_exact_on_random_cases(case: Case) -> None:
     best = brute_force(model)
     if best.uncoupled == model.persons:
         return
-    cm = build_class_model(
-        model,
-        allow_broken=best.broken > 0,
-        max_broken=best.broken if best.broken > 0 else None,
-        allow_uncoupled=best.uncoupled > 0,
-        max_uncoupled=best.uncoupled if best.uncoupled > 0 else None,
-    )
-    assert cm is not None
+    cm = _class_model_under(model, best)
     plan, objective = _count_optimum(model, cm, best.uncoupled, best.broken)
     assert objective == pytest.approx(best.objective, abs=1e-6)
     assert plan is not None
@@ -268,14 +268,7 @@ def test_class_lp_bounds_and_class_mip_is_exact_on_random_cases(case: Case) -> N
     best = brute_force(model)
     if best.uncoupled == model.persons:
         return  # nothing can be coupled: no class model to check
-    cm = build_class_model(
-        model,
-        allow_broken=best.broken > 0,
-        max_broken=best.broken if best.broken > 0 else None,
-        allow_uncoupled=best.uncoupled > 0,
-        max_uncoupled=best.uncoupled if best.uncoupled > 0 else None,
-    )
-    assert cm is not None
+    cm = _class_model_under(model, best)
     relaxed = dataclasses.replace(cm.problem, integer=np.zeros(cm.problem.n_cols, dtype=bool))
     lp = HIGHS.solve(relaxed, time_limit=60.0, gap=0.0, seed=0)
     assert lp.objective >= best.objective - 1e-6

@@ -235,23 +235,15 @@ def build_class_model(
             continue
         packings[k] = _packing(model, b, members, sel, pair_h, size, lam)
 
-    if max_broken is not None and allow_broken:
-        hit = np.flatnonzero(model.breaks[pair_h, first[pair_k]])
-        b.rows(
-            np.zeros(len(hit), np.int64),
-            hit,
-            model.broken_weight[pair_h[hit]].astype(np.float64),
-            [-np.inf],
-            [float(max_broken)],
-        )
-    if u_col >= 0 and max_uncoupled is not None:
-        b.rows(
-            np.zeros(n_h, np.int64),
-            u_col + np.arange(n_h),
-            size.astype(np.float64),
-            [-np.inf],
-            [float(max_uncoupled)],
-        )
+    _budget_rows(
+        b,
+        model,
+        pair_h,
+        first[pair_k],
+        u_col,
+        max_broken if allow_broken else None,
+        max_uncoupled,
+    )
     return ClassModel(
         problem=b.problem(),
         classes=tuple(groups),
@@ -858,24 +850,7 @@ def build_count_model(
                     [model.target[m]],
                     [np.inf],
                 )
-    if max_broken is not None:
-        hit = np.flatnonzero(model.breaks[ph, first[pk]])
-        if len(hit):
-            b.rows(
-                np.zeros(len(hit), np.int64),
-                hit,
-                model.broken_weight[ph[hit]].astype(np.float64),
-                [-np.inf],
-                [float(max_broken)],
-            )
-    if u_col >= 0 and max_uncoupled is not None:
-        b.rows(
-            np.zeros(n_h, np.int64),
-            u_col + np.arange(n_h),
-            size.astype(np.float64),
-            [-np.inf],
-            [float(max_uncoupled)],
-        )
+    _budget_rows(b, model, ph, first[pk], u_col, max_broken, max_uncoupled)
     return CountModel(
         problem=b.problem(),
         pairs=pairs,
@@ -884,6 +859,38 @@ def build_count_model(
         u_col=u_col,
         shortfall_col=shortfall,
     )
+
+
+def _budget_rows(
+    b: _Builder,
+    model: CouplingModel,
+    pair_h: np.ndarray,
+    pair_m: np.ndarray,
+    u_col: int,
+    max_broken: int | None,
+    max_uncoupled: int | None,
+) -> None:
+    """The broken-persons budget over the x columns (household ``pair_h[j]`` at a municipality
+    of the class of ``pair_m[j]``; x column j is column j) and the uncoupled-persons budget over
+    the uncoupled columns from ``u_col``; None: no row."""
+    if max_broken is not None:
+        hit = np.flatnonzero(model.breaks[pair_h, pair_m])
+        b.rows(
+            np.zeros(len(hit), np.int64),
+            hit,
+            model.broken_weight[pair_h[hit]].astype(np.float64),
+            [-np.inf],
+            [float(max_broken)],
+        )
+    if u_col >= 0 and max_uncoupled is not None:
+        n_h = model.n_households
+        b.rows(
+            np.zeros(n_h, np.int64),
+            u_col + np.arange(n_h),
+            model.size.astype(np.float64),
+            [-np.inf],
+            [float(max_uncoupled)],
+        )
 
 
 def _solve_counts(
