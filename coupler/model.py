@@ -115,6 +115,14 @@ class CouplingModel:
         policy = dataclasses.replace(self.policy, weights=weights)
         return dataclasses.replace(self, policy=policy, value=_value(self.instance, policy))
 
+    def keeps_capacities(self, assignment: np.ndarray) -> bool:
+        """Whether a plan keeps every municipality's capacity and places nobody at a banned or
+        locked-out place."""
+        a = np.asarray(assignment, dtype=np.int64)
+        on = np.flatnonzero(a >= 0)
+        assigned = np.bincount(a[on], weights=self.size[on], minlength=self.n_municipalities)
+        return bool((assigned <= self.cap).all() and not self.forbidden[on, a[on]].any())
+
     def meets_side_rows(self, assignment: np.ndarray) -> bool:
         """Whether a plan keeps every dwelling capacity and band (True without side rows)."""
         a = np.asarray(assignment, dtype=np.int64)

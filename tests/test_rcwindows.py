@@ -178,21 +178,24 @@ def test_banded_batch_keeps_every_band_with_windows_in_parallel() -> None:
     assert np.array_equal(out, again)
 
 
-def test_a_window_applied_after_another_is_checked_on_the_whole_plan(batch: CouplingModel) -> None:
-    """The check on a combined plan accepts the plan it starts from, and refuses one where a
-    municipality takes more persons than its capacity or a household sits at a banned place."""
+def test_whole_plan_check_refuses_an_exceeded_capacity_and_a_banned_place(
+    batch: CouplingModel,
+) -> None:
+    """The check a window applied after another of its batch must pass (with the side rows)
+    accepts the plan it starts from, and refuses one where a municipality takes more persons
+    than its capacity or a household sits at a banned place."""
     flow = solve_relaxation(batch)
     plan = round_with_singles(batch, flow)
     assert plan is not None
-    assert lns._keeps_rows(batch, plan)
+    assert batch.keeps_capacities(plan)
     smallest = int(np.argmin(np.where(batch.cap > 0, batch.cap, np.inf)))
     over = plan.copy()
     movers = np.flatnonzero(plan != smallest)
     enough = movers[: int(np.searchsorted(np.cumsum(batch.size[movers]), batch.cap[smallest])) + 1]
     over[enough] = smallest
     assert batch.evaluate(over).assigned[smallest] > batch.cap[smallest]
-    assert not lns._keeps_rows(batch, over)
+    assert not batch.keeps_capacities(over)
     h = int(np.flatnonzero(plan >= 0)[0])
     forbidden = batch.forbidden.copy()
     forbidden[h, plan[h]] = True
-    assert not lns._keeps_rows(dataclasses.replace(batch, forbidden=forbidden), plan)
+    assert not dataclasses.replace(batch, forbidden=forbidden).keeps_capacities(plan)

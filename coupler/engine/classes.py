@@ -222,16 +222,7 @@ def build_class_model(
         if len(members) == 1:
             m = int(members[0])
             b.rows(np.zeros(len(sel), np.int64), sel, size[pair_h[sel]], [-np.inf], [model.cap[m]])
-            if lam > 0 and model.target[m] > 0:
-                s_col = b.columns(np.array([-lam]), np.array([np.inf]), integer=False)
-                shortfall_col[m] = s_col
-                b.rows(
-                    np.zeros(len(sel) + 1, np.int64),
-                    np.append(sel, s_col),
-                    np.append(size[pair_h[sel]], 1.0),
-                    [model.target[m]],
-                    [np.inf],
-                )
+            _shortfall_row(b, model, m, sel, size[pair_h[sel]].astype(np.float64), shortfall_col)
             continue
         packings[k] = _packing(model, b, members, sel, pair_h, size, lam)
 
@@ -416,8 +407,8 @@ def improve_class_windows(
     there, is solved by ``mip`` warm-started from the plan (``CLASS_WINDOW_NODES`` nodes).
     Windows are tried in order of how much their households could gain, until the plan is within
     ``gap`` of ``bound``, ``max_windows`` are used or a full cycle brings nothing (``deadline``
-    is only a safety net). Large classes (whole regions) make these windows much stronger than windows of
-    single municipalities when capacities are tight.
+    is only a safety net). Large classes (whole regions) make these windows much stronger than
+    windows of single municipalities when capacities are tight.
     """
     a = np.asarray(assignment, dtype=np.int64).copy()
     usable = ~model.forbidden if allow_broken else ~model.forbidden & ~model.breaks
@@ -767,13 +758,16 @@ class CountModel:
         if len(key) == 0 or (key[order][pos] != want).any():
             return None
         x[order[pos]] = 1.0
-        size = model.size.astype(np.int64)
-        for k, (col, sizes) in self.counts.items():
-            members = cm.classes[k]
-            for i, m in enumerate(members):
-                here = size[plan == m]
-                for j, s in enumerate(sizes):
-                    x[col + i * len(sizes) + j] = float((here == s).sum())
+        # Households per (member, size) of each packed class: one count per household.
+        member = np.full(len(cm.class_of), -1, dtype=np.int64)
+        for members in cm.classes:
+            member[members] = np.arange(len(members))
+        hs = on[np.isin(cm.class_of[plan[on]], list(self.counts))]
+        for k in np.unique(cm.class_of[plan[hs]]):
+            col, sizes = self.counts[int(k)]
+            these = hs[cm.class_of[plan[hs]] == k]
+            j = np.searchsorted(-sizes, -model.size[these])  # sizes run largest first
+            np.add.at(x, col + member[plan[these]] * len(sizes) + j, 1.0)
         if self.u_col >= 0:
             x[self.u_col + np.flatnonzero(plan < 0)] = 1.0
         assigned = model.evaluate(plan).assigned
@@ -792,7 +786,6 @@ def build_count_model(
 ) -> CountModel:
     """The count form of ``cm`` over the x columns ``keep`` (see :class:`CountModel`)."""
     size = model.size.astype(np.int64)
-    lam = float(model.fill_weight)
     n_h = cm.n_households
     pairs = np.flatnonzero(keep)
     ph = cm.pair_h[pairs]
@@ -811,8 +804,10 @@ def build_count_model(
     b.rows(np.concatenate(rows), np.concatenate(cols), None, np.ones(n_h), np.ones(n_h))
     counts: dict[int, tuple[int, np.ndarray]] = {}
     shortfall: dict[int, int] = {}
+    order = np.argsort(pk, kind="stable")
+    starts = np.searchsorted(pk[order], np.arange(len(cm.classes) + 1))
     for k, members in enumerate(cm.classes):
-        sel = np.flatnonzero(pk == k)
+        sel = order[starts[k] : starts[k + 1]]
         hsize = size[ph[sel]]
         if len(members) == 1:
             m = int(members[0])
@@ -840,16 +835,7 @@ def build_count_model(
             b.rows(np.repeat(np.arange(n_m), n_s), grid.ravel(), w, np.full(n_m, -np.inf), caps)
             loads = [(int(m), grid[i], sizes.astype(np.float64)) for i, m in enumerate(members)]
         for m, load_cols, load_vals in loads:
-            if lam > 0 and model.target[m] > 0:
-                s_col = b.columns(np.array([-lam]), np.array([np.inf]), integer=False)
-                shortfall[m] = s_col
-                b.rows(
-                    np.zeros(len(load_cols) + 1, np.int64),
-                    np.append(load_cols, s_col),
-                    np.append(load_vals, 1.0),
-                    [model.target[m]],
-                    [np.inf],
-                )
+            _shortfall_row(b, model, m, load_cols, load_vals, shortfall)
     _budget_rows(b, model, ph, first[pk], u_col, max_broken, max_uncoupled)
     return CountModel(
         problem=b.problem(),
@@ -858,6 +844,31 @@ def build_count_model(
         n_households=n_h,
         u_col=u_col,
         shortfall_col=shortfall,
+    )
+
+
+def _shortfall_row(
+    b: _Builder,
+    model: CouplingModel,
+    m: int,
+    cols: np.ndarray,
+    persons: np.ndarray,
+    shortfall_col: dict[int, int],
+) -> None:
+    """With the fill balance on and a target at ``m``: a shortfall column (objective
+    ``-fill_weight``, recorded in ``shortfall_col``) and the row ``persons @ x[cols] + shortfall
+    >= target``."""
+    lam = float(model.fill_weight)
+    if lam <= 0 or model.target[m] <= 0:
+        return
+    s_col = b.columns(np.array([-lam]), np.array([np.inf]), integer=False)
+    shortfall_col[m] = s_col
+    b.rows(
+        np.zeros(len(cols) + 1, np.int64),
+        np.append(cols, s_col),
+        np.append(persons, 1.0),
+        [model.target[m]],
+        [np.inf],
     )
 
 
@@ -941,12 +952,10 @@ def within_budgets(
 ) -> bool:
     """Whether ``plan`` keeps every capacity, ban and lock, and the broken and uncoupled budgets."""
     v = model.evaluate(plan)
-    usable = ~model.forbidden[np.flatnonzero(plan >= 0), plan[plan >= 0]]
     return bool(
         v.broken_measure <= max_broken
         and v.uncoupled_persons <= max_uncoupled
-        and (v.assigned <= model.cap).all()
-        and usable.all()
+        and model.keeps_capacities(plan)
     )
 
 

@@ -237,7 +237,14 @@ def improve_reduced_windows(
                 if sol.hit_time_limit:
                     on_time_limit()
                 found = _read_window(model, a, free, sol, layout)
-                if found is not None and found[1] > current + 1e-9 and _keeps_rows(model, found[0]):
+                # A window's MIP keeps every row with the rest of the plan fixed; one applied
+                # after another of the same batch is checked on the whole plan.
+                if (
+                    found is not None
+                    and found[1] > current + 1e-9
+                    and model.keeps_capacities(found[0])
+                    and model.meets_side_rows(found[0])
+                ):
                     (a, current), gained = found, True
                     stalled = 0
                 else:
@@ -287,18 +294,6 @@ def _disjoint_windows(
         sub_h, sub_m = np.nonzero(near[free][:, window])
         out.append((int(start), free, free[sub_h], window[sub_m]))
     return out
-
-
-def _keeps_rows(model: CouplingModel, plan: np.ndarray) -> bool:
-    """Whether ``plan`` keeps every capacity, ban, dwelling capacity and band. A window's MIP
-    keeps them with the rest of the plan fixed; a window applied after another one of the same
-    batch is checked on the whole plan."""
-    on = plan >= 0
-    assigned = np.bincount(plan[on], weights=model.size[on], minlength=model.n_municipalities)
-    usable = ~model.forbidden[np.flatnonzero(on), plan[on]]
-    return bool((assigned <= model.cap + 1e-9).all() and usable.all()) and model.meets_side_rows(
-        plan
-    )
 
 
 def _grow(a: np.ndarray, near: np.ndarray, start: int) -> np.ndarray:

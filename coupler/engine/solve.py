@@ -17,11 +17,12 @@
    (:mod:`coupler.engine.classes`: municipalities that look alike to every household form one
    class, packed whole by an arc-flow network) gives a tighter LP bound, and MIPs over the pairs
    its reduced costs keep (in the model's count form) close the gap (batches scored per
-   labour-market region, tight quotas, shortage); otherwise the MIP over the pairs that reduced-cost fixing cannot exclude, if there
-   are few enough (small fill-balance batches fix against the LP with whole-household fill rows,
-   a much tighter bound than the flow's); then the knapsack bound and a window search
-   (:mod:`coupler.engine.lns`: windows of nearby municipalities up to 3,000 persons, windows
-   along the relaxation's reduced costs above) while the gap is open;
+   labour-market region, tight quotas, shortage); otherwise the MIP over the pairs that
+   reduced-cost fixing cannot exclude, if there are few enough (small fill-balance batches fix
+   against the LP with whole-household fill rows, a much tighter bound than the flow's); then
+   the knapsack bound and a window search (:mod:`coupler.engine.lns`: windows of nearby
+   municipalities up to 3,000 persons, windows along the relaxation's reduced costs above)
+   while the gap is open;
 5. if rounding cannot meet the stage-1 budgets, re-place split households and their neighbours by a
    small MIP, then the class model from a greedy plan; the last resort is the penalised MIP over
    the pairs that matter, warm-started from the greedy plan.
@@ -32,9 +33,8 @@ and per single person at a municipality; every priced relaxation is a proven bou
 persons are re-flowed within their dwelling capacities, a small MIP repairs what is left, the LP
 with every side row written out (:mod:`coupler.engine.lpbound`, by column generation) tightens
 the bound, and windows along that LP's reduced costs improve the plan with every side row kept.
-Only when that finds
-no plan does the stage-2 MIP run over the relaxation's candidate pairs. The flow bound stays valid
-because side constraints only remove plans. ``method="mip"`` solves the
+Only when that finds no plan does the stage-2 MIP run over the relaxation's candidate pairs. The
+flow bound stays valid because side constraints only remove plans. ``method="mip"`` solves the
 whole model as one MIP with the chosen backend.
 
 Determinism: every step that decides which plan is returned is bounded by work, not by time
