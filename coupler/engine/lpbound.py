@@ -74,7 +74,7 @@ def lp_bound(
     usable = ~model.forbidden & ~model.breaks
     if not usable.any(axis=1).all() or int(usable.sum()) > MAX_PAIRS:
         # A household with no usable pair needs other rows; very large batches, other memory.
-        return LPBound(np.inf, None)
+        return LPBound(np.inf, None, None)
     ph, pm = np.nonzero(usable)
     problem, layout = build_mip(model, ph, pm, objective="soft", allow_uncoupled=False)
     n_x = layout.n_x
@@ -93,6 +93,7 @@ def lp_bound(
     at = A.T.tocsr()
     bound = np.inf
     rc = None
+    side_y = None
     for rounds in range(1, MAX_ROUNDS + 1):
         if time.perf_counter() > deadline:
             break
@@ -113,7 +114,7 @@ def lp_bound(
         priced = problem.c - at @ y
         found = _dual_value(problem, y, priced)
         if found < bound:
-            bound, rc = found, priced
+            bound, rc, side_y = found, priced, y[layout.side_rows]
         paying = np.flatnonzero((priced[:n_x] > TOLERANCE) & ~keep[:n_x])
         say(
             f"  side LP round {rounds}: {int(keep[:n_x].sum()):,} pairs, value "
@@ -127,12 +128,16 @@ def lp_bound(
         h_sorted = layout.pair_h[ranked]
         first_of = np.searchsorted(h_sorted, h_sorted, side="left")
         keep[ranked[np.arange(len(ranked)) - first_of < ADD_PAIRS]] = True
-    if rc is None:
-        return LPBound(bound, None)
+    if rc is None or side_y is None:
+        return LPBound(bound, None, None)
     # Maximisation: a pair whose reduced cost is r < 0 loses -r against the LP when used.
     reduced = np.full((n_h, n_m), np.inf)
     reduced[ph, pm] = np.maximum(-rc[:n_x], 0.0)
-    return LPBound(bound, reduced)
+    # The side rows' share of each pair's reduced cost: what their duals charge for coupling
+    # the household there (a band's price per person, a dwelling's per household).
+    side_price = np.zeros((n_h, n_m))
+    side_price[ph, pm] = -(A[layout.side_rows, :n_x].T @ side_y)
+    return LPBound(bound, reduced, side_price)
 
 
 class LPBound(NamedTuple):
@@ -143,6 +148,10 @@ class LPBound(NamedTuple):
     #: Per pair, what coupling the household there costs against the bound's duals (>= 0; inf
     #: where unusable); None without duals.
     reduced: np.ndarray | None
+    #: Per pair, the value the side rows' duals add to coupling the household there (0 where
+    #: no side row counts it; added to the soft values, it prices the side rows into the
+    #: transportation relaxation); None without duals.
+    side_price: np.ndarray | None
 
 
 def _dual_value(problem: MipProblem, y: np.ndarray, rc: np.ndarray) -> float:

@@ -14,7 +14,7 @@ dwellings, bands, and optional budgets on broken and uncoupled persons.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -36,6 +36,8 @@ class MipLayout:
     n_x: int
     u_households: np.ndarray  # model household index per u column
     n_s: int
+    #: The dwelling-capacity and band rows (written one after the other).
+    side_rows: slice = field(default_factory=lambda: slice(0, 0))
 
     def assignment(self, x: np.ndarray, n_households: int) -> np.ndarray:
         """Municipality per model household (-1: uncoupled or not free)."""
@@ -187,7 +189,8 @@ def build_mip(
             left,
             np.full(n_m, np.inf),
         )
-    # Dwellings.
+    # Dwellings, then bands: the side rows.
+    side_first = r0
     for caps, mask, b in (
         (model.cap_large, model.is_large, base_large),
         (model.cap_single, model.size == 1, base_single),
@@ -215,6 +218,7 @@ def build_mip(
             np.array([band.lo - placed]),
             np.array([band.hi - placed]),
         )
+    side_rows = slice(side_first, r0)
     # Budgets.
     if max_broken is not None:
         sel = np.flatnonzero(broken_p)
@@ -267,7 +271,13 @@ def build_mip(
         start=x0,
     )
     layout = MipLayout(
-        households=free, pair_h=pair_h, pair_m=pair_m, n_x=n_x, u_households=u_h, n_s=n_s
+        households=free,
+        pair_h=pair_h,
+        pair_m=pair_m,
+        n_x=n_x,
+        u_households=u_h,
+        n_s=n_s,
+        side_rows=side_rows,
     )
     return problem, layout
 
