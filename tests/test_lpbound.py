@@ -189,9 +189,7 @@ def test_side_lp_duals_price_a_plan_that_the_repair_makes_meet_every_row(case) -
         assert side_lp.bound >= optimum - 1e-6
         plan = _dual_priced_plan(model, side_lp, 0.0, lambda _: None)
         if plan is not None and not model.meets_side_rows(plan):
-            plan = _side_repair(
-                model, flow, plan, HIGHS, clock, 0, lambda _: None, side_lp.reduced
-            )
+            plan = _side_repair(model, flow, plan, HIGHS, clock, 0, lambda _: None, side_lp.reduced)
         if plan is None:
             continue
         found += 1

@@ -107,10 +107,19 @@ def lp_bound(
             integer=np.zeros(int(keep.sum()), dtype=bool),
             offset=problem.offset,
         )
-        sol = lp.solve(sub, time_limit=max(1.0, deadline - time.perf_counter()), gap=0.0, seed=0)
+        limit = max(1.0, deadline - time.perf_counter())
+        sol = lp.solve(sub, time_limit=limit, gap=0.0, seed=0)
         if sol.status is not Status.OPTIMAL or sol.row_dual is None:
             break
-        y = sol.row_dual
+        value, y = sol.objective, sol.row_dual
+        # A dual of the wrong sign on a one-sided row (within the simplex's
+        # tolerances) would make the bound infinite; weak duality holds for any duals
+        # of the right signs, so such a dual counts as zero and the reduced costs follow.
+        y = np.where(
+            ((y > 0) & ~np.isfinite(problem.row_hi)) | ((y < 0) & ~np.isfinite(problem.row_lo)),
+            0.0,
+            y,
+        )
         priced = problem.c - at @ y
         found = _dual_value(problem, y, priced)
         if found < bound:
@@ -118,7 +127,7 @@ def lp_bound(
         paying = np.flatnonzero((priced[:n_x] > TOLERANCE) & ~keep[:n_x])
         say(
             f"  side LP round {rounds}: {int(keep[:n_x].sum()):,} pairs, value "
-            f"{sol.objective:,.4f}, bound {bound:,.4f}, {len(paying):,} pairs pay"
+            f"{value:,.4f}, bound {bound:,.4f}, {len(paying):,} pairs pay"
         )
         if len(paying) == 0:
             break
