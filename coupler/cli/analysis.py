@@ -73,6 +73,7 @@ def compare(
     sheet: str | None,
     ignore_columns: tuple[str, ...],
     time_limit: float | None,
+    bound_rounds: int | None,
     gap: float | None,
     seed: int,
     reach_km: float | None,
@@ -102,7 +103,7 @@ def compare(
     say = Clock().say
     floor = Floor.parse(floor_text) if floor_text else None
     vs = load_variants(variants)
-    changes = solver_changes(time_limit=time_limit, gap=gap)
+    changes = solver_changes(time_limit=time_limit, gap=gap, bound_rounds=bound_rounds)
     params = dataclasses.replace(vs[0].policy.solver, **changes) if changes else None
     inst, _ = load_cases(
         scenario,
@@ -227,6 +228,7 @@ def sweep(
     sheet: str | None,
     ignore_columns: tuple[str, ...],
     time_limit: float | None,
+    bound_rounds: int | None,
     gap: float | None,
     scheduler: str | None,
     workers: int | None,
@@ -251,7 +253,7 @@ def sweep(
     check_out(out, inputs, force=force)
     grid = Grid.parse(weights, seeds, grid_file)
     base = Policy.from_file(policy_file) if policy_file else Policy()
-    changes = solver_changes(time_limit=time_limit, gap=gap)
+    changes = solver_changes(time_limit=time_limit, gap=gap, bound_rounds=bound_rounds)
     if changes:
         base = dataclasses.replace(base, solver=dataclasses.replace(base.solver, **changes))
     if workers is not None and workers < 1:

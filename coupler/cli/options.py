@@ -6,7 +6,7 @@ takes its options from here, so an option is spelled, explained and checked the 
 - :func:`cases_options`: ``--scenario``, ``--households``, ``--criteria``, ``--persons``;
 - :func:`read_options`: ``--sheet`` and ``--ignore-columns`` (how input files are read);
 - :func:`input_options`: ``--total``, ``--scores``, ``--locks``, ``--distances``, ``--demand``;
-- :func:`solver_options`: ``--time-limit`` and ``--gap`` (:func:`backend_option` apart);
+- :func:`solver_options`: ``--time-limit``, ``--gap`` and ``--bound-rounds`` (:func:`backend_option` apart);
 - :func:`out_options`: ``--out`` and ``--force``; :func:`format_option`, :func:`seed_option`,
   :func:`persons_option`, :func:`scenario_option` and :func:`policy_option` one each.
 
@@ -204,7 +204,8 @@ def backend_option(f: F) -> F:
 
 
 def solver_options(f: F) -> F:
-    """``--time-limit`` (> 0) and ``--gap`` (in [0, 1)): override the policy's solver settings."""
+    """``--time-limit`` (> 0), ``--gap`` (in [0, 1)) and ``--bound-rounds`` (>= 0): override the
+    policy's solver settings."""
     return _stack(
         click.option(
             "--time-limit",
@@ -217,6 +218,13 @@ def solver_options(f: F) -> F:
             type=float,
             callback=relative_gap,
             help="Relative gap target [default: the policy's, 0.001].",
+        ),
+        click.option(
+            "--bound-rounds",
+            type=click.IntRange(min=0),
+            help="When the gap stays open, tighten the proven bound with up to this many "
+            "rounds of the Dantzig-Wolfe LP; only the bound changes, never the plan. Slow: "
+            "about a minute on a monthly batch [default: the policy's, 0 = off].",
         ),
     )(f)
 

@@ -67,6 +67,7 @@ def solve(
     seed: int | None,
     backend: str | None,
     time_limit: float | None,
+    bound_rounds: int | None,
     gap: float | None,
     out: Path,
     force: bool,
@@ -115,7 +116,9 @@ def solve(
                 agreements.append(Agreement.from_file(f))
             except InputError as exc:
                 problems.extend(exc.problems)
-        changes = solver_changes(backend=backend, time_limit=time_limit, gap=gap, seed=seed)
+        changes = solver_changes(
+            backend=backend, time_limit=time_limit, gap=gap, bound_rounds=bound_rounds, seed=seed
+        )
         if changes and not problems:
             policy = policy.with_(solver=changes)
         inst = None

@@ -109,6 +109,15 @@ def lagrangian_value(
     model: CouplingModel, u: np.ndarray, usable: np.ndarray | None = None
 ) -> tuple[float, np.ndarray]:
     """``L(u)`` and, per household, how many knapsacks chose it (a subgradient is 1 minus that)."""
+    value, chosen, _ = knapsacks(model, u, usable, patterns=False)
+    return value, chosen
+
+
+def knapsacks(
+    model: CouplingModel, u: np.ndarray, usable: np.ndarray | None = None, *, patterns: bool
+) -> tuple[float, np.ndarray, list[np.ndarray] | None]:
+    """:func:`lagrangian_value`, and with ``patterns`` the households each municipality's best
+    knapsack takes (one array per municipality, in index order; None without)."""
     if usable is None:
         usable = ~model.forbidden & ~model.breaks
     size = model.size.astype(np.int64)
@@ -144,6 +153,12 @@ def lagrangian_value(
     total += float(np.where(pos[:, free], profit[:, free], 0.0).sum())
     total += lam * float(np.minimum(w_pos[free], target[free]).sum())
     chosen += pos[:, free].sum(axis=1)
+    taken: list[np.ndarray] | None = None
+    if patterns:
+        taken = [
+            np.flatnonzero(pos[:, m]) if free[m] else np.zeros(0, dtype=np.int64)
+            for m in range(model.n_municipalities)
+        ]
     groups = []
     for s in np.unique(size):
         k_max = int(top.max(initial=0)) // int(s)
@@ -160,12 +175,16 @@ def lagrangian_value(
         v, picked = _fill_to_target(groups, int(m), int(top[m]), int(rest[m]), lam)
         total += v
         np.add.at(chosen, picked, 1.0)
+        if taken is not None:
+            taken[m] = np.concatenate([taken[m], picked])
     for m in np.flatnonzero(~free):
         hs = np.flatnonzero(keep[:, m])
         v, pick = _knapsack(profit[hs, m], size[hs], int(cap[m]), float(model.target[m]), lam)
         total += v
         chosen[hs[pick]] += 1.0
-    return total + slack, chosen
+        if taken is not None:
+            taken[m] = hs[pick]
+    return total + slack, chosen, taken
 
 
 def _fill_to_target(

@@ -64,7 +64,8 @@ from coupler.engine.classes import (
     improve_class_windows,
     within_budgets,
 )
-from coupler.engine.flow import FlowRelaxation, flow_penalties, solve_relaxation
+from coupler.engine.dwbound import dw_bound, multipliers_from_flow
+from coupler.engine.flow import SCALE, FlowRelaxation, flow_penalties, solve_relaxation
 from coupler.engine.lagrange import knapsack_bound, lagrangian_value
 from coupler.engine.lns import improve_reduced_windows, improve_windows
 from coupler.engine.local import improve
@@ -637,12 +638,39 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 if after.objective > value.objective:
                     assignment, value = again, after
         seconds["windows"] = time.perf_counter() - t
+    if (
+        params.bound_rounds > 0
+        and not plain_mip
+        and stage1.broken == 0
+        and stage1.uncoupled == 0
+        and value.broken_measure == 0
+        and value.uncoupled_persons == 0
+        and np.isfinite(flow.potential_h).all()
+        and max(0.0, bound - value.objective) / max(1.0, abs(value.objective)) > gap
+    ):
+        # Whole households filling the targets, priced exactly: the best bound one knapsack
+        # per municipality gives (monthly batch: 3,032.17 -> 3,030.61 in 140 rounds).
+        t = time.perf_counter()
+        say("tightening the bound: the Dantzig-Wolfe LP (one knapsack per municipality)")
+        dw = dw_bound(
+            model,
+            assignment,
+            multipliers_from_flow(model, flow.potential_h, SCALE),
+            max_rounds=params.bound_rounds,
+            deadline=clock.deadline,
+            say=say,
+        )
+        if not dw.converged and dw.rounds < params.bound_rounds:
+            clock.hit("Dantzig-Wolfe bound")  # stopped by the clock: the bound depends on it
+        bound = min(bound, max(dw.bound, value.objective))
+        seconds["bound"] = seconds.get("bound", 0.0) + time.perf_counter() - t
     info: dict[str, object] = {}
     if clock.hits:
         # The clock, not a work limit, stopped these steps: another run may return another plan.
         info["time_limit_hit"] = ", ".join(clock.hits)
         say(
-            f"time limit hit in: {info['time_limit_hit']} (the plan depends on the machine's speed)"
+            f"time limit hit in: {info['time_limit_hit']} (the plan or its bound depends on the "
+            "machine's speed)"
         )
     result_status = status
     if value.broken_measure > stage1.broken or value.uncoupled_persons > stage1.uncoupled:
