@@ -25,17 +25,16 @@ from coupler import (
 )
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipProblem
-from coupler.engine.dwbound import dw_bound, multipliers_from_flow
-from coupler.engine.flow import SCALE, solve_relaxation
-from coupler.engine.lagrange import lagrangian_value
+from coupler.engine.dwbound import dw_bound
+from coupler.engine.flow import solve_relaxation
+from coupler.engine.lagrange import flow_multipliers, lagrangian_value
 from coupler.model import CouplingModel
 
 SETTINGS = engine_settings(30)
 
 
 def _start(model: CouplingModel) -> np.ndarray:
-    flow = solve_relaxation(model)
-    return multipliers_from_flow(model, flow.potential_h, SCALE)
+    return flow_multipliers(model, solve_relaxation(model))
 
 
 def _pattern_lp(model: CouplingModel) -> float:

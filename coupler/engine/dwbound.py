@@ -75,7 +75,7 @@ def dw_bound(
 
     ``plan``: a plan that couples everybody without breaking a criterion (its patterns make the
     first master LP feasible). ``multipliers``: one per household to start from (e.g. the
-    transportation relaxation's prices, :func:`multipliers_from_flow`).
+    transportation relaxation's prices, :func:`~coupler.engine.lagrange.flow_multipliers`).
     """
     usable = ~model.forbidden & ~model.breaks
     n_m = model.n_municipalities
@@ -118,14 +118,6 @@ def dw_bound(
             centre = best_u.copy()
             master.box(centre, BOX)
     return DWBound(float(best), rounds, converged)
-
-
-def multipliers_from_flow(
-    model: CouplingModel, potential_h: np.ndarray, scale: float
-) -> np.ndarray:
-    """Per household, the transportation relaxation's price of the whole household (its
-    per-person potential times its persons; see :mod:`coupler.engine.lagrange`)."""
-    return model.size.astype(np.float64) * (np.asarray(potential_h, dtype=np.float64) / scale)
 
 
 class _Master:

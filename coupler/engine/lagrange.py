@@ -75,10 +75,9 @@ def knapsack_bound(
     if multipliers is not None:
         u = np.asarray(multipliers, dtype=np.float64).copy()
     else:
-        d_h = np.asarray(flow.potential_h, dtype=np.float64)
-        if not np.isfinite(d_h).all():
+        if not np.isfinite(flow.potential_h).all():
             return float(flow.bound)
-        u = model.size.astype(np.int64) * (d_h / SCALE)
+        u = flow_multipliers(model, flow)
     usable = ~model.forbidden & ~model.breaks
     best = float(flow.bound)
     # Polyak steps towards ``lower``; the step factor halves after 3 steps without a better bound
@@ -103,6 +102,12 @@ def knapsack_bound(
         aim = lower if lower is not None and lower < best else best - 0.01 * max(1.0, abs(best))
         u = u - theta * (value - aim) / norm * g
     return best
+
+
+def flow_multipliers(model: CouplingModel, flow: FlowRelaxation) -> np.ndarray:
+    """Per household, the relaxation's price of the whole household: its per-person potential
+    times its persons (see the module docstring)."""
+    return model.size.astype(np.float64) * (np.asarray(flow.potential_h, np.float64) / SCALE)
 
 
 def lagrangian_value(

@@ -64,9 +64,9 @@ from coupler.engine.classes import (
     improve_class_windows,
     within_budgets,
 )
-from coupler.engine.dwbound import dw_bound, multipliers_from_flow
-from coupler.engine.flow import SCALE, FlowRelaxation, flow_penalties, solve_relaxation
-from coupler.engine.lagrange import knapsack_bound, lagrangian_value
+from coupler.engine.dwbound import dw_bound
+from coupler.engine.flow import FlowRelaxation, flow_penalties, solve_relaxation
+from coupler.engine.lagrange import flow_multipliers, knapsack_bound, lagrangian_value
 from coupler.engine.lns import improve_reduced_windows, improve_windows
 from coupler.engine.local import improve
 from coupler.engine.lpbound import FIRST_PAIRS as LP_FIRST_PAIRS
@@ -674,7 +674,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         dw = dw_bound(
             model,
             assignment,
-            multipliers_from_flow(model, flow.potential_h, SCALE),
+            flow_multipliers(model, flow),
             max_rounds=params.bound_rounds,
             deadline=clock.deadline,
             say=say,
@@ -854,13 +854,10 @@ def _side_prices(
         per_m = np.zeros((3, n_m))
         for k in range(3):
             per_m[k] = price[kind == k] @ members[kind == k]
-        # Single-dwelling capacities stay: the singles' re-flow in the rounding keeps them.
-        priced = dataclasses.replace(
-            model, value=model.value + unit.T @ per_m, bands=(), cap_large=None
-        )
-        f = solve_relaxation(priced)
-        if f.lp_broken > 1e-6 or f.lp_uncoupled > 0.5:
+        relaxed = _priced_relaxation(model, unit.T @ per_m)
+        if relaxed is None:
             return None, np.inf, None
+        priced, f = relaxed
         priced_bound = f.bound - float((price * np.where(price > 0, lo, hi)).sum())
         stalled = stalled + 1 if priced_bound >= bound - 1e-9 else 0
         bound = min(bound, priced_bound)
@@ -894,6 +891,19 @@ def _side_prices(
     return best_plan, (max(bound, best) if best_plan is not None else bound), nearest
 
 
+def _priced_relaxation(
+    model: CouplingModel, price: np.ndarray
+) -> tuple[CouplingModel, FlowRelaxation] | None:
+    """The model without bands and large-dwelling capacities, ``price`` (per pair) added to its
+    soft values, and its relaxation; None when that needs broken or uncoupled persons.
+    Single-dwelling capacities stay: the singles' re-flow in the rounding keeps them."""
+    priced = dataclasses.replace(model, value=model.value + price, bands=(), cap_large=None)
+    f = solve_relaxation(priced)
+    if f.lp_broken > 1e-6 or f.lp_uncoupled > 0.5:
+        return None
+    return priced, f
+
+
 def _dual_priced_plan(
     model: CouplingModel, side_lp: LPBound, gap: float, say: Progress
 ) -> np.ndarray | None:
@@ -904,14 +914,10 @@ def _dual_priced_plan(
     if side_lp.side_price is None:
         return None
     say("pricing the side rows at the side LP's duals into the relaxation")
-    # Single-dwelling capacities stay: the singles' re-flow in the rounding keeps them.
-    priced = dataclasses.replace(
-        model, value=model.value + side_lp.side_price, bands=(), cap_large=None
-    )
-    f = solve_relaxation(priced)
-    if f.lp_broken > 1e-6 or f.lp_uncoupled > 0.5:
+    relaxed = _priced_relaxation(model, side_lp.side_price)
+    if relaxed is None:
         return None
-    plan, _ = _fast_plan(priced, f, _NOTHING_NEEDED, gap, _quiet)
+    plan, _ = _fast_plan(*relaxed, _NOTHING_NEEDED, gap, _quiet)
     if plan is None or _over_budget(model, plan, _NOTHING_NEEDED):
         return None
     return plan
