@@ -88,7 +88,10 @@ class MipBackend(Protocol):
         seed: int,
         threads: int = 1,
         max_nodes: int | None = None,
+        heuristics: bool = True,
     ) -> MipSolution:
         """Maximise ``problem``. ``max_nodes`` bounds the branch-and-bound nodes (a work limit
-        that, unlike ``time_limit``, stops at the same point on any machine); None: no limit."""
+        that, unlike ``time_limit``, stops at the same point on any machine); None: no limit.
+        ``heuristics=False``: the start is already good, spend the effort on the bound (a backend
+        may ignore it)."""
         ...

@@ -50,6 +50,7 @@ class CbcBackend:
         seed: int,
         threads: int = 1,
         max_nodes: int | None = None,
+        heuristics: bool = True,
     ) -> MipSolution:
         """Maximise ``problem``; never modifies it.
 
@@ -67,6 +68,8 @@ class CbcBackend:
             Threads CBC may use.
         max_nodes
             At most this many branch-and-bound nodes (CBC's ``maxNodes``); None for no limit.
+        heuristics
+            Ignored (CBC runs its heuristics).
 
         Returns
         -------

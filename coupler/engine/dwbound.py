@@ -58,6 +58,8 @@ class DWBound(NamedTuple):
     #: Whether the column generation ended (no pattern pays, the box holds the optimum): the
     #: bound is then the master LP's optimum, up to tolerances.
     converged: bool
+    #: The multipliers (one per household) at which ``bound`` was found.
+    multipliers: np.ndarray
 
 
 def dw_bound(
@@ -80,7 +82,7 @@ def dw_bound(
     usable = ~model.forbidden & ~model.breaks
     n_m = model.n_municipalities
     if not usable.any(axis=1).all():
-        return DWBound(float("inf"), 0, False)
+        return DWBound(float("inf"), 0, False, np.asarray(multipliers, dtype=np.float64))
     master = _Master(model)
     for m in range(n_m):
         master.add(m, np.zeros(0, dtype=np.int64))
@@ -117,7 +119,7 @@ def dw_bound(
                 break
             centre = best_u.copy()
             master.box(centre, BOX)
-    return DWBound(float(best), rounds, converged)
+    return DWBound(float(best), rounds, converged, best_u)
 
 
 class _Master:

@@ -60,6 +60,7 @@ class OrtoolsBackend:
         seed: int,
         threads: int = 1,
         max_nodes: int | None = None,
+        heuristics: bool = True,
     ) -> MipSolution:
         """Maximise ``problem``; never modifies it.
 
@@ -78,6 +79,8 @@ class OrtoolsBackend:
         max_nodes
             At most this many branch-and-bound nodes (SCIP's ``limits/nodes``); None for no
             limit.
+        heuristics
+            Ignored (SCIP runs its heuristics).
 
         Returns
         -------
