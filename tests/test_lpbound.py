@@ -171,7 +171,7 @@ def test_side_lp_duals_price_a_plan_that_the_repair_makes_meet_every_row(case) -
     rounded, then repaired along the LP's reduced costs. On 8 tiny batches the result (when
     there is one) meets every band and dwelling capacity, couples everybody and is worth no
     more than the enumerated optimum; it is found for most of them."""
-    from coupler.engine.solve import _Clock, _dual_priced_plan, _side_lp_bound, _side_repair
+    from coupler.engine.solve import _Clock, _dual_priced_plan, _lp_bound, _side_repair
 
     found = 0
     for seed in range(8):
@@ -180,7 +180,7 @@ def test_side_lp_duals_price_a_plan_that_the_repair_makes_meet_every_row(case) -
         flow = solve_relaxation(model)
         clock = _Clock(60.0)
         start = np.argmin(flow.reduced_value(model), axis=1)
-        side_lp = _side_lp_bound(model, flow, start, clock, lambda _: None)
+        side_lp = _lp_bound(model, flow, start, clock, lambda _: None)
         assert side_lp.bound >= optimum - 1e-6
         plan = _dual_priced_plan(model, side_lp, 0.0, lambda _: None)
         if plan is not None and not model.meets_side_rows(plan):

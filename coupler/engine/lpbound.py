@@ -1,5 +1,9 @@
 """The LP with whole-household fill rows and every side row, by column generation.
 
+Without side constraints it is the engine's *tight LP* (``_tight_lp`` in
+:mod:`coupler.engine.solve`): the fill rows alone already bound small fill-balance batches far
+better than the transportation relaxation.
+
 Side constraints (province and region bands, pooled quotas, dwelling capacities) enter the
 transportation relaxation only through prices (``_side_prices`` in :mod:`coupler.engine.solve`),
 and the Lagrangian bound those prices give stays well above the LP with the side rows written
@@ -74,7 +78,7 @@ def lp_bound(
     usable = ~model.forbidden & ~model.breaks
     if not usable.any(axis=1).all() or int(usable.sum()) > MAX_PAIRS:
         # A household with no usable pair needs other rows; very large batches, other memory.
-        return LPBound(np.inf, None, None)
+        return LPBound(np.inf, None, None, None)
     ph, pm = np.nonzero(usable)
     problem, layout = build_mip(model, ph, pm, objective="soft", allow_uncoupled=False)
     n_x = layout.n_x
@@ -94,6 +98,7 @@ def lp_bound(
     bound = np.inf
     rc = None
     side_y = None
+    duals = None
     for rounds in range(1, MAX_ROUNDS + 1):
         if time.perf_counter() > deadline:
             break
@@ -124,9 +129,10 @@ def lp_bound(
         found = _dual_value(problem, y, priced)
         if found < bound:
             bound, rc, side_y = found, priced, y[layout.side_rows]
+            duals = y[: len(layout.households)]
         paying = np.flatnonzero((priced[:n_x] > TOLERANCE) & ~keep[:n_x])
         say(
-            f"  side LP round {rounds}: {int(keep[:n_x].sum()):,} pairs, value "
+            f"  LP round {rounds}: {int(keep[:n_x].sum()):,} pairs, value "
             f"{value:,.4f}, bound {bound:,.4f}, {len(paying):,} pairs pay"
         )
         if len(paying) == 0:
@@ -137,8 +143,8 @@ def lp_bound(
         h_sorted = layout.pair_h[ranked]
         first_of = np.searchsorted(h_sorted, h_sorted, side="left")
         keep[ranked[np.arange(len(ranked)) - first_of < ADD_PAIRS]] = True
-    if rc is None or side_y is None:
-        return LPBound(bound, None, None)
+    if rc is None or side_y is None or duals is None:
+        return LPBound(bound, None, None, None)
     # Maximisation: a pair whose reduced cost is r < 0 loses -r against the LP when used.
     reduced = np.full((n_h, n_m), np.inf)
     reduced[ph, pm] = np.maximum(-rc[:n_x], 0.0)
@@ -146,7 +152,8 @@ def lp_bound(
     # the household there (a band's price per person, a dwelling's per household).
     side_price = np.zeros((n_h, n_m))
     side_price[ph, pm] = -(A[layout.side_rows, :n_x].T @ side_y)
-    return LPBound(bound, reduced, side_price)
+    # Every household has a usable pair, so the assignment rows are one per household in order.
+    return LPBound(bound, reduced, side_price, duals)
 
 
 class LPBound(NamedTuple):
@@ -161,6 +168,9 @@ class LPBound(NamedTuple):
     #: no side row counts it; added to the soft values, it prices the side rows into the
     #: transportation relaxation); None without duals.
     side_price: np.ndarray | None
+    #: Per household, the dual of its assignment row at the bound's duals (multipliers for the
+    #: Lagrangian bound with one knapsack per municipality); None without duals.
+    duals: np.ndarray | None
 
 
 def _dual_value(problem: MipProblem, y: np.ndarray, rc: np.ndarray) -> float:

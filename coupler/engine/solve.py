@@ -103,17 +103,16 @@ _STAGE1_NODES = 5_000
 _POLISH_NODES = 200
 #: Fill-balance batches with at most this many usable pairs (about 1,200 households) get the LP
 #: with whole-household fill rows as their bound (300 households: 116.8 where the flow gives
-#: 134.8, optimum 116.1; about 1 s per 100,000 pairs); the polishing MIP is pruned by its
-#: reduced costs and runs when at most ``_TIGHT_MIP_PAIRS`` pairs are left (300-household
-#: batches: proven optimal where the flow's bound left a 2-3 % gap).
+#: 134.8, optimum 116.1; by column generation, 0.3-1.2 s up to 2,000 persons). The polishing
+#: MIP first takes each household's ``_TIGHT_NEAREST`` cheapest pairs against that LP (root node
+#: only), then, pruned by the LP's reduced costs, proves its plan when at most
+#: ``_TIGHT_MIP_PAIRS`` pairs are left (300-household batches: proven optimal where the flow's
+#: bound left a 2-3 % gap). 1,200 / 2,000 persons of ids, sizes and an azc: gap 0.94 / 3.5 %
+#: (the MIP over the flow's candidate pairs, or none) -> 0.37 / 0.92 %, 17.5 / 29 -> 18 / 35 s.
 _TIGHT_LP_PAIRS = 400_000
 _TIGHT_MIP_PAIRS = 150_000
-#: Above ``_TIGHT_MIP_PAIRS``, the polishing MIP gets each household's this many cheapest pairs
-#: against that LP (an 880-person batch: 30 gave 164.26, 50 gave 164.29 in 2.5 times as long).
+#: An 880-person batch: 30 gave 164.26, 50 gave 164.29 in 2.5 times as long.
 _TIGHT_NEAREST = 30
-#: ... up to this many usable pairs (about 580 households); its root alone took 46 s at 1,600
-#: persons, so larger batches keep the MIP over the flow's candidate pairs.
-_TIGHT_NEAREST_PAIRS = 200_000
 #: Batches with side constraints up to this many households end with a MIP over each
 #: household's ``_SIDE_NEAREST`` cheapest pairs against the side LP (Utrecht pooling variant,
 #: 1,000 / 2,000 persons: gap 1.53 / 0.92 -> 0.42 / 0.24 %, total 4.6 / 7.0 -> 7.9 / 17.1 s).
@@ -426,7 +425,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 # s, against 2,987.9 / 3,116.7 in 15 / 17 s from the Lagrangian prices).
                 say("tightening the bound: the LP with every side row (column generation, HiGHS)")
                 t6 = time.perf_counter()
-                side_lp = _side_lp_bound(model, flow, fast, clock, say)
+                side_lp = _lp_bound(model, flow, fast, clock, say)
                 seconds["bound"] = seconds.get("bound", 0.0) + time.perf_counter() - t6
                 dual = _dual_priced_plan(model, side_lp, gap, say)
                 if dual is not None and not model.meets_side_rows(dual):
@@ -495,7 +494,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
             # the polishing MIPs on).
             limit = clock.left()
             t5 = time.perf_counter()
-            tight = _tight_lp(model, stage1 or zero, say)
+            tight = _tight_lp(model, stage1 or zero, flow, assignment, clock, say)
             if tight is not None:
                 seconds["bound"] = seconds.get("bound", 0.0) + time.perf_counter() - t5
             better = _polish(
@@ -565,7 +564,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         if side_lp is None:
             t = time.perf_counter()
             say("tightening the bound: the LP with every side row (column generation, HiGHS)")
-            side_lp = _side_lp_bound(model, flow, assignment, clock, say)
+            side_lp = _lp_bound(model, flow, assignment, clock, say)
             seconds["bound"] = seconds.get("bound", 0.0) + time.perf_counter() - t
         bound = min(bound, side_lp.bound)
         side_reduced = side_lp.reduced
@@ -932,8 +931,13 @@ def _dual_priced_plan(
     return plan
 
 
-def _side_lp_bound(
-    model: CouplingModel, flow: FlowRelaxation, plan: np.ndarray, clock: _Clock, say: Progress
+def _lp_bound(
+    model: CouplingModel,
+    flow: FlowRelaxation,
+    plan: np.ndarray,
+    clock: _Clock,
+    say: Progress,
+    step: str = "side LP bound",
 ) -> LPBound:
     """:func:`~coupler.engine.lpbound.lp_bound` from the relaxation's arcs, the plan's pairs and
     each household's cheapest pairs against the relaxation."""
@@ -952,7 +956,7 @@ def _side_lp_bound(
         model, get_backend("highs"), start_h, start_m, order, deadline=clock.deadline, say=say
     )
     if clock.left() < 0:
-        clock.hit("side LP bound")
+        clock.hit(step)
     return found
 
 
@@ -1131,28 +1135,23 @@ def _polish(
     clock = clock or _Clock(limit)
     if tight is not None:
         # The LP with whole-household fill rows: a tighter bound, and its reduced costs exclude
-        # pairs no better plan can use, so the MIP below proves its answer.
+        # pairs no better plan can use, so the MIP below proves its answer. First a plan near
+        # the LP's: the MIP over each household's cheapest pairs against it, root node only
+        # (880 persons: 162.0 -> 164.3 in about 4 s). Its plan prunes the pairs of the proving
+        # MIP far more than the local search's (small tier: 102.6 -> 116.09 in 1.5 s, optimum
+        # 116.12).
         rv = tight.reduced
         max_columns = max(max_columns, _TIGHT_MIP_PAIRS)
-        if np.isfinite(rv).sum() <= _TIGHT_NEAREST_PAIRS:
-            # First a plan near the LP's: the MIP over each household's cheapest pairs against
-            # it, root node only (880 persons: 162.0 -> 164.3 in about 4 s). Its plan prunes
-            # the pairs of the proving MIP far more than the local search's (small tier: 102.6
-            # -> 116.09 in 1.5 s, optimum 116.12).
-            say(f"improving the plan: MIP over each household's {_TIGHT_NEAREST} cheapest pairs")
-            ph, pm = _cheapest_pairs(rv, assignment, _TIGHT_NEAREST)
-            near = _pairs_mip(model, ph, pm, assignment, stage1, mip, clock, limit, gap, seed, 1)
-            if near is not None:
-                assignment, current = near[0], model.evaluate(near[0]).objective
-            if max(0.0, tight.bound - current) / max(1.0, abs(current)) <= gap:
-                return assignment, np.inf  # the caller takes the tight LP's bound
-            proving = True
-        else:
-            proving = False
+        say(f"improving the plan: MIP over each household's {_TIGHT_NEAREST} cheapest pairs")
+        ph, pm = _cheapest_pairs(rv, assignment, _TIGHT_NEAREST)
+        near = _pairs_mip(model, ph, pm, assignment, stage1, mip, clock, limit, gap, seed, 1)
+        if near is not None:
+            assignment, current = near[0], model.evaluate(near[0]).objective
+        if max(0.0, tight.bound - current) / max(1.0, abs(current)) <= gap:
+            return assignment, np.inf  # the caller takes the tight LP's bound
         gap_abs = min(gap_abs, tight.lp - current)
     else:
         rv = flow.reduced_value(model)
-        proving = False
     keep = rv <= gap_abs + 1e-7
     coupled = assignment >= 0
     keep[np.flatnonzero(coupled), assignment[coupled]] = True
@@ -1161,7 +1160,7 @@ def _polish(
     if exact:
         say(f"closing the gap: MIP over the {int(keep.sum()):,} pairs reduced costs cannot exclude")
         ph, pm = np.nonzero(keep)
-    elif proving:
+    elif tight is not None:
         # The plan near the tight LP's; its bound stays the LP's.
         return (assignment, np.inf) if current > first else None
     elif len(flow.arc_h) <= max_candidates:
@@ -1178,10 +1177,21 @@ def _polish(
         )
         return None
     # Over a proving set of pairs, branch; over a heuristic set, the root's heuristics only.
-    # After the plan near the tight LP, the heuristics find nothing more: prove.
-    nodes = _POLISH_NODES if exact or tight is None else 1
+    # After the plan near the tight LP, the heuristics find nothing more: prove (small tier:
+    # 17 s, of which 13.7 s in HiGHS's sub-MIPs, against 3.9 s without them).
     found = _pairs_mip(
-        model, ph, pm, assignment, stage1, mip, clock, limit, gap, seed, nodes, not proving
+        model,
+        ph,
+        pm,
+        assignment,
+        stage1,
+        mip,
+        clock,
+        limit,
+        gap,
+        seed,
+        _POLISH_NODES,
+        tight is None,
     )
     if found is None:
         return (assignment, np.inf) if current > first else None
@@ -1303,7 +1313,8 @@ def _side_nearest(
 class _TightLP(NamedTuple):
     """The LP with whole-household fill rows (:func:`_tight_lp`)."""
 
-    #: Its optimal value plus the LP's tolerances: the reduced values are against this.
+    #: Its bound (weak duality at the last duals: the optimum once the column generation
+    #: converged) plus the LP's tolerances: the reduced values are against this.
     lp: float
     #: Per pair: what coupling the household there costs against the LP's optimum (>= 0; inf
     #: where unusable).
@@ -1316,10 +1327,18 @@ class _TightLP(NamedTuple):
     duals: np.ndarray | None
 
 
-def _tight_lp(model: CouplingModel, stage1: Stage1, say: Progress) -> _TightLP | None:
+def _tight_lp(
+    model: CouplingModel,
+    stage1: Stage1,
+    flow: FlowRelaxation,
+    plan: np.ndarray,
+    clock: _Clock,
+    say: Progress,
+) -> _TightLP | None:
     """The LP over every usable pair with the MIP's whole-household fill rows (see
     :func:`~coupler.engine.mip.build_mip`), for small fill-balance batches without broken or
-    uncoupled persons, or None.
+    uncoupled persons, or None; by column generation (:func:`~coupler.engine.lpbound.lp_bound`;
+    2,000 persons: 1.0 s where the LP over every pair took 15 s, the same value).
 
     Its duals on the assignment rows are multipliers for the Lagrangian bound with one knapsack
     per municipality (:func:`~coupler.engine.lagrange.lagrangian_value`), which sees whole
@@ -1330,26 +1349,15 @@ def _tight_lp(model: CouplingModel, stage1: Stage1, say: Progress) -> _TightLP |
     usable = ~model.forbidden & ~model.breaks
     if int(usable.sum()) > _TIGHT_LP_PAIRS:
         return None
-    say("tightening the bound: the LP with whole-household fill rows (HiGHS)")
-    ph, pm = np.nonzero(usable)
-    problem, layout = build_mip(model, ph, pm, objective="soft", allow_uncoupled=False)
-    lp = dataclasses.replace(problem, integer=np.zeros(problem.n_cols, dtype=bool))
-    sol = get_backend("highs").solve(lp, time_limit=np.inf, gap=0.0, seed=0)
-    if sol.status is not Status.OPTIMAL or sol.reduced_cost is None:
+    say("tightening the bound: the LP with whole-household fill rows (column generation, HiGHS)")
+    found = _lp_bound(model, flow, plan, clock, say, "tight LP bound")
+    if not np.isfinite(found.bound) or found.reduced is None or found.duals is None:
         return None
-    reduced = np.full(usable.shape, np.inf)
-    # Maximisation: a pair at 0 with reduced cost r < 0 loses -r per unit when it is used.
-    reduced[ph, pm] = np.maximum(-sol.reduced_cost[: layout.n_x], 0.0)
     # The LP's tolerances, as an allowance on the bound (objective units).
-    allowance = 1e-6 * max(1.0, abs(sol.objective))
-    value = sol.objective + allowance
-    duals = None
-    if sol.row_dual is not None and usable.any(axis=1).all():
-        # The first rows are the assignment rows, one per household in order.
-        duals = sol.row_dual[: model.n_households]
-        lagrangian, _ = lagrangian_value(model, duals, usable)
-        return _TightLP(value, reduced, min(value, lagrangian + allowance), duals)
-    return _TightLP(value, reduced, value, duals)
+    allowance = 1e-6 * max(1.0, abs(found.bound))
+    value = found.bound + allowance
+    lagrangian, _ = lagrangian_value(model, found.duals, usable)
+    return _TightLP(value, found.reduced, min(value, lagrangian + allowance), found.duals)
 
 
 def _neighbourhood(
