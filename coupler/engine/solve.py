@@ -19,7 +19,9 @@
    its reduced costs keep (in the model's count form) close the gap (batches scored per
    labour-market region, tight quotas, shortage); otherwise the MIP over the pairs that
    reduced-cost fixing cannot exclude, if there are few enough (small fill-balance batches fix
-   against the LP with whole-household fill rows, a much tighter bound than the flow's); then
+   against the LP with whole-household fill rows, a much tighter bound than the flow's, after a
+   MIP over each household's cheapest pairs against that LP; households that look alike are
+   counted there, not told apart: :mod:`coupler.engine.alike`); then
    the knapsack bound and a window search (:mod:`coupler.engine.lns`: windows of nearby
    municipalities up to 3,000 persons, windows along the relaxation's reduced costs above)
    while the gap is open;
