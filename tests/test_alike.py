@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coupler import Policy, build_model, solve
-from coupler.engine.alike import count_mip, kinds
+from coupler.engine.alike import count_columns, count_mip, kinds
 from coupler.engine.backends import get_backend
 from coupler.engine.mip import build_mip
 from coupler.model import CouplingModel
@@ -96,6 +96,7 @@ def test_count_mip_finds_the_brute_force_optimum(case: Case) -> None:
     if counted is None:
         assert len(kinds(model).first) == model.n_households
         return
+    assert count_columns(model, _usable(model)) == len(counted.pair_k)
     problem = counted.problem
     assert problem.start is not None
     ax = problem.A @ problem.start

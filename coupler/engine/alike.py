@@ -60,6 +60,15 @@ def kinds(model: CouplingModel) -> Kinds:
     return Kinds(first.astype(np.int64), kind.ravel().astype(np.int64), count.astype(np.int64))
 
 
+def count_columns(model: CouplingModel, keep: np.ndarray, found: Kinds | None = None) -> int:
+    """How many integer columns the count MIP over ``keep`` has (kinds x municipalities where a
+    household of the kind is kept; breaking pairs left out, as the engine leaves them out)."""
+    found = found or kinds(model)
+    kept = np.zeros((len(found.first), model.n_municipalities), dtype=bool)
+    np.logical_or.at(kept, found.kind, keep & ~model.breaks)
+    return int(kept.sum())
+
+
 @dataclass(frozen=True, eq=False)
 class CountMip:
     """A count MIP (see the module docstring) and how to read its plans back."""
