@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from coupler import Policy, build_model, solve
 from coupler.engine.alike import count_columns, count_mip, kinds
-from coupler.engine.backends import get_backend
+from coupler.engine.backends import available_backends, get_backend
 from coupler.engine.mip import build_mip
 from coupler.model import CouplingModel
 
@@ -183,3 +183,21 @@ def test_small_batch_of_look_alike_households_is_optimal_within_the_gap(tmp_path
     assert res.bound >= optimum - 1e-6
     assert (res.bound - res.objective) / res.objective <= 0.001
     assert res.uncoupled_persons == 0 and res.broken_persons == 0
+
+
+@pytest.mark.parametrize("backend", available_backends())
+def test_every_backend_solves_the_count_mip(backend: str) -> None:
+    """The count MIP has general integer columns (up to the households of a kind); every backend
+    finds the same optimum as brute force, with ``heuristics=False`` too."""
+    inst = instance(LINE[:3], [3, 2, 4], [1, 1, 1, 2, 2], azc=[0, 0, 2, 0, 0])
+    model = build_model(inst, Policy().with_(quota={"fill_balance": 2.0}))
+    best = _all_coupled_optimum(model)
+    assert best is not None
+    counted = count_mip(model, _usable(model), _worst_coupled_plan(model))
+    assert counted is not None and counted.problem.col_hi.max() > 1
+    for heuristics in (True, False):
+        sol = get_backend(backend).solve(
+            counted.problem, time_limit=60, gap=0.0, seed=0, heuristics=heuristics
+        )
+        assert sol.x is not None
+        assert model.evaluate(counted.assignment(sol.x)).objective == pytest.approx(best[0])

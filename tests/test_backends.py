@@ -387,3 +387,26 @@ def test_new_highs_from_many_threads_leaves_stdout_as_it_was() -> None:
         t.join()
     after = os.fstat(1)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+@pytest.mark.parametrize("backend", BACKEND_NAMES)
+def test_cbc_is_not_misled_by_a_poor_start(backend: str) -> None:
+    """Started from the worst plan that couples everybody, every backend still reaches the
+    brute-force optimum and reports a bound at least that high. (CBC 2.10.3, given this start
+    through PuLP, called the start itself optimal: a false proof.)"""
+    from factories import LINE, all_plans, instance
+
+    from coupler import Policy, build_model
+    from coupler.engine.mip import build_mip
+
+    inst = instance(LINE[:3], [3, 2, 4], [1, 1, 1, 2, 2], azc=[0, 0, 2, 0, 0])
+    model = build_model(inst, Policy().with_(quota={"fill_balance": 2.0}))
+    plans = all_plans(model)
+    ok = plans.feasible & (plans.uncoupled == 0) & (plans.broken == 0)
+    best = float(plans.objective[ok].max())
+    worst = plans.assignment[np.flatnonzero(ok)[np.argmin(plans.objective[ok])]]
+    ph, pm = np.nonzero(~model.forbidden & ~model.breaks)
+    problem, _ = build_mip(model, ph, pm, objective="soft", allow_uncoupled=False, start=worst)
+    solution = get_backend(backend).solve(problem, **SOLVE)
+    assert solution.objective == pytest.approx(best, abs=TOL)
+    assert solution.bound >= best - TOL
