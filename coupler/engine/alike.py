@@ -12,9 +12,10 @@ counts (the fill row's ``min(size, target)`` coefficient too: it is exact for an
 households), so the count MIP has exactly the plans of the household MIP, up to which look-alike
 household goes where.
 
-Only for soft-objective MIPs without uncoupled persons, budgets or side constraints (the engine's
-gap-closing MIPs); :func:`count_mip` returns None otherwise, and when no two households are
-alike.
+Only for soft-objective MIPs without uncoupled persons, budgets or side constraints (the MIPs
+that close the gap on small fill-balance batches: the kinds are found by comparing the dense
+rows of every household); :func:`count_mip` returns None otherwise, and when no two households
+are alike.
 """
 
 from __future__ import annotations

@@ -1152,7 +1152,9 @@ def _polish(
         max_columns = max(max_columns, _TIGHT_MIP_PAIRS)
         say(f"improving the plan: MIP over each household's {_TIGHT_NEAREST} cheapest pairs")
         ph, pm = _cheapest_pairs(rv, assignment, _TIGHT_NEAREST)
-        near = _pairs_mip(model, ph, pm, assignment, stage1, mip, clock, limit, gap, seed, 1)
+        near = _pairs_mip(
+            model, ph, pm, assignment, stage1, mip, clock, limit, gap, seed, 1, alike=True
+        )
         if near is not None:
             assignment, current = near[0], model.evaluate(near[0]).objective
         if max(0.0, tight.bound - current) / max(1.0, abs(current)) <= gap:
@@ -1208,7 +1210,8 @@ def _polish(
         gap,
         seed,
         _POLISH_NODES,
-        tight is None,
+        heuristics=tight is None,
+        alike=tight is not None,
     )
     if found is None:
         return (assignment, np.inf) if current > first else None
@@ -1231,17 +1234,19 @@ def _pairs_mip(
     seed: int,
     nodes: int,
     heuristics: bool = True,
+    alike: bool = False,
 ) -> tuple[np.ndarray, MipSolution] | None:
     """The stage-2 MIP over the pairs (ph, pm), warm-started from ``assignment``: its plan (or
     ``assignment`` when that is better or the MIP's breaks a budget) and its solution, or None
-    when it found nothing. Households that look alike are counted, not told apart
+    when it found nothing. With ``alike`` (small batches: the kinds are found from the dense
+    arrays), households that look alike are counted, not told apart
     (:mod:`coupler.engine.alike`), when nobody may be left out or break a criterion."""
     if stage1.broken == 0:
         # No budget row: simply leave out every pair that would break a criterion.
         ok = ~model.breaks[ph, pm]
         ph, pm = ph[ok], pm[ok]
     counted = None
-    if stage1.broken == 0 and stage1.uncoupled == 0:
+    if alike and stage1.broken == 0 and stage1.uncoupled == 0:
         keep = np.zeros(model.value.shape, dtype=bool)
         keep[ph, pm] = True
         counted = count_mip(model, keep, assignment)
