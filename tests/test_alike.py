@@ -20,7 +20,7 @@ from factories import (
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coupler import Policy, build_model, solve
+from coupler import Policy, SolveParams, build_model, solve
 from coupler.engine.alike import count_columns, count_mip, kinds
 from coupler.engine.backends import available_backends, get_backend
 from coupler.engine.mip import build_mip
@@ -136,6 +136,19 @@ def test_count_mip_equals_the_household_mip_on_random_cases(case: Case) -> None:
     assert b.objective == pytest.approx(a.objective, abs=1e-6)
     assert b.objective == pytest.approx(best.objective, abs=1e-6)
     assert model.evaluate(counted.assignment(b.x)).objective == pytest.approx(best.objective)
+
+
+@given(alike_cases())
+@engine_settings(max_examples=40)
+def test_engine_reaches_the_brute_force_optimum_on_look_alike_batches(case: Case) -> None:
+    """With the gap target at 0, the engine's plan on tiny look-alike batches is the enumerated
+    lexicographic optimum, and its reported bound is not below that optimum."""
+    model = build_model(case.inst, case.policy)
+    best = brute_force(model)
+    res = solve(model, SolveParams(gap=0.0, time_limit=30.0, seed=0))
+    assert (res.uncoupled_persons, res.broken_persons) == (best.uncoupled, best.broken)
+    assert res.objective == pytest.approx(best.objective, abs=1e-6)
+    assert res.bound >= best.objective - 1e-6
 
 
 def test_read_back_keeps_households_where_the_counts_allow() -> None:
