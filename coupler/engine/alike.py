@@ -79,33 +79,33 @@ class CountMip:
     pair_k: np.ndarray  # kind per count column
     pair_m: np.ndarray  # municipality per count column
     start: np.ndarray  # the plan it was started from
+    n_municipalities: int
 
     def assignment(self, x: np.ndarray) -> np.ndarray:
         """The plan of an integral solution: per kind, households already at a municipality the
-        counts keep stay there; the others fill the remaining places in index order."""
-        n_x = len(self.pair_k)
-        z = np.rint(x[:n_x]).astype(np.int64)
-        out = np.full(len(self.kinds.kind), -1, dtype=np.int64)
-        order = np.argsort(self.kinds.kind, kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(self.kinds.count)])
-        on = np.flatnonzero(z > 0)
-        by_kind = np.argsort(self.pair_k[on], kind="stable")
-        on = on[by_kind]
-        cuts = np.searchsorted(self.pair_k[on], np.arange(len(self.kinds.count) + 1))
-        for k in range(len(self.kinds.count)):
-            members = order[bounds[k] : bounds[k + 1]]
-            cols = on[cuts[k] : cuts[k + 1]]
-            left = dict(zip(self.pair_m[cols].tolist(), z[cols].tolist(), strict=True))
-            rest = []
-            for h in members.tolist():
-                m = int(self.start[h])
-                if left.get(m, 0) > 0:
-                    out[h] = m
-                    left[m] -= 1
-                else:
-                    rest.append(h)
-            places = [m for m in sorted(left) for _ in range(left[m])]
-            out[np.asarray(rest[: len(places)], dtype=np.int64)] = places
+        counts keep stay there (the first by index); the others fill the remaining places in
+        index order, municipalities ascending. Counts that do not add up leave those households
+        out (-1)."""
+        kind, start = self.kinds.kind, self.start
+        n = len(kind)
+        z = np.zeros((len(self.kinds.count), self.n_municipalities), dtype=np.int64)
+        z[self.pair_k, self.pair_m] = np.rint(x[: len(self.pair_k)]).astype(np.int64)
+        # Rank of each household among those of its kind at its start municipality.
+        order = np.lexsort((np.arange(n), start, kind))
+        k_s, m_s = kind[order], start[order]
+        new_group = np.r_[True, (k_s[1:] != k_s[:-1]) | (m_s[1:] != m_s[:-1])]
+        first = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
+        stay = np.zeros(n, dtype=bool)
+        stay[order] = np.arange(n) - first < z[k_s, m_s]
+        out = np.where(stay, start, -1)
+        np.subtract.at(z, (kind[stay], start[stay]), 1)
+        place_k, place_m = np.nonzero(z > 0)  # kind, then municipality ascending
+        many = z[place_k, place_m]
+        place_k, place_m = np.repeat(place_k, many), np.repeat(place_m, many)
+        rest = np.flatnonzero(~stay)
+        rest = rest[np.argsort(kind[rest], kind="stable")]
+        if len(rest) == len(place_k) and (kind[rest] == place_k).all():
+            out[rest] = place_m
         return out
 
 
@@ -151,4 +151,4 @@ def count_mip(
     assigned = np.bincount(start, weights=model.size.astype(np.float64), minlength=n_m)
     x0[n_x:] = np.maximum(model.target - assigned, 0.0)[: problem.n_cols - n_x]
     problem = dataclasses.replace(problem, row_lo=row_lo, row_hi=row_hi, col_hi=col_hi, start=x0)
-    return CountMip(problem, found, pk, pm, np.asarray(start, dtype=np.int64).copy())
+    return CountMip(problem, found, pk, pm, np.asarray(start, dtype=np.int64).copy(), n_m)

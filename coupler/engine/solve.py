@@ -58,7 +58,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from coupler.engine.alike import count_columns, count_mip
+from coupler.engine.alike import Kinds, count_columns, count_mip, kinds
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipBackend, MipProblem, MipSolution
 from coupler.engine.classes import (
@@ -1141,6 +1141,8 @@ def _polish(
     current = first = model.evaluate(assignment).objective
     gap_abs = _bound(model, flow, stage1) - current
     clock = clock or _Clock(limit)
+    # Small batches (the tight LP's): households that look alike, found once for every MIP here.
+    alike = kinds(model) if tight is not None else None
     if tight is not None:
         # The LP with whole-household fill rows: a tighter bound, and its reduced costs exclude
         # pairs no better plan can use, so the MIP below proves its answer. First a plan near
@@ -1153,7 +1155,7 @@ def _polish(
         say(f"improving the plan: MIP over each household's {_TIGHT_NEAREST} cheapest pairs")
         ph, pm = _cheapest_pairs(rv, assignment, _TIGHT_NEAREST)
         near = _pairs_mip(
-            model, ph, pm, assignment, stage1, mip, clock, limit, gap, seed, 1, alike=True
+            model, ph, pm, assignment, stage1, mip, clock, limit, gap, seed, 1, alike=alike
         )
         if near is not None:
             assignment, current = near[0], model.evaluate(near[0]).objective
@@ -1168,9 +1170,9 @@ def _polish(
     keep &= ~model.forbidden
     columns = int(keep.sum())
     exact = columns <= max_columns
-    if tight is not None and not exact and not model.has_side_constraints:
+    if alike is not None and not exact:
         # Households that look alike are counted in the MIP, with fewer columns.
-        columns = count_columns(model, keep)
+        columns = count_columns(model, keep, alike)
         exact = columns <= _TIGHT_COUNT_COLUMNS
     if exact:
         counted = f" ({columns:,} columns: look-alike households counted)"
@@ -1211,7 +1213,7 @@ def _polish(
         seed,
         _POLISH_NODES,
         heuristics=tight is None,
-        alike=tight is not None,
+        alike=alike,
     )
     if found is None:
         return (assignment, np.inf) if current > first else None
@@ -1234,22 +1236,22 @@ def _pairs_mip(
     seed: int,
     nodes: int,
     heuristics: bool = True,
-    alike: bool = False,
+    alike: Kinds | None = None,
 ) -> tuple[np.ndarray, MipSolution] | None:
     """The stage-2 MIP over the pairs (ph, pm), warm-started from ``assignment``: its plan (or
     ``assignment`` when that is better or the MIP's breaks a budget) and its solution, or None
-    when it found nothing. With ``alike`` (small batches: the kinds are found from the dense
-    arrays), households that look alike are counted, not told apart
+    when it found nothing. With ``alike`` (the model's kinds; small batches only, since they
+    are found from the dense arrays), households that look alike are counted, not told apart
     (:mod:`coupler.engine.alike`), when nobody may be left out or break a criterion."""
     if stage1.broken == 0:
         # No budget row: simply leave out every pair that would break a criterion.
         ok = ~model.breaks[ph, pm]
         ph, pm = ph[ok], pm[ok]
     counted = None
-    if alike and stage1.broken == 0 and stage1.uncoupled == 0:
+    if alike is not None and stage1.broken == 0 and stage1.uncoupled == 0:
         keep = np.zeros(model.value.shape, dtype=bool)
         keep[ph, pm] = True
-        counted = count_mip(model, keep, assignment)
+        counted = count_mip(model, keep, assignment, alike)
     if counted is not None:
         problem = counted.problem
     else:
@@ -1346,7 +1348,7 @@ class _TightLP(NamedTuple):
     #: persons: 165.85 -> 165.14).
     bound: float
     #: The LP's dual per household (assignment rows): multipliers for the knapsack bound.
-    duals: np.ndarray | None
+    duals: np.ndarray
 
 
 def _tight_lp(
