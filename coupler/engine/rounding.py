@@ -140,11 +140,12 @@ def round_iteratively(
     the candidate arcs costs a few hundredths of a second.
 
     With ``keep_targets``: where the relaxation fills a municipality only up to its fill
-    target, a family is fixed there only while the families fixed so far stay within that target (else at another of
-    its places in the flow, or its cheapest place with room): persons above target belong
-    where the relaxation puts its own excess. (Monthly batch, seed 0: the best plan known puts
-    20 of its 24 excess places there, the engine's plan had spread the excess over 57; seeds
-    0-3, gap after the windows 0.27 / 0.23 / 0.37 / 0.26 % -> 0.22 / 0.18 / 0.26 / 0.22 %.)
+    target, a family is fixed there only while the families fixed so far stay within that
+    target (else at another of its places in the flow, or its cheapest place with room):
+    persons above target belong where the relaxation puts its own excess. (Monthly batch, seed
+    0: the best plan known puts 20 of its 24 excess places there, the engine's plan had spread
+    the excess over 57; seeds 0-3, gap after the windows 0.27 / 0.23 / 0.37 / 0.26 % -> 0.22 /
+    0.18 / 0.26 / 0.22 %.)
 
     A household the restricted flow must leave out gets every usable pair once; a family with
     no room on its own arcs goes to its cheapest usable place with room. When that does not
@@ -164,14 +165,13 @@ def round_iteratively(
     widened = np.zeros(n_h, dtype=bool)
     fixed = np.full(n_h, -1, dtype=np.int64)
     fixed_used = np.zeros(n_m, dtype=np.int64)
-    # Fixed families may fill a place up to its capacity where the relaxation has persons
-    # above the target, elsewhere up to the target.
-    in_flow = np.bincount(flow.arc_m, weights=flow.flow, minlength=n_m)
-    upto = np.where(
-        (in_flow > model.target + 1e-9) | (not keep_targets),
-        model.cap,
-        np.minimum(model.cap, np.ceil(model.target - 1e-9)),
-    ).astype(np.int64)
+    # Fixed families may fill a place up to its capacity; with ``keep_targets``, only up to
+    # the target where the relaxation places no more persons than that.
+    upto = model.cap.astype(np.int64)
+    if keep_targets:
+        in_flow = np.bincount(flow.arc_m, weights=flow.flow, minlength=n_m)
+        within = in_flow <= model.target + 1e-9
+        upto[within] = np.minimum(upto[within], np.ceil(model.target[within] - 1e-9))
     per_round = 0
     while True:
         solved = _restricted_flow(size, cost, cost_u, tiers, arc_h, arc_m, fixed, n_m)

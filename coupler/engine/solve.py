@@ -1168,7 +1168,7 @@ def _polish(
     coupled = assignment >= 0
     keep[np.flatnonzero(coupled), assignment[coupled]] = True
     keep &= ~model.forbidden
-    columns = int(keep.sum())
+    n_pairs = columns = int(keep.sum())
     exact = columns <= max_columns
     if alike is not None and not exact:
         # Households that look alike are counted in the MIP, with fewer columns.
@@ -1177,8 +1177,8 @@ def _polish(
     if exact:
         counted = f" ({columns:,} columns: look-alike households counted)"
         say(
-            f"closing the gap: MIP over the {int(keep.sum()):,} pairs reduced costs cannot exclude"
-            + (counted if columns < int(keep.sum()) else "")
+            f"closing the gap: MIP over the {n_pairs:,} pairs reduced costs cannot exclude"
+            + (counted if columns < n_pairs else "")
         )
         ph, pm = np.nonzero(keep)
     elif tight is not None:
@@ -1193,9 +1193,7 @@ def _polish(
         pairs = np.union1d(flow.arc_h * n_m + flow.arc_m, on * n_m + assignment[on])
         ph, pm = pairs // n_m, pairs % n_m
     else:
-        say(
-            f"gap left open: {int(keep.sum()):,} pairs could still pay off, too many for a quick MIP"
-        )
+        say(f"gap left open: {n_pairs:,} pairs could still pay off, too many for a quick MIP")
         return None
     # Up to _POLISH_NODES nodes. After the plan near the tight LP, HiGHS's heuristics find
     # nothing more: only prove (small tier: 17 s, of which 13.7 s in its sub-MIPs, against
