@@ -469,13 +469,15 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 tighten(stage1)
                 if stage1.uncoupled > 0:
                     assignment = round_with_singles(model, flow)
-            whole = (  # stage 1's plan keeps every capacity, lock and budget
-                stage1.plan is not None
-                and within_budgets(model, stage1.plan, stage1.broken, stage1.uncoupled)
-            )
+            # Stage 1's plan, when it keeps every capacity, lock and budget.
+            whole = stage1.plan
+            if whole is not None and not within_budgets(
+                model, whole, stage1.broken, stage1.uncoupled
+            ):
+                whole = None
             if (
                 (assignment is None or _over_budget(model, assignment, stage1))
-                and whole
+                and whole is not None
                 and params.polish_time > 0
                 and has_alike(stage1.broken > 0)
             ):
@@ -483,20 +485,20 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 # from stage 1's plan; repairing the rounded flow first only costs time (tight
                 # batch, 266 households, 34 persons out: two infeasible repairs, 2.9 s).
                 say("starting from stage 1's plan")
-                assignment, status = stage1.plan.copy(), Status.FEASIBLE
+                assignment, status = whole.copy(), Status.FEASIBLE
                 used_method = "flow+stage1"
             if assignment is None or _over_budget(model, assignment, stage1):
                 say("repairing the split households (small MIP)")
                 assignment, status = _repair(model, flow, stage1, mip, clock, gap, seed)
                 used_method = "flow+repair"
-                if assignment is None and whole and stage1.plan is not None:
+                if assignment is None and whole is not None:
                     # Stage 1's own plan, when it is whole (its pooled households are placed
                     # by a count per size, which need not respect a lock or a capacity) and
                     # within its budgets: improve that rather than fall back to the penalised
                     # MIP, whose node limit can stop it with persons left out that need not be
                     # (demo batch: 16 uncoupled, minimum 0).
                     say("starting from stage 1's plan")
-                    assignment, status = stage1.plan.copy(), Status.FEASIBLE
+                    assignment, status = whole.copy(), Status.FEASIBLE
                     used_method = "flow+stage1"
         if (
             assignment is not None
