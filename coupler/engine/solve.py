@@ -1431,7 +1431,7 @@ def _repair(
 ) -> tuple[np.ndarray | None, Status]:
     rounded = flow.rounded_assignment()
     per_place = 4
-    before = 0
+    before = -1
     for _ in range(6):
         free = _neighbourhood(model, flow, rounded, per_place)
         if stage1.uncoupled > 0:
