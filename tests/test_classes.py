@@ -424,3 +424,66 @@ def test_a_large_shortage_batch_reaches_the_gap_target(seed: int, tmp_path: Path
     assert res.bound >= res.objective
     assert res.gap <= policy.solver.gap + 1e-9
     assert res.status.value == "optimal"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_pairs_offered_to_the_first_mip_reach_the_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With only the first MIP (no rounds over the LP's cheapest pairs), pairs offered to it
+    besides the LP's support are used: offered the optimal plan's own pairs, it returns the
+    brute-force optimum from a poor plan, whatever the LP's support holds."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("coupler.engine.classes"), "MAX_ROUNDS", 0)
+    rng = np.random.default_rng(70 + seed)
+    sizes = rng.integers(1, 4, 6).tolist()
+    quotas = rng.integers(4, 7, 4).tolist()
+    score_items = [
+        (h, m, float(rng.choice([0.1, 0.3, 0.6, 0.9]))) for h in range(6) for m in range(4)
+    ]
+    model = build_model(
+        instance(LINE[:4], quotas, sizes, score_items=score_items),
+        ONLY_PARTICIPATION.with_(quota={"fill_balance": 0.0}),
+    )
+    best = brute_force(model)
+    assert best.uncoupled == 0 and best.broken == 0
+    offered = np.zeros((model.n_households, model.n_municipalities), dtype=bool)
+    offered[np.arange(model.n_households), best.assignment] = True
+    out = improve_by_classes(
+        model,
+        _poor_plan(model),
+        HIGHS,
+        HIGHS,
+        allow_broken=False,
+        max_broken=0,
+        max_uncoupled=0,
+        gap=0.0,
+        seed=seed,
+        deadline=float("inf"),
+        pairs=offered,
+    )
+    assert out is not None
+    assert model.evaluate(out[0]).objective == pytest.approx(best.objective, abs=1e-6)
+    assert out[1] >= best.objective - 1e-6
+
+
+@given(st.integers(0, 10_000))
+@engine_settings(max_examples=15)
+def test_engine_reaches_the_optimum_on_place_scored_tight_batches(seed: int) -> None:
+    """As above with a score per household and place (no two places alike, so the knapsack
+    bound and its pairs lead the class MIPs): the brute-force optimum, with a true bound."""
+    rng = np.random.default_rng(seed)
+    n_h = int(rng.integers(3, 8))
+    sizes = rng.integers(1, 4, n_h).tolist()
+    quotas = rng.integers(1, 5, 4).tolist()
+    scores = [(h, m, float(rng.choice([0.1, 0.3, 0.6, 0.9]))) for h in range(n_h) for m in range(4)]
+    model = build_model(
+        instance(LINE[:4], quotas, sizes, score_items=scores),
+        ONLY_PARTICIPATION.with_(quota={"fill_balance": 0.0}),
+    )
+    best = brute_force(model)
+    res = solve(model, SolveParams(gap=0.0, time_limit=30.0))
+    assert (res.uncoupled_persons, res.broken_persons) == (best.uncoupled, best.broken)
+    assert res.objective == pytest.approx(best.objective, abs=1e-6)
+    assert res.bound >= best.objective - 1e-6

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from coupler import Policy, build_model, generate_cases, load_instance, solve
 from coupler.engine.flow import solve_relaxation
-from coupler.engine.lagrange import _knapsack, _knapsack_dp, knapsack_bound, lagrangian_value
+from coupler.engine.lagrange import (
+    _knapsack,
+    _knapsack_dp,
+    flow_multipliers,
+    knapsack_bound,
+    knapsacks,
+    lagrangian_value,
+)
 from coupler.model import CouplingModel
 
 SETTINGS = engine_settings(40)
@@ -110,3 +117,24 @@ def test_bound_holds_on_a_small_national_batch(nl_municipalities) -> None:
     plan = solve(model)
     bound = knapsack_bound(model, flow, steps=3, lower=plan.objective)
     assert plan.objective - 1e-6 <= bound <= flow.bound
+
+
+@SETTINGS
+@given(models(), st.integers(0, 12))
+def test_knapsack_pairs_leave_the_bound_alone_and_hold_each_knapsack(
+    model: CouplingModel, steps: int
+) -> None:
+    """Collecting the pairs the knapsacks take changes nothing about the bound; every pair
+    collected is usable (neither forbidden nor breaking), and the knapsacks at the flow's own
+    multipliers (the first step) are among them."""
+    flow = solve_relaxation(model)
+    if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5 or not np.isfinite(flow.potential_h).all():
+        return
+    pairs = np.zeros((model.n_households, model.n_municipalities), dtype=bool)
+    with_pairs = knapsack_bound(model, flow, steps=steps, pairs=pairs)
+    assert with_pairs == knapsack_bound(model, flow, steps=steps)
+    assert not (pairs & (model.forbidden | model.breaks)).any()
+    _, _, first = knapsacks(model, flow_multipliers(model, flow), patterns=True)
+    assert first is not None
+    for m, members in enumerate(first):
+        assert pairs[members, m].all()

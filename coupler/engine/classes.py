@@ -263,6 +263,7 @@ def improve_by_classes(
     say: Callable[[str], None] = lambda _: None,
     on_time_limit: Callable[[], None] = lambda: None,
     bound: float = float("inf"),
+    pairs: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float] | None:
     """A plan at least as good as ``assignment`` within the budgets, and a proven bound.
 
@@ -271,6 +272,8 @@ def improve_by_classes(
     ``lp`` must return reduced costs for an LP (HiGHS); ``mip`` solves the improving MIPs, each
     stopped by ``MIP_NODES`` (``deadline`` is a safety net; ``on_time_limit`` is called when it
     stopped one). ``bound`` is a bound known already (it only stops the MIPs earlier).
+    ``pairs`` (household x municipality, boolean): pairs to offer the first MIP too, besides
+    the class LP's support (e.g. those the knapsack bound's knapsacks took).
     Returns None when the class model is too large or finds nothing.
     """
     cm = build_class_model(
@@ -304,11 +307,16 @@ def improve_by_classes(
     if valid:  # and the plan's own pairs
         at = assignment[cm.pair_h]
         used |= (at >= 0) & (cm.class_of[np.maximum(at, 0)] == cm.pair_k)
+    if pairs is not None:
+        in_class = np.zeros((model.n_households, len(cm.classes)), dtype=bool)
+        ph, pm = np.nonzero(pairs)
+        in_class[ph, cm.class_of[pm]] = True
+        used |= in_class[cm.pair_h, cm.pair_k]
     cheapest = np.argsort(rc, kind="stable")
     budgets = (max_broken if allow_broken else None, max_uncoupled if max_uncoupled > 0 else None)
     if np.isfinite(best) and bound - best > gap * max(1.0, abs(best)) and SUPPORT_NODES > 0:
-        # The LP's own support first (with the start's pairs): a small MIP that often holds a
-        # plan within the gap already.
+        # The LP's own support first (with the start's pairs, and ``pairs``): a small MIP that
+        # often holds a plan within the gap already.
         res, read = _solve_counts(
             model,
             cm,
