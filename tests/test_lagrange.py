@@ -138,3 +138,34 @@ def test_knapsack_pairs_leave_the_bound_alone_and_hold_each_knapsack(
     assert first is not None
     for m, members in enumerate(first):
         assert pairs[members, m].all()
+
+
+@SETTINGS
+@given(models(), st.integers(0, 12))
+def test_bound_with_uncoupled_persons_holds_against_brute_force(
+    model: CouplingModel, steps: int
+) -> None:
+    """With stage 1's minimum of uncoupled persons as a budget (one more knapsack holds them),
+    the bound is at least the best plan's objective found by enumeration."""
+    opt = brute_force(model)
+    if opt.broken:
+        return
+    flow = solve_relaxation(model)
+    if flow.lp_broken > 0.5:
+        return
+    if opt.uncoupled > flow.lp_uncoupled + 0.5:
+        flow = solve_relaxation(model, uncoupled=opt.uncoupled)
+    bound = knapsack_bound(model, flow, steps=steps, uncoupled=opt.uncoupled)
+    assert bound >= opt.objective - 1e-6
+
+
+def test_uncoupled_budget_is_needed_for_a_finite_bound() -> None:
+    """More persons than places: without the budget the bound is not about such plans (inf);
+    with it, finite and at least the enumerated optimum."""
+    model = build_model(instance(LINE[:3], [2, 1, 2], [2, 2, 1, 1, 3]), Policy())
+    opt = brute_force(model)
+    assert opt.uncoupled > 0 and opt.broken == 0
+    flow = solve_relaxation(model, uncoupled=opt.uncoupled)
+    assert knapsack_bound(model, flow, steps=5) == np.inf
+    bound = knapsack_bound(model, flow, steps=5, uncoupled=opt.uncoupled)
+    assert opt.objective - 1e-6 <= bound < np.inf

@@ -45,8 +45,10 @@ def knapsack_bound(
     deadline: float | None = None,
     multipliers: np.ndarray | None = None,
     pairs: np.ndarray | None = None,
+    uncoupled: int = 0,
 ) -> float:
-    """Upper bound on ``soft - fill * shortfall`` over plans with 0 broken and 0 uncoupled persons.
+    """Upper bound on ``soft - fill * shortfall`` over plans with 0 broken and at most
+    ``uncoupled`` uncoupled persons (0 by default).
 
     Parameters
     ----------
@@ -72,22 +74,29 @@ def knapsack_bound(
         pairs after 100 steps hold a plan 0.01 % below the optimum; the 16,000 pairs cheapest
         by the LP's reduced costs, one 0.08 % below).
 
+    uncoupled
+        Persons that may stay uncoupled: they go to one more knapsack of that capacity, where
+        household h is worth ``-u[h]``. ``flow`` must then leave at most that many out.
+
     Returns
     -------
     float
-        ``min(flow.bound, best L(u))``; ``inf`` when the relaxation needs broken or uncoupled
-        persons (the bound is then not about this objective).
+        ``min(flow.bound, best L(u))``; ``inf`` when the relaxation needs broken persons or more
+        uncoupled persons than ``uncoupled`` (the bound is then not about this objective).
     """
-    if flow.lp_broken > 0.5 or flow.lp_uncoupled > 0.5:
+    if flow.lp_broken > 0.5 or flow.lp_uncoupled > uncoupled + 0.5:
         return float("inf")
+    # The flow's bound is on the penalised objective: plans leaving out at most ``uncoupled``
+    # persons score at most that plus their penalty on the soft objective.
+    best = float(flow.bound) + flow.uncoupled_penalty * uncoupled
     if multipliers is not None:
         u = np.asarray(multipliers, dtype=np.float64).copy()
     else:
         if not np.isfinite(flow.potential_h).all():
-            return float(flow.bound)
+            return best
         u = flow_multipliers(model, flow)
     usable = ~model.forbidden & ~model.breaks
-    best = float(flow.bound)
+    size = model.size.astype(np.int64)
     # Polyak steps towards ``lower``; the step factor halves after 3 steps without a better bound
     # (Held and Karp's schedule).
     theta, stalled = 1.0, 0
@@ -98,6 +107,12 @@ def knapsack_bound(
             value, chosen, taken = knapsacks(model, u, usable, patterns=True)
             for m, members in enumerate(taken or ()):
                 pairs[members, m] = True
+        if uncoupled > 0:
+            out = np.flatnonzero(u < 0)  # worth -u[h] > 0 when left out
+            left, pick = _knapsack(-u[out], size[out], int(uncoupled), 0.0, 0.0)
+            value += left
+            chosen = chosen.copy()
+            chosen[out[pick]] += 1.0
         if value < best - 1e-9:
             best, stalled = value, 0
         else:

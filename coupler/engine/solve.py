@@ -335,18 +335,13 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
         t3 = time.perf_counter()
         hint = np.inf
         taken: np.ndarray | None = None
-        if (
-            st.broken == 0
-            and st.uncoupled == 0
-            and model.persons <= _KNAPSACK_PERSONS
-            and not alike
-        ):
+        if st.broken == 0 and model.persons <= _KNAPSACK_PERSONS and not alike:
             # No alike municipalities: the class LP is the plain LP, and the knapsack bound is
             # the stronger one (it tells the class MIPs when to stop). The pairs its knapsacks
             # take go to the first class MIP: where quotas are tight the LP's reduced costs
             # point away from the pairs whole households need.
             taken = np.zeros((model.n_households, model.n_municipalities), dtype=bool)
-            hint = knapsack(model.evaluate(plan).objective, taken)
+            hint = knapsack(model.evaluate(plan).objective, taken, st.uncoupled)
             if not taken.any():
                 taken = None  # computed before, without its pairs
         better = improve_by_classes(
@@ -372,9 +367,10 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
 
     knapsack_value: float | None = None
 
-    def knapsack(lower: float, pairs: np.ndarray | None = None) -> float:
+    def knapsack(lower: float, pairs: np.ndarray | None = None, uncoupled: int = 0) -> float:
         # The household-integral Lagrangian bound (one knapsack per municipality), once; with
-        # ``pairs``, more steps, and the pairs the knapsacks take are set in it.
+        # ``pairs``, more steps, and the pairs the knapsacks take are set in it. Over plans
+        # with at most ``uncoupled`` uncoupled persons (stage 1's minimum).
         nonlocal knapsack_value
         if knapsack_value is None:
             t4 = time.perf_counter()
@@ -384,6 +380,7 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
                 flow,
                 steps=_KNAPSACK_STEPS if pairs is None else _KNAPSACK_PAIR_STEPS,
                 pairs=pairs,
+                uncoupled=uncoupled,
                 lower=lower,
                 deadline=clock.deadline,
                 multipliers=tight.duals if tight is not None else None,
