@@ -23,7 +23,7 @@ from typing import Any
 from benchmarks.workloads import get_workload
 
 OPTIMA = Path(__file__).resolve().parent / "optima.json"
-TIERS = ("tight", "shortage-small", "small", "end-of-period")
+TIERS = ("tight", "tight-place", "shortage-small", "small", "end-of-period")
 
 
 def load_optima(path: Path = OPTIMA) -> dict[str, dict[str, Any]]:

@@ -6,9 +6,9 @@ cases (and, where a workload needs one, its own scenario folder) as CSV files; t
 is not timed. :meth:`Workload.load` then reads them back through :func:`coupler.load_instance`, as
 a user's run would, and is timed as the ``load`` phase.
 
->>> sorted(WORKLOADS)
+>>> sorted(WORKLOADS)  # doctest: +NORMALIZE_WHITESPACE
 ['end-of-period', 'half-year', 'monthly', 'shortage', 'shortage-small', 'side', 'small', 'stress', 'tight',
- 'tiny']
+ 'tight-place', 'tiny']
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from coupler import (
 from coupler.geo import distance_matrix
 from coupler.quota import proportional_quotas
 
-Kind = Literal["plain", "shortage", "side", "tight", "end-of-period", "small", "shortage-small"]
+Kind = Literal[
+    "plain", "shortage", "side", "tight", "tight-place", "end-of-period", "small", "shortage-small"
+]
 
 #: The shortage workload: job-holders pointing at this municipality, in a 50 km area whose
 #: remaining quota is cut (DOMAIN.md section 3 uses the same example).
@@ -112,10 +114,11 @@ class Workload:
             )
         scores: Path | None = None
         policy: dict[str, dict[str, object]] = {}
-        if self.kind == "tight":
+        if self.kind in ("tight", "tight-place"):
             households, criteria, remaining = _tight(municipalities, households, criteria)
             scores = folder / "scores.csv"
-            _region_scores(municipalities, households, seed).to_csv(scores, index=False)
+            scored = _region_scores if self.kind == "tight" else _place_scores
+            scored(municipalities, households, seed).to_csv(scores, index=False)
             policy = {"quota": {"fill_balance": 0.0}}
         elif self.kind == "end-of-period":
             remaining = _end_of_period(municipalities, self.persons, seed)
@@ -277,6 +280,23 @@ def _region_scores(
     )
 
 
+def _place_scores(
+    municipalities: pd.DataFrame, households: pd.DataFrame, seed: int
+) -> pd.DataFrame:
+    """A participation score in [0, 1) per (household, municipality), seeded: no two
+    municipalities alike, so the class model cannot merge any."""
+    rng = np.random.default_rng(50_000 + seed)
+    codes = municipalities["code"].astype(str).to_numpy()
+    ids = households["household_id"].astype(str).to_numpy()
+    return pd.DataFrame(
+        {
+            "household_id": np.repeat(ids, len(codes)),
+            "municipality": np.tile(codes, len(ids)),
+            "score": rng.random(len(ids) * len(codes)).round(4),
+        }
+    )
+
+
 def _end_of_period(municipalities: pd.DataFrame, persons: int, seed: int) -> np.ndarray:
     """Remaining quota after five approved monthly batches of ``persons`` each (uneven use)."""
     rng = np.random.default_rng(30_000 + seed)
@@ -336,6 +356,15 @@ WORKLOADS: dict[str, Workload] = {
             description=(
                 f"~420 households, participation scores only, fill balance off, remaining quota "
                 f"{TIGHT_SLACK} x persons"
+            ),
+        ),
+        Workload(
+            "tight-place",
+            800,
+            kind="tight-place",
+            description=(
+                "as tight, with a participation score per municipality instead of per region "
+                "(no two municipalities alike)"
             ),
         ),
         Workload(

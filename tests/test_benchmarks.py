@@ -136,6 +136,23 @@ def test_tight_and_end_of_period_tiers(tmp_path: Path) -> None:
     assert int(inst.sizes.sum()) <= int(inst.remaining.sum()) < 28_000
 
 
+def test_tight_place_tier_scores_every_municipality_apart(tmp_path: Path) -> None:
+    """The tight-place tier is the tight tier with a score per municipality: the same households
+    and quota, and no two municipalities alike (the class model merges none)."""
+    from coupler import build_model
+    from coupler.engine.classes import count_classes
+
+    tight, _ = WORKLOADS["tight"].scaled(200).prepare(0, tmp_path / "t").load()
+    inst, policy = WORKLOADS["tight-place"].scaled(200).prepare(0, tmp_path / "p").load()
+    assert policy.quota.fill_balance == 0.0
+    assert inst.households["household_id"].tolist() == tight.households["household_id"].tolist()
+    assert (inst.remaining == tight.remaining).all()
+    assert inst.scores is not None and "municipality" in inst.scores.columns
+    model = build_model(inst, policy)
+    assert count_classes(model, allow_broken=False) == model.n_municipalities
+    assert count_classes(build_model(tight, policy), allow_broken=False) < model.n_municipalities
+
+
 def test_small_and_shortage_small_tiers(tmp_path: Path) -> None:
     """The small tier keeps ids, sizes and an azc only (no criteria); the shortage-small tier has
     ids and sizes, participation scores, fill balance off, qualifying jobs at the shortage
