@@ -331,3 +331,38 @@ def test_alike_places_skip_the_repair_and_start_from_stage1(
     assert r.broken_persons == 0 and r.lower_bounds_proven
     assert r.objective == pytest.approx(best.objective, abs=1e-6)
     assert r.bound >= best.objective - 1e-6
+
+
+def test_the_skipped_repair_runs_when_the_class_model_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stage 1's plan in hand and the fill balance off skip the repair for the class model; should the
+    class model give nothing (too large for it), the repair runs after all, and the plan keeps
+    stage 1's proven minimum of uncoupled persons."""
+    solve_mod = importlib.import_module("coupler.engine.solve")
+    monkeypatch.setattr(solve_mod, "round_with_singles", lambda model, flow: None)
+    monkeypatch.setattr(solve_mod, "improve_by_classes", lambda *a, **k: None)
+    calls: list[int] = []
+    real_repair = solve_mod._repair
+
+    def counted(*a: object, **k: object) -> object:
+        calls.append(1)
+        return real_repair(*a, **k)
+
+    monkeypatch.setattr(solve_mod, "_repair", counted)
+    rng = np.random.default_rng(1_701)
+    scores = [(h, m, float(rng.choice([0.1, 0.4, 0.9]))) for h in range(7) for m in range(4)]
+    model = build_model(
+        instance(
+            LINE[:4],
+            rng.integers(1, 3, 4).tolist(),
+            rng.integers(1, 4, 7).tolist(),
+            score_items=scores,
+        ),
+        Policy().with_(quota={"fill_balance": 0.0}),
+    )
+    assert int(model.cap.sum()) < model.persons
+    r = solve(model, SolveParams(gap=0.0))
+    assert calls == [1], r.method
+    assert r.uncoupled_persons == r.uncoupled_lower_bound and r.lower_bounds_proven
+    assert r.broken_persons == 0
