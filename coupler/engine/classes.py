@@ -288,10 +288,13 @@ def improve_by_classes(
     # A plan over the budgets (a fallback's) is no start: the MIPs then look for one within.
     valid = within_budgets(model, assignment, max_broken, max_uncoupled)
     problem = cm.problem
-    say(
-        f"closing the gap: {len(cm.classes)} classes of alike municipalities, "
-        f"{cm.n_x:,} household-class pairs"
-    )
+    if len(cm.classes) < model.n_municipalities:
+        say(
+            f"closing the gap: {len(cm.classes)} classes of alike municipalities, "
+            f"{cm.n_x:,} household-class pairs"
+        )
+    else:
+        say(f"closing the gap: no two municipalities alike, {cm.n_x:,} usable pairs")
     relaxed = dataclasses.replace(problem, integer=np.zeros(problem.n_cols, dtype=bool))
     sol = lp.solve(relaxed, time_limit=max(1.0, deadline - time.perf_counter()), gap=0.0, seed=seed)
     if sol.hit_time_limit:
