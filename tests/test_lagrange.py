@@ -169,3 +169,41 @@ def test_uncoupled_budget_is_needed_for_a_finite_bound() -> None:
     assert knapsack_bound(model, flow, steps=5) == np.inf
     bound = knapsack_bound(model, flow, steps=5, uncoupled=opt.uncoupled)
     assert opt.objective - 1e-6 <= bound < np.inf
+
+
+@SETTINGS
+@given(models(), st.integers(0, 12))
+def test_bound_with_broken_persons_holds_against_brute_force(
+    model: CouplingModel, steps: int
+) -> None:
+    """With stage 1's broken (and uncoupled) minimum as budgets (a second multiplier on the
+    broken budget), the bound is at least the best plan's objective found by enumeration."""
+    opt = brute_force(model)
+    flow = solve_relaxation(model)
+    if opt.uncoupled > flow.lp_uncoupled + 0.5:
+        flow = solve_relaxation(model, uncoupled=opt.uncoupled)
+    budget = model.evaluate(opt.assignment).broken_measure
+    bound = knapsack_bound(model, flow, steps=steps, uncoupled=opt.uncoupled, broken=budget)
+    assert bound >= opt.objective - 1e-6
+
+
+def test_broken_budget_bound_on_a_shortage() -> None:
+    """A job municipality too small for its job-holders: without the budget the bound is not
+    about such plans (inf); with it, finite, at least the enumerated optimum, and below the
+    relaxation's own soft bound after a few steps."""
+    inst = instance(
+        LINE[:4],
+        [2, 0, 3, 6],
+        [1, 2, 1, 3, 2],
+        [Crit.job(0, 0), Crit.job(1, 0), Crit.job(3, 0)],
+        score_items=[(0, 0, 0.3), (1, 2, 0.8), (2, 3, 0.5), (4, 2, 0.4)],
+    )
+    model = build_model(inst, Policy())
+    opt = brute_force(model)
+    assert opt.broken > 0 and opt.uncoupled == 0
+    budget = model.evaluate(opt.assignment).broken_measure
+    flow = solve_relaxation(model)
+    assert knapsack_bound(model, flow, steps=5) == np.inf
+    start = knapsack_bound(model, flow, steps=0, broken=budget)
+    bound = knapsack_bound(model, flow, steps=20, broken=budget)
+    assert opt.objective - 1e-6 <= bound <= start < np.inf

@@ -46,9 +46,11 @@ def knapsack_bound(
     multipliers: np.ndarray | None = None,
     pairs: np.ndarray | None = None,
     uncoupled: int = 0,
+    broken: int = 0,
 ) -> float:
-    """Upper bound on ``soft - fill * shortfall`` over plans with 0 broken and at most
-    ``uncoupled`` uncoupled persons (0 by default).
+    """Upper bound on ``soft - fill * shortfall`` over plans with at most ``broken`` broken
+    (the shortage order's measure) and at most ``uncoupled`` uncoupled persons (0 by
+    default).
 
     Parameters
     ----------
@@ -77,6 +79,11 @@ def knapsack_bound(
     uncoupled
         Persons that may stay uncoupled: they go to one more knapsack of that capacity, where
         household h is worth ``-u[h]``. ``flow`` must then leave at most that many out.
+    broken
+        The budget of broken criteria (the shortage order's measure, as stage 1 counts it).
+        Breaking pairs enter the knapsacks at their value minus ``mu`` times the household's
+        measure, and ``mu * broken`` is added: a second multiplier, ``mu >= 0``, on the budget
+        row, stepped with ``u`` (it starts at the flow's penalty per unit).
 
     Returns
     -------
@@ -84,27 +91,46 @@ def knapsack_bound(
         ``min(flow.bound, best L(u))``; ``inf`` when the relaxation needs broken persons or more
         uncoupled persons than ``uncoupled`` (the bound is then not about this objective).
     """
-    if flow.lp_broken > 0.5 or flow.lp_uncoupled > uncoupled + 0.5:
+    if flow.lp_broken > broken + 0.5 or flow.lp_uncoupled > uncoupled + 0.5:
         return float("inf")
-    # The flow's bound is on the penalised objective: plans leaving out at most ``uncoupled``
-    # persons score at most that plus their penalty on the soft objective.
-    best = float(flow.bound) + flow.uncoupled_penalty * uncoupled
+    # The flow's bound is on the penalised objective: plans within the budgets score at most
+    # that plus their penalties on the soft objective.
+    best = (
+        float(flow.bound)
+        + flow.uncoupled_penalty * uncoupled
+        + (flow.broken_penalty * broken if broken > 0 else 0.0)
+    )
     if multipliers is not None:
         u = np.asarray(multipliers, dtype=np.float64).copy()
     else:
         if not np.isfinite(flow.potential_h).all():
             return best
         u = flow_multipliers(model, flow)
-    usable = ~model.forbidden & ~model.breaks
     size = model.size.astype(np.int64)
+    if broken > 0:
+        usable = ~model.forbidden
+        weight = np.where(model.breaks, model.broken_weight[:, None], 0.0)  # measure per pair
+        mu = float(flow.broken_penalty)
+    else:
+        usable = ~model.forbidden & ~model.breaks
     # Polyak steps towards ``lower``; the step factor halves after 3 steps without a better bound
     # (Held and Karp's schedule).
     theta, stalled = 1.0, 0
     for it in range(steps + 1):
-        if pairs is None:
+        g_mu = 0.0
+        taken: list[np.ndarray] | None = None
+        if broken > 0:
+            value, chosen, taken = knapsacks(
+                model, u, usable, patterns=True, value=model.value - mu * weight
+            )
+            measure = sum(float(weight[members, m].sum()) for m, members in enumerate(taken or ()))
+            value += mu * broken
+            g_mu = broken - measure
+        elif pairs is None:
             value, chosen = lagrangian_value(model, u, usable)
         else:
             value, chosen, taken = knapsacks(model, u, usable, patterns=True)
+        if pairs is not None:
             for m, members in enumerate(taken or ()):
                 pairs[members, m] = True
         if uncoupled > 0:
@@ -124,11 +150,16 @@ def knapsack_bound(
         if lower is not None and best - lower <= 1e-9 * max(1.0, abs(lower)):
             break  # the bound meets a known plan: nothing left to prove
         g = 1.0 - chosen
-        norm = float((g * g).sum())
+        if broken > 0 and mu <= 0.0:
+            g_mu = min(g_mu, 0.0)  # mu stays at 0: only a step up counts
+        norm = float((g * g).sum()) + g_mu * g_mu
         if norm == 0.0:
             break  # the knapsacks pick every household once: the bound is that plan's value
         aim = lower if lower is not None and lower < best else best - 0.01 * max(1.0, abs(best))
-        u = u - theta * (value - aim) / norm * g
+        step = theta * (value - aim) / norm
+        u = u - step * g
+        if broken > 0:
+            mu = max(0.0, mu - step * g_mu)
     return best
 
 
@@ -147,15 +178,21 @@ def lagrangian_value(
 
 
 def knapsacks(
-    model: CouplingModel, u: np.ndarray, usable: np.ndarray | None = None, *, patterns: bool
+    model: CouplingModel,
+    u: np.ndarray,
+    usable: np.ndarray | None = None,
+    *,
+    patterns: bool,
+    value: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray, list[np.ndarray] | None]:
     """:func:`lagrangian_value`, and with ``patterns`` the households each municipality's best
-    knapsack takes (one array per municipality, in index order; None without)."""
+    knapsack takes (one array per municipality, in index order; None without). ``value``: the
+    pairs' values to use instead of ``model.value``."""
     if usable is None:
         usable = ~model.forbidden & ~model.breaks
     size = model.size.astype(np.int64)
     lam = float(model.fill_weight)
-    profit = model.value - u[:, None]
+    profit = (model.value if value is None else value) - u[:, None]
     # Taking an item gains at most its profit plus fill for each of its persons; items that cannot
     # gain are never needed in an optimal knapsack.
     gain = np.where(usable, profit + lam * size[:, None], -np.inf)
