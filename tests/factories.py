@@ -113,6 +113,19 @@ def shortage_instance() -> Instance:
     )
 
 
+def job_shortage_instance() -> Instance:
+    """Four places on one parallel with 2, 0, 3, 6 places left; five households of 1, 2, 1, 3
+    and 2 persons, three of them (0, 1, 3) with a qualifying job at place 0, which cannot take
+    them all: every plan breaks a criterion. A few participation scores."""
+    return instance(
+        LINE[:4],
+        [2, 0, 3, 6],
+        [1, 2, 1, 3, 2],
+        [Crit.job(0, 0), Crit.job(1, 0), Crit.job(3, 0)],
+        score_items=[(0, 0, 0.3), (1, 2, 0.8), (2, 3, 0.5), (4, 2, 0.4)],
+    )
+
+
 def with_azc_jobs(
     households: pd.DataFrame, criteria: pd.DataFrame, code: str, n: int = 3, hours: float = 4.0
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

@@ -79,7 +79,7 @@ def _poor_plan(model: CouplingModel) -> np.ndarray:
 
 
 def _improve_exactly(
-    model: CouplingModel, plan: np.ndarray, seed: int
+    model: CouplingModel, plan: np.ndarray, seed: int, pairs: np.ndarray | None = None
 ) -> tuple[np.ndarray, float] | None:
     """``improve_by_classes`` at gap 0, nothing broken or uncoupled, no deadline."""
     return improve_by_classes(
@@ -93,6 +93,7 @@ def _improve_exactly(
         gap=0.0,
         seed=seed,
         deadline=float("inf"),
+        pairs=pairs,
     )
 
 
@@ -450,19 +451,7 @@ def test_pairs_offered_to_the_first_mip_reach_the_optimum(
     assert best.uncoupled == 0 and best.broken == 0
     offered = np.zeros((model.n_households, model.n_municipalities), dtype=bool)
     offered[np.arange(model.n_households), best.assignment] = True
-    out = improve_by_classes(
-        model,
-        _poor_plan(model),
-        HIGHS,
-        HIGHS,
-        allow_broken=False,
-        max_broken=0,
-        max_uncoupled=0,
-        gap=0.0,
-        seed=seed,
-        deadline=float("inf"),
-        pairs=offered,
-    )
+    out = _improve_exactly(model, _poor_plan(model), seed, offered)
     assert out is not None
     assert model.evaluate(out[0]).objective == pytest.approx(best.objective, abs=1e-6)
     assert out[1] >= best.objective - 1e-6

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from factories import LINE, Crit, brute_force, engine_settings, instance
+from factories import LINE, Crit, brute_force, engine_settings, instance, job_shortage_instance
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -189,16 +189,9 @@ def test_bound_with_broken_persons_holds_against_brute_force(
 
 def test_broken_budget_bound_on_a_shortage() -> None:
     """A job municipality too small for its job-holders: without the budget the bound is not
-    about such plans (inf); with it, finite, at least the enumerated optimum, and below the
-    relaxation's own soft bound after a few steps."""
-    inst = instance(
-        LINE[:4],
-        [2, 0, 3, 6],
-        [1, 2, 1, 3, 2],
-        [Crit.job(0, 0), Crit.job(1, 0), Crit.job(3, 0)],
-        score_items=[(0, 0, 0.3), (1, 2, 0.8), (2, 3, 0.5), (4, 2, 0.4)],
-    )
-    model = build_model(inst, Policy())
+    about such plans (inf); with it, finite, at least the enumerated optimum, and no higher after
+    a few steps than at the flow's own multipliers."""
+    model = build_model(job_shortage_instance(), Policy())
     opt = brute_force(model)
     assert opt.broken > 0 and opt.uncoupled == 0
     budget = model.evaluate(opt.assignment).broken_measure

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from factories import LINE, Crit, brute_force, busy_cores, instance
+from factories import LINE, Crit, brute_force, busy_cores, instance, job_shortage_instance
 
 from coupler import (
     Instance,
@@ -286,14 +286,7 @@ def test_stage1_plan_when_rounding_and_repair_fail(monkeypatch: pytest.MonkeyPat
     solve_mod = importlib.import_module("coupler.engine.solve")
     monkeypatch.setattr(solve_mod, "round_with_singles", lambda model, flow: None)
     monkeypatch.setattr(solve_mod, "_repair", lambda *a, **k: (None, Status.UNKNOWN))
-    inst = instance(
-        LINE[:4],
-        [2, 0, 3, 6],
-        [1, 2, 1, 3, 2],
-        [Crit.job(0, 0), Crit.job(1, 0), Crit.job(3, 0)],
-        score_items=[(0, 0, 0.3), (1, 2, 0.8), (2, 3, 0.5), (4, 2, 0.4)],
-    )
-    model = build_model(inst, Policy())
+    model = build_model(job_shortage_instance(), Policy())
     best = brute_force(model)
     assert best.broken > 0  # a shortage: the job municipality cannot take every job-holder
     r = solve(model)

@@ -75,7 +75,6 @@ def knapsack_bound(
         elsewhere (tight quotas with a score per municipality, 397 households: 1,249 such
         pairs after 100 steps hold a plan 0.01 % below the optimum; the 16,000 pairs cheapest
         by the LP's reduced costs, one 0.08 % below).
-
     uncoupled
         Persons that may stay uncoupled: they go to one more knapsack of that capacity, where
         household h is worth ``-u[h]``. ``flow`` must then leave at most that many out.
@@ -88,18 +87,14 @@ def knapsack_bound(
     Returns
     -------
     float
-        ``min(flow.bound, best L(u))``; ``inf`` when the relaxation needs broken persons or more
-        uncoupled persons than ``uncoupled`` (the bound is then not about this objective).
+        ``min(flow.bound, best L(u))``; ``inf`` when the relaxation needs more broken or
+        uncoupled persons than the budgets (the bound is then not about this objective).
     """
     if flow.lp_broken > broken + 0.5 or flow.lp_uncoupled > uncoupled + 0.5:
         return float("inf")
     # The flow's bound is on the penalised objective: plans within the budgets score at most
     # that plus their penalties on the soft objective.
-    best = (
-        float(flow.bound)
-        + flow.uncoupled_penalty * uncoupled
-        + (flow.broken_penalty * broken if broken > 0 else 0.0)
-    )
+    best = float(flow.bound) + flow.uncoupled_penalty * uncoupled + flow.broken_penalty * broken
     if multipliers is not None:
         u = np.asarray(multipliers, dtype=np.float64).copy()
     else:
@@ -118,26 +113,26 @@ def knapsack_bound(
     theta, stalled = 1.0, 0
     for it in range(steps + 1):
         g_mu = 0.0
-        taken: list[np.ndarray] | None = None
-        if broken > 0:
-            value, chosen, taken = knapsacks(
-                model, u, usable, patterns=True, value=model.value - mu * weight
-            )
-            measure = sum(float(weight[members, m].sum()) for m, members in enumerate(taken or ()))
-            value += mu * broken
-            g_mu = broken - measure
-        elif pairs is None:
-            value, chosen = lagrangian_value(model, u, usable)
-        else:
-            value, chosen, taken = knapsacks(model, u, usable, patterns=True)
-        if pairs is not None:
-            for m, members in enumerate(taken or ()):
-                pairs[members, m] = True
+        value, chosen, taken = knapsacks(
+            model,
+            u,
+            usable,
+            patterns=broken > 0 or pairs is not None,
+            value=model.value - mu * weight if broken > 0 else None,
+        )
+        if taken is not None:
+            # Every (household, municipality) some knapsack took, as two index arrays.
+            th = np.concatenate(taken).astype(np.int64)
+            tm = np.repeat(np.arange(len(taken)), [len(t) for t in taken])
+            if pairs is not None:
+                pairs[th, tm] = True
+            if broken > 0:
+                value += mu * broken
+                g_mu = broken - float(weight[th, tm].sum())
         if uncoupled > 0:
             out = np.flatnonzero(u < 0)  # worth -u[h] > 0 when left out
             left, pick = _knapsack(-u[out], size[out], int(uncoupled), 0.0, 0.0)
             value += left
-            chosen = chosen.copy()
             chosen[out[pick]] += 1.0
         if value < best - 1e-9:
             best, stalled = value, 0

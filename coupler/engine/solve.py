@@ -347,7 +347,8 @@ def _solve(model: CouplingModel, params: SolveParams, say: Progress) -> Result:
             # With broken persons the bound only: its pairs led the class MIPs to worse plans
             # (shortage, a score per municipality, 800 persons: 0.007 -> 0.037 % below the
             # optimum; bound 381.13 -> 380.14 either way).
-            fits = int(np.count_nonzero(~model.forbidden & ~model.breaks)) <= MAX_COLUMNS
+            usable = ~model.forbidden if st.broken > 0 else ~model.forbidden & ~model.breaks
+            fits = int(np.count_nonzero(usable)) <= MAX_COLUMNS  # as the class model counts
             if fits and st.broken == 0:
                 taken = np.zeros((model.n_households, model.n_municipalities), dtype=bool)
             if fits or (st.uncoupled == 0 and st.broken == 0):
