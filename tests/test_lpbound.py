@@ -18,6 +18,7 @@ from coupler import solve
 from coupler.engine.backends import get_backend
 from coupler.engine.base import MipProblem
 from coupler.engine.flow import solve_relaxation
+from coupler.engine.highs import WarmLP
 from coupler.engine.mip import build_mip
 from coupler.engine.solve import _side_prices
 from coupler.model import CouplingModel
@@ -193,3 +194,71 @@ def test_side_lp_duals_price_a_plan_that_the_repair_makes_meet_every_row(case) -
         assert (v.assigned <= model.cap).all() and v.uncoupled_persons == 0
         assert v.objective <= optimum + 1e-9
     assert found >= 5
+
+
+class _ColdHighs:
+    """HiGHS under another name: lp_bound then solves every restricted LP from scratch."""
+
+    name = "highs-cold"
+
+    def solve(self, problem: MipProblem, **kwargs: object) -> object:
+        return HIGHS.solve(problem, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", [_banded, _dwelling_case])
+@pytest.mark.parametrize("seed", range(3))
+def test_warm_and_cold_restricted_lps_give_the_same_bound(case, seed: int) -> None:  # type: ignore[no-untyped-def]
+    """HiGHS keeps the restricted LP between rounds; another backend re-solves it each round.
+    Both converge to the LP over every pair (their duals may differ where it is degenerate)."""
+    model = case(seed)
+    flow = solve_relaxation(model)
+    order = np.tile(np.arange(model.n_municipalities), (model.n_households, 1))
+    bounds = [
+        lpbound.lp_bound(
+            model, lp, flow.arc_h[:1], flow.arc_m[:1], order, deadline=time.perf_counter() + 60
+        ).bound
+        for lp in (HIGHS, _ColdHighs())
+    ]
+    assert bounds[0] == pytest.approx(bounds[1], abs=1e-6)
+    assert bounds[0] == pytest.approx(_full_lp(model), abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_warm_lp_after_added_columns_is_the_cold_lp(seed: int) -> None:
+    """Columns added in two batches: each warm solve has the optimum of a cold solve over the
+    same columns, and its row duals prove it (weak duality equals the optimum)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = 6, 30
+    A = sp.random(rows, cols, density=0.5, random_state=seed, format="csc") + sp.eye(
+        rows, cols, format="csc"
+    )
+    problem = MipProblem(
+        c=rng.uniform(-1.0, 3.0, cols),
+        A=A.tocsr(),
+        row_lo=np.full(rows, -np.inf),
+        row_hi=rng.uniform(1.0, 4.0, rows),
+        col_lo=np.zeros(cols),
+        col_hi=np.ones(cols),
+        integer=np.zeros(cols, dtype=bool),
+    )
+    keep = np.zeros(cols, dtype=bool)
+    keep[:10] = True
+    warm = WarmLP(lpbound._columns(problem, A, keep))
+    for batch in (np.arange(10, 18), np.arange(18, cols)):
+        before = warm.solve(60.0)
+        cold = HIGHS.solve(lpbound._columns(problem, A, keep), time_limit=60.0, gap=0.0, seed=0)
+        assert before.objective == pytest.approx(cold.objective, abs=1e-7)
+        y = before.row_dual
+        assert y is not None
+        sub = lpbound._columns(problem, A, keep)
+        assert lpbound._dual_value(sub, y, sub.c - sub.A.T @ y) == pytest.approx(
+            before.objective, abs=1e-6
+        )
+        warm.add_columns(
+            problem.c[batch], problem.col_lo[batch], problem.col_hi[batch], A[:, batch]
+        )
+        keep[batch] = True
+    last = warm.solve(60.0)
+    full = HIGHS.solve(problem, time_limit=60.0, gap=0.0, seed=0)
+    assert last.objective == pytest.approx(full.objective, abs=1e-7)
+    assert warm.problem.n_cols == cols

@@ -11,11 +11,12 @@ import time
 
 import highspy
 import numpy as np
+import scipy.sparse as sp
 
 from coupler.engine.base import MipProblem, MipSolution
 from coupler.result import Status
 
-__all__ = ["HighsBackend"]
+__all__ = ["HighsBackend", "WarmLP"]
 
 _MODEL_STATUS = highspy.HighsModelStatus
 # Statuses where HiGHS stopped at a limit: a plan, if any, is feasible but not proven optimal.
@@ -149,91 +150,155 @@ class HighsBackend:
             for option in _HEURISTICS:
                 h.setOptionValue(option, False)
 
-        A = problem.A.tocsr()
-        integer = np.asarray(problem.integer, dtype=bool)
-        is_mip = bool(integer.any())
-        status = h.passModel(
-            problem.n_cols,
-            problem.n_rows,
-            int(A.nnz),
-            _ROWWISE,
-            _MAXIMIZE,
-            0.0,  # the offset is added back below, the same way in every backend
-            np.asarray(problem.c, dtype=np.float64),
-            np.asarray(problem.col_lo, dtype=np.float64),
-            np.asarray(problem.col_hi, dtype=np.float64),
-            np.asarray(problem.row_lo, dtype=np.float64),
-            np.asarray(problem.row_hi, dtype=np.float64),
-            np.asarray(A.indptr[:-1], dtype=np.int32),
-            np.asarray(A.indices, dtype=np.int32),
-            np.asarray(A.data, dtype=np.float64),
-            integer.astype(np.int32),
-        )
-        if status == highspy.HighsStatus.kError:
+        if not _load(h, problem):
             return _no_plan(Status.ERROR, "passModel error", started)
-
         if problem.start is not None:
             start = np.asarray(problem.start, dtype=np.float64)
             h.setSolution(problem.n_cols, np.arange(problem.n_cols, dtype=np.int32), start)
-
         if problem.n_cols == 0:
             return _no_columns(problem, started)
+        return _run(h, problem, started)
 
-        if h.run() == highspy.HighsStatus.kError and h.getModelStatus() == _MODEL_STATUS.kNotset:
-            # HiGHS keeps one process-wide thread pool sized by the first solve; a later solve
-            # asking for another thread count is refused until that pool is reset.
-            highspy.Highs.resetGlobalScheduler(True)
-            h.run()
-        model_status = h.getModelStatus()
-        native = h.modelStatusToString(model_status)
-        info = h.getInfo()
-        has_plan = info.primal_solution_status == 2  # kSolutionStatusFeasible
 
-        if model_status == _MODEL_STATUS.kOptimal and has_plan:
-            status_out = Status.OPTIMAL
-        elif model_status in _STOPPED:
-            status_out = Status.FEASIBLE if has_plan else Status.UNKNOWN
-        elif model_status == _MODEL_STATUS.kInfeasible:
-            return _no_plan(Status.INFEASIBLE, native, started)
-        elif model_status == _MODEL_STATUS.kUnboundedOrInfeasible and _all_bounded(problem):
-            # With every column bounded the problem cannot be unbounded.
-            return _no_plan(Status.INFEASIBLE, native, started)
-        elif model_status in _ERRORS:
-            return _no_plan(Status.ERROR, native, started)
-        else:
-            return _no_plan(Status.UNKNOWN, native, started)
-        if not has_plan:
-            return _no_plan(
-                status_out, native, started, hit_time_limit=model_status == _MODEL_STATUS.kTimeLimit
+class WarmLP:
+    """An LP kept in HiGHS between solves, for column generation: columns are added to it, and
+    each solve starts from the last one's basis (dual simplex need not start over).
+
+    Row duals and the objective are read as :meth:`HighsBackend.solve` reads them; the columns are
+    in the order they were added.
+    """
+
+    def __init__(self, problem: MipProblem) -> None:
+        if np.asarray(problem.integer, dtype=bool).any():
+            raise ValueError("WarmLP takes an LP (no integer columns)")
+        self.problem = problem
+        self._h = new_highs()
+        for option, value in (("output_flag", False), ("presolve", "on"), ("threads", 1)):
+            self._h.setOptionValue(option, value)
+        self._loaded = _load(self._h, problem)
+
+    def add_columns(
+        self, c: np.ndarray, col_lo: np.ndarray, col_hi: np.ndarray, columns: sp.csc_matrix
+    ) -> None:
+        """Append columns: objective ``c``, bounds, and their coefficients (one column of
+        ``columns`` per new column, a row for every row of the LP)."""
+        cols = sp.csc_matrix(columns)
+        p = self.problem
+        self.problem = MipProblem(
+            c=np.concatenate([p.c, c]),
+            A=sp.hstack([p.A, cols], format="csr"),
+            row_lo=p.row_lo,
+            row_hi=p.row_hi,
+            col_lo=np.concatenate([p.col_lo, col_lo]),
+            col_hi=np.concatenate([p.col_hi, col_hi]),
+            integer=np.zeros(len(p.c) + len(c), dtype=bool),
+            offset=p.offset,
+        )
+        if self._loaded and len(c):
+            self._h.addCols(
+                len(c),
+                np.asarray(c, dtype=np.float64),
+                np.asarray(col_lo, dtype=np.float64),
+                np.asarray(col_hi, dtype=np.float64),
+                int(cols.nnz),
+                np.asarray(cols.indptr[:-1], dtype=np.int32),
+                np.asarray(cols.indices, dtype=np.int32),
+                np.asarray(cols.data, dtype=np.float64),
             )
 
-        x = _polish(np.array(h.getSolution().col_value, dtype=np.float64), problem)
-        objective = float(problem.c @ x + problem.offset)
-        reduced_cost = row_dual = None
-        if not is_mip:
-            bound = objective if status_out is Status.OPTIMAL else float("inf")
-            if status_out is Status.OPTIMAL:
-                reduced_cost = np.array(h.getSolution().col_dual, dtype=np.float64)
-                row_dual = np.array(h.getSolution().row_dual, dtype=np.float64)
-        else:
-            bound = float(info.mip_dual_bound) + problem.offset
-            if np.isnan(bound):
-                bound = float("inf")
-        # Any valid upper bound is >= the value of a feasible plan; clamp tolerance noise.
-        bound = max(bound, objective)
-        return MipSolution(
-            status=status_out,
-            x=x,
-            objective=objective,
-            bound=bound,
-            seconds=time.perf_counter() - started,
-            backend=HighsBackend.name,
-            native_status=native,
-            info={"nodes": float(info.mip_node_count), "native_gap": float(info.mip_gap)},
-            hit_time_limit=model_status == _MODEL_STATUS.kTimeLimit,
-            reduced_cost=reduced_cost,
-            row_dual=row_dual,
+    def solve(self, time_limit: float) -> MipSolution:
+        """Solve the LP as it stands (optimal: with its row and column duals)."""
+        started = time.perf_counter()
+        if not self._loaded:
+            return _no_plan(Status.ERROR, "passModel error", started)
+        if self.problem.n_cols == 0:
+            return _no_columns(self.problem, started)
+        self._h.setOptionValue("time_limit", float(time_limit))
+        return _run(self._h, self.problem, started)
+
+
+def _load(h: highspy.Highs, problem: MipProblem) -> bool:
+    """Pass ``problem`` to ``h`` (maximised, row-wise); False when HiGHS refused it."""
+    A = problem.A.tocsr()
+    integer = np.asarray(problem.integer, dtype=bool)
+    status = h.passModel(
+        problem.n_cols,
+        problem.n_rows,
+        int(A.nnz),
+        _ROWWISE,
+        _MAXIMIZE,
+        0.0,  # the offset is added back below, the same way in every backend
+        np.asarray(problem.c, dtype=np.float64),
+        np.asarray(problem.col_lo, dtype=np.float64),
+        np.asarray(problem.col_hi, dtype=np.float64),
+        np.asarray(problem.row_lo, dtype=np.float64),
+        np.asarray(problem.row_hi, dtype=np.float64),
+        np.asarray(A.indptr[:-1], dtype=np.int32),
+        np.asarray(A.indices, dtype=np.int32),
+        np.asarray(A.data, dtype=np.float64),
+        integer.astype(np.int32),
+    )
+    return bool(status != highspy.HighsStatus.kError)
+
+
+def _run(h: highspy.Highs, problem: MipProblem, started: float) -> MipSolution:
+    """Run ``h`` (which holds ``problem``) and read its answer as a :class:`MipSolution`."""
+    is_mip = bool(np.asarray(problem.integer, dtype=bool).any())
+    if h.run() == highspy.HighsStatus.kError and h.getModelStatus() == _MODEL_STATUS.kNotset:
+        # HiGHS keeps one process-wide thread pool sized by the first solve; a later solve
+        # asking for another thread count is refused until that pool is reset.
+        highspy.Highs.resetGlobalScheduler(True)
+        h.run()
+    model_status = h.getModelStatus()
+    native = h.modelStatusToString(model_status)
+    info = h.getInfo()
+    has_plan = info.primal_solution_status == 2  # kSolutionStatusFeasible
+
+    if model_status == _MODEL_STATUS.kOptimal and has_plan:
+        status_out = Status.OPTIMAL
+    elif model_status in _STOPPED:
+        status_out = Status.FEASIBLE if has_plan else Status.UNKNOWN
+    elif model_status == _MODEL_STATUS.kInfeasible:
+        return _no_plan(Status.INFEASIBLE, native, started)
+    elif model_status == _MODEL_STATUS.kUnboundedOrInfeasible and _all_bounded(problem):
+        # With every column bounded the problem cannot be unbounded.
+        return _no_plan(Status.INFEASIBLE, native, started)
+    elif model_status in _ERRORS:
+        return _no_plan(Status.ERROR, native, started)
+    else:
+        return _no_plan(Status.UNKNOWN, native, started)
+    if not has_plan:
+        return _no_plan(
+            status_out, native, started, hit_time_limit=model_status == _MODEL_STATUS.kTimeLimit
         )
+
+    x = _polish(np.array(h.getSolution().col_value, dtype=np.float64), problem)
+    objective = float(problem.c @ x + problem.offset)
+    reduced_cost = row_dual = None
+    if not is_mip:
+        bound = objective if status_out is Status.OPTIMAL else float("inf")
+        if status_out is Status.OPTIMAL:
+            reduced_cost = np.array(h.getSolution().col_dual, dtype=np.float64)
+            row_dual = np.array(h.getSolution().row_dual, dtype=np.float64)
+    else:
+        bound = float(info.mip_dual_bound) + problem.offset
+        if np.isnan(bound):
+            bound = float("inf")
+    # Any valid upper bound is >= the value of a feasible plan; clamp tolerance noise.
+    bound = max(bound, objective)
+    return MipSolution(
+        status=status_out,
+        x=x,
+        objective=objective,
+        bound=bound,
+        seconds=time.perf_counter() - started,
+        backend=HighsBackend.name,
+        native_status=native,
+        info={"nodes": float(info.mip_node_count), "native_gap": float(info.mip_gap)},
+        hit_time_limit=model_status == _MODEL_STATUS.kTimeLimit,
+        reduced_cost=reduced_cost,
+        row_dual=row_dual,
+    )
 
 
 #: HiGHS's primal heuristics, switched off for proving MIPs.
