@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -486,3 +488,17 @@ def test_cli_learn_rejects_a_bad_history_without_writing(tmp_path: Path) -> None
     assert result.exit_code == 2
     assert "worked_2y" in result.output
     assert not (tmp_path / "m").exists()
+
+
+def test_the_command_line_loads_without_scikit_learn() -> None:
+    """scikit-learn is loaded by `coupler learn` and `coupler score` only, not by every command,
+    and the package's public names still resolve (on first use)."""
+    code = (
+        "import sys, coupler.cli, coupler.learn.history\n"
+        "assert 'sklearn' not in sys.modules, 'sklearn imported'\n"
+        "import coupler.learn as L\n"
+        "assert L.fit_model.__module__ == 'coupler.learn.fit'\n"
+        "assert 'sklearn' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

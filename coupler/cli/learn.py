@@ -10,10 +10,7 @@ import pandas as pd
 
 from coupler.excel import safe_frame
 from coupler.io import load_households
-from coupler.learn.card import audit, card_html, card_json, synthetic_comparison
 from coupler.learn.features import DEFAULT_FEATURES
-from coupler.learn.fit import fit_model, load_model, model_files
-from coupler.learn.score import score_batch
 from coupler.learn.table import load_history, load_members
 from coupler.learn.vocab import HORIZONS
 from coupler.policy import Policy
@@ -150,6 +147,10 @@ def learn(
       coupler learn --history history.csv --out model
       coupler score --model model --households cases/households.csv --out scores.csv
     """
+    # scikit-learn loads here, not with every command (0.6 s).
+    from coupler.learn.card import audit, card_html, card_json, synthetic_comparison
+    from coupler.learn.fit import fit_model, model_files
+
     if out.exists() and any(out.iterdir()):
         raise click.BadParameter(f"{out} exists and is not empty", param_hint="'--out'")
     municipalities, demand = load_scenario(scenario)
@@ -250,6 +251,9 @@ def score(
     single member. Without --members, the adults are read from the households' education and
     sector lists, and only the main applicant has a gender and age group.
     """
+    from coupler.learn.fit import load_model
+    from coupler.learn.score import score_batch
+
     check_table_path(out, "--out")
     municipalities, _ = load_scenario(scenario)
     policy = _policy(policy_file)

@@ -10,11 +10,37 @@ card     the model card: performance, calibration plot, importances, audit by gr
 
 from __future__ import annotations
 
-from coupler.learn.card import audit, card_html, card_json, compare_placements
-from coupler.learn.fit import LearnedModel, Validation, fit_model, load_model
-from coupler.learn.history import HistoryParams, World, generate_history, synthetic_members
-from coupler.learn.score import Scored, aggregate, score_batch
-from coupler.learn.table import load_history, load_members
+import importlib
+from typing import Any
+
+# Submodule of each public name. They are imported on first use (PEP 562), so that importing a
+# light part (``coupler.learn.history``, the command line) does not load scikit-learn (0.6 s).
+_WHERE = {
+    "audit": "card",
+    "card_html": "card",
+    "card_json": "card",
+    "compare_placements": "card",
+    "LearnedModel": "fit",
+    "Validation": "fit",
+    "fit_model": "fit",
+    "load_model": "fit",
+    "HistoryParams": "history",
+    "World": "history",
+    "generate_history": "history",
+    "synthetic_members": "history",
+    "Scored": "score",
+    "aggregate": "score",
+    "score_batch": "score",
+    "load_history": "table",
+    "load_members": "table",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "HistoryParams",
