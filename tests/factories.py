@@ -355,6 +355,64 @@ def brute_force(model: CouplingModel) -> Optimum:
     return Optimum(int(best_u), int(best_b), float(p.objective[k]), p.assignment[k].copy())
 
 
+def milp_optimum(model: CouplingModel) -> Optimum:
+    """The lexicographic optimum of a small model by three exact MIPs over every usable pair,
+    written here from the model's arrays with ``scipy.optimize.milp`` (not the engine's MIP
+    builder): fewest uncoupled persons, then the least broken measure (``broken_weight``, the
+    engine's stage), then the largest ``sum(value) - fill_balance * shortfall``. No dwelling caps
+    or bands."""
+    import scipy.sparse as sp
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    if model.bands or model.cap_large is not None or model.cap_single is not None:
+        raise ValueError("milp_optimum does not model bands or dwelling caps")
+    n_h, n_m = model.n_households, model.n_municipalities
+    ph, pm = np.nonzero(~model.forbidden)
+    n_x = len(ph)
+    size = model.size.astype(np.float64)
+    # Columns: x (pairs), u (household left out), s (shortfall per municipality).
+    n = n_x + n_h + n_m
+    xs, us, ss = np.arange(n_x), n_x + np.arange(n_h), n_x + n_h + np.arange(n_m)
+    once = sp.csr_matrix(
+        (np.ones(n_x + n_h), (np.r_[ph, np.arange(n_h)], np.r_[xs, us])), shape=(n_h, n)
+    )
+    cap = sp.csr_matrix((size[ph], (pm, xs)), shape=(n_m, n))
+    # Shortfall: s[m] + sum(min(size, target) x) >= target (exact for whole households).
+    fill = sp.csr_matrix(
+        (
+            np.r_[np.minimum(size[ph], model.target[pm]), np.ones(n_m)],
+            (np.r_[pm, np.arange(n_m)], np.r_[xs, ss]),
+        ),
+        shape=(n_m, n),
+    )
+    out = np.zeros(n)
+    out[us] = size
+    broken = np.zeros(n)
+    broken[xs] = np.where(model.breaks[ph, pm], model.broken_weight[ph], 0.0)
+    soft = np.zeros(n)
+    soft[xs] = model.value[ph, pm]
+    soft[ss] = -model.fill_weight
+    rows = [
+        LinearConstraint(once, 1.0, 1.0),
+        LinearConstraint(cap, 0.0, model.cap.astype(np.float64)),
+        LinearConstraint(fill, model.target, np.inf),
+    ]
+    integer = np.r_[np.ones(n_x + n_h), np.zeros(n_m)]
+    bounds = Bounds(np.zeros(n), np.r_[np.ones(n_x + n_h), np.full(n_m, np.inf)])
+    options = {"mip_rel_gap": 0.0}
+    first = milp(out, constraints=rows, integrality=integer, bounds=bounds, options=options)
+    best_u = round(first.fun)
+    rows.append(LinearConstraint(out[None, :], best_u, best_u))
+    second = milp(broken, constraints=rows, integrality=integer, bounds=bounds, options=options)
+    best_b = round(second.fun)
+    rows.append(LinearConstraint(broken[None, :], -np.inf, best_b + 1e-6))
+    third = milp(-soft, constraints=rows, integrality=integer, bounds=bounds, options=options)
+    plan = np.full(n_h, -1, dtype=np.int64)
+    chosen = third.x[xs] > 0.5
+    plan[ph[chosen]] = pm[chosen]
+    return Optimum(int(best_u), int(best_b), float(-third.fun), plan)
+
+
 @dataclass(frozen=True)
 class Case:
     """A drawn instance and the policy to solve it under."""

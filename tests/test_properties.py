@@ -11,7 +11,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from factories import Case, Crit, brute_force, code, engine_settings, hid, instance, tiny_cases
+import pytest
+from factories import (
+    Case,
+    Crit,
+    brute_force,
+    code,
+    engine_settings,
+    hid,
+    instance,
+    milp_optimum,
+    tiny_cases,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -153,3 +164,17 @@ def test_objective_is_checkable_from_participation_scores(case: Case, data: st.D
         table[(h, m)] for h, m in zip(chosen["household_id"], chosen["municipality"], strict=True)
     )
     assert abs(res.objective - expected) <= 1e-9
+
+
+@SETTINGS
+@given(tiny_cases())
+def test_the_independent_milp_optimum_is_the_brute_force_optimum(case: Case) -> None:
+    """The scipy MIP that larger tests check the engine against (``milp_optimum``) agrees with
+    enumeration on tiny cases: its uncoupled and broken minima, and its soft optimum."""
+    model = build_model(case.inst, case.policy)
+    if model.cap_large is not None or model.cap_single is not None:
+        return
+    want, got = brute_force(model), milp_optimum(model)
+    assert (got.uncoupled, got.broken) == (want.uncoupled, want.broken)
+    assert got.objective == pytest.approx(want.objective, abs=1e-6)
+    assert model.evaluate(got.assignment).objective == pytest.approx(want.objective, abs=1e-6)
